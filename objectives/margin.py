@@ -1,0 +1,60 @@
+"""`margin`: PuDDing's task-likelihood margin loss, as the seed paper uses it.
+
+Definition (PuDDing, Wee et al. 2025, `_likelihood_diff.py`; the study averages over items):
+each option is scored by its mean per-token log-likelihood l(option) under PuDDing's prompt —
+`Question: {q}\\nAnswer: {option}` scoring the option's tokens (BoolQ: `Question: {q}?\\nAnswer:`
+with " True"/" False"; WinoGrande: the sentence with "_" filled in, every token but the first).
+Per item m = sum over wrong options w of (l(correct) - l(w)) — PuDDing sums the gaps of 3- and
+4-option items (`wrong_reduce="sum"`); `"mean"` divides by the number of wrong options.
+loss = -(1/n) sum_items m. Lower is better; negative means the model prefers correct answers.
+Tokenizer defaults apply (BOS where the tokenizer adds one), as in PuDDing.
+"""
+
+from __future__ import annotations
+
+from ..core.calibration import Question
+from ..core.errors import UserError
+from ..core.scoring import Pair
+from .choices import ChoiceObjective
+
+
+def puddng_strings(q: Question) -> list[tuple[str, str]]:
+    """(context, continuation) strings per option; an empty context means "score all but the first token"."""
+    if q.task == "winogrande":
+        return [("", q.question.replace("_", option, 1)) for option in q.choices]
+    if q.task == "boolq":
+        stem = q.question if q.question.endswith("?") else q.question + "?"
+        return [(f"Question: {stem}\nAnswer:", " " + option) for option in q.choices]
+    return [(f"Question: {q.question}\nAnswer:", " " + option) for option in q.choices]
+
+
+class Margin(ChoiceObjective):
+    name = "margin"
+
+    def __init__(self, *args, wrong_reduce: str = "sum", **kwargs):
+        if wrong_reduce not in ("sum", "mean"):
+            raise UserError(f"unknown margin reduction {wrong_reduce!r}; use sum or mean")
+        self.wrong_reduce = wrong_reduce
+        super().__init__(*args, **kwargs)
+
+    def render(self, q: Question) -> list[Pair]:
+        pairs = []
+        for context, continuation in puddng_strings(q):
+            if not context:
+                ids = self.tokenizer(continuation).input_ids
+                pairs.append((ids[:1], ids[1:]))
+            else:
+                ctx = self.tokenizer(context).input_ids
+                pairs.append((ctx, self.tokenizer(context + continuation).input_ids[len(ctx):]))
+        return pairs
+
+    def reduce(self, loglik, tokens) -> float:
+        total = 0.0
+        for q, ll, n in zip(self.questions, loglik, tokens):
+            mean = [x / max(c, 1) for x, c in zip(ll, n)]
+            gaps = [mean[q.gold] - m for j, m in enumerate(mean) if j != q.gold]
+            total += sum(gaps) / (len(gaps) if self.wrong_reduce == "mean" else 1)
+        return -total / len(self.questions)
+
+    def describe(self) -> dict:
+        return super().describe() | {"wrong_reduce": self.wrong_reduce}

@@ -1,0 +1,44 @@
+"""`ppl`: mean token negative log-likelihood over calibration windows.
+
+Definition: the calibration text is tokenized once (tokenizer defaults), cut into `n` non-overlapping
+windows of `seq_len` tokens (GPTQ style, remainder dropped); the value is the mean NLL (nats) over
+positions 1..seq_len-1 of all windows, computed in fp32. Reported also as perplexity = exp(value).
+The paper's default is C4, 64 windows of 2048 tokens.
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..core.engine import Engine
+from ..core.errors import UserError
+from ..core.scoring import make_batches, windows
+from .base import Objective
+
+
+def calibration_windows(tokenizer, text: str, seq_len: int, n: int | None, source: str):
+    ids = tokenizer(text).input_ids
+    pairs = windows(ids, seq_len, n)
+    if not pairs:
+        raise UserError(f"calibration text {source!r} has {len(ids)} tokens, fewer than one window of {seq_len}")
+    return pairs
+
+
+class Perplexity(Objective):
+    name = "ppl"
+
+    def __init__(self, engine: Engine, tokenizer, text: str, source: str, *, seq_len: int = 2048,
+                 n_windows: int | None = 64, batch_size: int = 8):
+        self.pairs = calibration_windows(tokenizer, text, seq_len, n_windows, source)
+        self.source, self.seq_len = source, seq_len
+        super().__init__(engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs))
+
+    def __call__(self, removed) -> float:
+        total, count, _ = self.pair_scores(removed)
+        return -float(total.sum()) / int(count.sum())
+
+    def describe(self) -> dict:
+        return {"objective": self.name, "calib": self.source, "seq_len": self.seq_len, "windows": len(self.pairs)}
+
+    def report(self, value: float) -> dict:
+        return {"nll": value, "ppl": math.exp(value)}

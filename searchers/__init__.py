@@ -1,0 +1,1 @@
+"""Search algorithms: propose removal sets, receive their scores; they never touch a model."""

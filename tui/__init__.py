@@ -1,0 +1,1 @@
+"""The Textual terminal UI (`depthprune-tui`). Only this package imports Textual."""
