@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .errors import UserError
 from .readers import read_jsonl, read_labels, read_text
-from .tasks import _builtin, _lambada
+from .tasks import _builtin, _lambada, get_task
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ def calibration_text(source: str, data_dir: Path | None) -> tuple[str, str]:
     if source == "demo":
         return read_text(_builtin("calib.txt"), "built-in data"), "demo:calib.txt"
     if source == "lambada":
-        return _lambada(_need(data_dir, source)), "lambada_openai:test"
+        path = _need(data_dir, source) / "lambada_openai" / "lambada_test.jsonl"
+        return _lambada(data_dir), f"file:{path.resolve()}"
     path = Path(source)
     if path.suffix in (".txt", ".md") or path.is_file():
         return read_text(path, "--calib"), f"file:{path.resolve()}"
@@ -151,3 +152,12 @@ def calibration_questions(source: str, data_dir: Path | None, n: int | None, see
     if not pool:
         raise UserError(f"calibration source {source!r} (from --calib) gave no items")
     return pool, sid
+
+
+def overlapping_tasks(source_id: str, task_names, data_dir: Path | None) -> list[str]:
+    """Evaluation tasks that read the very file a calibration source read (warn loudly about them).
+    Built-in and training-split sources are disjoint from evaluation data by construction."""
+    if not source_id.startswith("file:"):
+        return []
+    path = Path(source_id[len("file:"):]).resolve()
+    return [n for n in task_names if path in get_task(n).paths(data_dir)]

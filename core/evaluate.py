@@ -20,7 +20,7 @@ import torch
 from .engine import Engine
 from .errors import UserError
 from .loading import LoadedModel
-from .scoring import encode_pair, make_batches, prefix_token_id, score_pairs, windows
+from .scoring import encode_pair, make_batches, score_pairs, windows
 from .tasks import MCItem, get_task
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -36,13 +36,12 @@ class MCScores:
     choice_lengths: list[tuple[int, ...]]
 
 
-def mc_pairs(items: Sequence[MCItem], tokenizer, add_bos: bool):
+def mc_pairs(items: Sequence[MCItem], tokenizer):
     """Token pairs of every (item, choice), flattened, and the item each belongs to."""
-    prefix = prefix_token_id(tokenizer)
     pairs, owner = [], []
     for i, item in enumerate(items):
         for ctx, cont in zip(item.contexts, item.continuations):
-            pairs.append(encode_pair(tokenizer, ctx, cont, prefix, add_bos))
+            pairs.append(encode_pair(tokenizer, ctx, cont))
             owner.append(i)
     return pairs, owner
 
@@ -56,11 +55,6 @@ def accuracy(scores: MCScores) -> dict[str, float]:
         norm += int(max(range(len(ll)), key=lambda j: (normed[j], -j)) == gold)
     n = len(scores.gold)
     return {"acc": acc / n, "acc_norm": norm / n}
-
-
-def uses_bos_for_mc(lm: LoadedModel) -> bool:
-    """lm-eval prepends BOS to requests only for Gemma models (HFLM's add_bos_token default)."""
-    return lm.model.config.model_type.startswith("gemma")
 
 
 class Evaluator:
@@ -97,7 +91,7 @@ class Evaluator:
         return {"ppl": math.exp(nll), "nll": nll, "windows": len(pairs), "tokens": int(count.sum())}
 
     def multiple_choice(self, items: Sequence[MCItem], removed=(), label: str = "mc") -> MCScores:
-        pairs, owner = mc_pairs(items, self.lm.tokenizer, uses_bos_for_mc(self.lm))
+        pairs, owner = mc_pairs(items, self.lm.tokenizer)
         batches = make_batches(pairs, self.batch_size, self.max_length, self.lm.tokenizer.pad_token_id)
         total, count, _ = score_pairs(batches, self._hidden(removed), self.engine.head_logprobs, len(pairs),
                                       self._tick(label, len(pairs)))
@@ -134,7 +128,7 @@ def evaluate(lm: LoadedModel, task_names: Sequence[str], removed: Sequence[int] 
         "removed": sorted(removed),
         "n_blocks": lm.n_blocks,
         "seq_len": seq_len,
-        "bos": "tokenizer default at the start of each text (ppl); none for multiple choice, BOS for Gemma (lm-eval)",
+        "bos": "tokenizer default (a BOS only where the tokenizer adds one): once per ppl text, per request for multiple choice (lm-eval 0.4.13)",
         "dtype": lm.dtype,
         "device": lm.device,
         "tasks": results,

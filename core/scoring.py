@@ -15,19 +15,27 @@ import torch
 Pair = tuple[list[int], list[int]]
 
 
-def encode_pair(tokenizer, context: str, continuation: str, prefix_id: int, add_bos: bool = False) -> Pair:
-    """lm-eval's `_encode_pair`: trailing whitespace of the context moves to the continuation; the
-    whole string is encoded and split at the context's length; an empty context becomes `prefix_id`.
-    `add_bos` prepends the BOS token to the context (lm-eval does so for Gemma models only)."""
+def _encode(tokenizer, text: str, prefix: str) -> list[int]:
+    """lm-eval's `tok_encode`: tokenizer defaults (a BOS where the tokenizer adds one), except that a
+    string already starting with the prefix token's text gets no special tokens."""
+    return tokenizer(text, add_special_tokens=not (prefix and text.startswith(prefix))).input_ids
+
+
+def encode_pair(tokenizer, context: str, continuation: str) -> Pair:
+    """lm-eval 0.4.13's `_encode_pair` for causal models: trailing whitespace of the context moves to
+    the continuation; the whole string is encoded and split at the encoded context's length. An empty
+    context becomes the prefix token (BOS, else EOS) before the continuation encoded without specials."""
+    prefix_id = prefix_token_id(tokenizer)
+    if not context:
+        cont = tokenizer(continuation, add_special_tokens=False).input_ids
+        return ([prefix_id], cont) if cont[0] != prefix_id else (cont[:1], cont[1:])
     spaces = len(context) - len(context.rstrip())
     if spaces:
         context, continuation = context[:-spaces], context[-spaces:] + continuation
-    whole = tokenizer(context + continuation, add_special_tokens=False).input_ids
-    ctx = tokenizer(context, add_special_tokens=False).input_ids
-    cont = whole[len(ctx):]
-    if add_bos:
-        ctx = [tokenizer.bos_token_id] + ctx
-    return (ctx if ctx else [prefix_id]), cont
+    prefix = tokenizer.decode([prefix_id])
+    whole = _encode(tokenizer, context + continuation, prefix)
+    ctx = _encode(tokenizer, context, prefix)
+    return ctx, whole[len(ctx):]
 
 
 def prefix_token_id(tokenizer) -> int:

@@ -51,6 +51,10 @@ class Task:
     load: Callable[[Path | None], object]
     metrics: tuple[str, ...] = ()
     primary: str = ""
+    files: tuple[str, ...] = ()  # what it reads under --data-dir
+
+    def paths(self, data_dir: Path | None) -> set[Path]:
+        return {(data_dir / f).resolve() for f in self.files} if data_dir else set()
 
 
 def _data_file(data_dir: Path | None, relative: str) -> Path | None:
@@ -232,18 +236,19 @@ def demo_items(split: str) -> list[MCItem]:
 TASKS: dict[str, Task] = {
     t.name: t
     for t in [
-        Task("wikitext2", "ppl", _wikitext2),
-        Task("c4", "ppl", _c4),
-        Task("lambada", "ppl", _lambada),
+        Task("wikitext2", "ppl", _wikitext2, files=("wikitext2/wiki.test.raw",)),
+        Task("c4", "ppl", _c4, files=("c4/c4-validation.00000-of-00008.json.gz",)),
+        Task("lambada", "ppl", _lambada, files=("lambada_openai/lambada_test.jsonl",)),
         Task("demo-text", "ppl", _demo_text),
-        Task("arc_easy", "mc", _arc("arc_easy", "ARC-Easy-Test.jsonl", "ARC-Easy", "arc_easy"), ("acc", "acc_norm"), "acc"),
+        Task("arc_easy", "mc", _arc("arc_easy", "ARC-Easy-Test.jsonl", "ARC-Easy", "arc_easy"), ("acc", "acc_norm"), "acc",
+             ("arc_easy/ARC-Easy-Test.jsonl",)),
         Task("arc_challenge", "mc", _arc("arc_challenge", "ARC-Challenge-Test.jsonl", "ARC-Challenge", "arc_challenge"),
-             ("acc", "acc_norm"), "acc_norm"),
-        Task("piqa", "mc", _piqa, ("acc", "acc_norm"), "acc"),
-        Task("hellaswag", "mc", _hellaswag, ("acc", "acc_norm"), "acc_norm"),
-        Task("winogrande", "mc", _winogrande, ("acc",), "acc"),
-        Task("boolq", "mc", _boolq, ("acc",), "acc"),
-        Task("openbookqa", "mc", _openbookqa, ("acc", "acc_norm"), "acc"),
+             ("acc", "acc_norm"), "acc_norm", ("arc_challenge/ARC-Challenge-Test.jsonl",)),
+        Task("piqa", "mc", _piqa, ("acc", "acc_norm"), "acc", ("piqa/valid.jsonl",)),
+        Task("hellaswag", "mc", _hellaswag, ("acc", "acc_norm"), "acc_norm", ("hellaswag/hellaswag_val_full.txt.bz2",)),
+        Task("winogrande", "mc", _winogrande, ("acc",), "acc", ("winogrande/dev.jsonl",)),
+        Task("boolq", "mc", _boolq, ("acc",), "acc", ("boolq/val.jsonl",)),
+        Task("openbookqa", "mc", _openbookqa, ("acc", "acc_norm"), "acc", ("openbookqa/test.tsv",)),
         Task("demo-mc", "mc", lambda _d: demo_items("eval"), ("acc", "acc_norm"), "acc"),
     ]
 }

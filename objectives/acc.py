@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..core.calibration import Question
 from ..core.errors import UserError
 from ..core.evaluate import MCScores, accuracy
-from ..core.scoring import Pair, encode_pair, prefix_token_id
+from ..core.scoring import Pair, encode_pair
 from ..core.tasks import MCItem, mc_item, winogrande_item
 from .choices import ChoiceObjective
 
@@ -42,9 +42,7 @@ class Accuracy(ChoiceObjective):
     def render(self, q: Question) -> list[Pair]:
         item = lm_eval_item(q)
         self.items.append(item)
-        add_bos = self.engine.model.config.model_type.startswith("gemma")  # lm-eval's HFLM default
-        prefix = prefix_token_id(self.tokenizer)
-        return [encode_pair(self.tokenizer, c, t, prefix, add_bos) for c, t in zip(item.contexts, item.continuations)]
+        return [encode_pair(self.tokenizer, c, t) for c, t in zip(item.contexts, item.continuations)]
 
     def reduce(self, loglik, tokens) -> float:
         scores = MCScores(loglik, tokens, [it.gold for it in self.items], [it.choice_lengths for it in self.items])

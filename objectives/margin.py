@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from ..core.calibration import Question
 from ..core.errors import UserError
-from ..core.scoring import Pair
+from ..core.scoring import Pair, encode_pair
 from .choices import ChoiceObjective
 
 
-def puddng_strings(q: Question) -> list[tuple[str, str]]:
+def pudding_strings(q: Question) -> list[tuple[str, str]]:
     """(context, continuation) strings per option; an empty context means "score all but the first token"."""
     if q.task == "winogrande":
         return [("", q.question.replace("_", option, 1)) for option in q.choices]
@@ -39,13 +39,12 @@ class Margin(ChoiceObjective):
 
     def render(self, q: Question) -> list[Pair]:
         pairs = []
-        for context, continuation in puddng_strings(q):
+        for context, continuation in pudding_strings(q):
             if not context:
                 ids = self.tokenizer(continuation).input_ids
                 pairs.append((ids[:1], ids[1:]))
             else:
-                ctx = self.tokenizer(context).input_ids
-                pairs.append((ctx, self.tokenizer(context + continuation).input_ids[len(ctx):]))
+                pairs.append(encode_pair(self.tokenizer, context, continuation))
         return pairs
 
     def reduce(self, loglik, tokens) -> float:

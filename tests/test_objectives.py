@@ -1,0 +1,124 @@
+"""Objectives compute their documented definitions; calibration is disjoint from evaluation."""
+
+import math
+
+import pytest
+import torch
+
+from depthprune.core.calibration import Question, calibration_questions, calibration_text, overlapping_tasks
+from depthprune.core.engine import Engine
+from depthprune.core.evaluate import Evaluator, accuracy
+from depthprune.core.loading import load_model
+from depthprune.core.surgery import remove_blocks
+from depthprune.core.tasks import TASKS, demo_items
+from depthprune.objectives import build_objective
+from depthprune.objectives.margin import Margin
+from depthprune.objectives.base import Objective
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return load_model("tiny:gemma2", device="cpu")  # soft-capped head, sliding + global blocks
+
+
+def mean_logprob(model, tokenizer, context: str, continuation: str) -> float:
+    """Independent reference: PuDDing's option score from one plain forward of the full string."""
+    if context:
+        ctx = tokenizer(context).input_ids
+        whole = tokenizer(context + continuation).input_ids
+    else:
+        whole = tokenizer(continuation).input_ids
+        ctx = whole[:1]
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([whole])).logits[0].float(), -1)
+    scored = range(len(ctx), len(whole))
+    return sum(float(logp[t - 1, whole[t]]) for t in scored) / len(scored)
+
+
+def test_ppl_objective_equals_evaluator_perplexity_for_removal_sets(lm):
+    objective = build_objective("ppl", lm, calib="demo", samples=3, seq_len=64)
+    text, _ = calibration_text("demo", None)
+    evaluator = Evaluator(lm, batch_size=2)
+    for removed in [(), (2,), (0, 5)]:
+        expected = evaluator.perplexity(text, removed, seq_len=64, limit=3)
+        assert objective(removed) == pytest.approx(expected["nll"], rel=1e-5)
+        assert objective.report(objective(removed))["ppl"] == pytest.approx(math.exp(expected["nll"]), rel=1e-5)
+
+
+def test_kl_is_zero_for_the_dense_model_and_matches_a_direct_computation(lm):
+    objective = build_objective("kl", lm, calib="demo", samples=2, seq_len=48)
+    assert objective(()) == pytest.approx(0.0, abs=1e-7)
+    windows = torch.tensor([c + t for c, t in objective.pairs])
+    pruned = load_model("tiny:gemma2", device="cpu")
+    remove_blocks(pruned.model, (1, 3))
+    with torch.no_grad():
+        p = torch.log_softmax(lm.model(windows).logits[:, :-1].float(), -1)
+        q = torch.log_softmax(pruned.model(windows).logits[:, :-1].float(), -1)
+    expected = float((p.exp() * (p - q)).sum(-1).mean())
+    assert objective((1, 3)) == pytest.approx(expected, rel=1e-4)
+    assert objective((1, 3)) > 0
+
+
+def test_margin_is_minus_the_mean_summed_gap_of_mean_token_logprobs(lm):
+    questions = [
+        Question("a", "arc", "What melts ice fastest?", ("salt", "sand", "paper", "wood"), 0),
+        Question("b", "boolq", "is water wet", ("True", "False"), 0),
+        Question("c", "winogrande", "The cup broke because _ was fragile.", ("the cup", "the floor"), 0),
+    ]
+    objective = Margin(Engine(lm.model), lm.tokenizer, questions, "test")
+    strings = {
+        "a": [("Question: What melts ice fastest?\nAnswer:", " " + c) for c in questions[0].choices],
+        "b": [("Question: is water wet?\nAnswer:", " True"), ("Question: is water wet?\nAnswer:", " False")],
+        "c": [("", "The cup broke because the cup was fragile."), ("", "The cup broke because the floor was fragile.")],
+    }
+    margins = []
+    for q in questions:
+        scores = [mean_logprob(lm.model, lm.tokenizer, c, t) for c, t in strings[q.id]]
+        margins.append(sum(scores[q.gold] - s for j, s in enumerate(scores) if j != q.gold))
+    assert objective(()) == pytest.approx(-sum(margins) / 3, rel=1e-4)
+    mean_variant = Margin(Engine(lm.model), lm.tokenizer, questions, "test", wrong_reduce="mean")
+    assert mean_variant(()) == pytest.approx(-(margins[0] / 3 + margins[1] + margins[2]) / 3, rel=1e-4)
+
+
+def test_acc_objective_is_one_minus_lm_eval_accuracy(lm):
+    objective = build_objective("acc", lm, calib="demo", samples=12)
+    questions, _ = calibration_questions("demo", None, 12)
+    items = [objective.items[i] for i in range(12)]
+    for removed in [(), (4,)]:
+        expected = accuracy(Evaluator(lm).multiple_choice(items, removed))["acc"]
+        assert objective(removed) == pytest.approx(1 - expected)
+    assert len(questions) == 12
+
+
+def test_every_objective_is_an_objective_with_a_full_description(lm):
+    for name, calib in [("ppl", "demo"), ("kl", "demo"), ("margin", "demo"), ("acc", "demo")]:
+        objective = build_objective(name, lm, calib=calib, samples=2, seq_len=32)
+        assert isinstance(objective, Objective)
+        assert objective.describe()["objective"] == name and objective.describe()["calib"]
+
+
+def test_builtin_calibration_and_evaluation_halves_are_disjoint():
+    calib_questions, _ = calibration_questions("demo", None, None)
+    eval_contexts = {i.contexts[0] for i in demo_items("eval")}
+    assert len(calib_questions) == 60 and len(eval_contexts) == 60
+    assert not {f"Question: {q.question}\nAnswer:" for q in calib_questions} & eval_contexts
+    calib_text, _ = calibration_text("demo", None)
+    heldout = TASKS["demo-text"].load(None)
+    calib_sentences = {s.strip() for s in calib_text.split(".") if len(s.strip()) > 20}
+    assert not {s.strip() for s in heldout.split(".") if len(s.strip()) > 20} & calib_sentences
+
+
+def test_calibrating_on_an_evaluation_file_is_detected(data_dir):
+    _, source = calibration_text("lambada", data_dir)
+    assert overlapping_tasks(source, ["wikitext2", "lambada", "piqa"], data_dir) == ["lambada"]
+    _, commonsense = calibration_questions("commonsense", data_dir, 16)
+    assert overlapping_tasks(commonsense, ["arc_easy", "winogrande"], data_dir) == []
+
+
+def test_commonsense_calibration_draws_reproducibly_from_training_splits(data_dir):
+    a, _ = calibration_questions("commonsense", data_dir, 32, seed=0)
+    b, _ = calibration_questions("commonsense", data_dir, 32, seed=0)
+    c, _ = calibration_questions("commonsense", data_dir, 32, seed=1)
+    assert [q.id for q in a] == [q.id for q in b] != [q.id for q in c]
+    assert {q.task for q in a} <= {"arc", "obqa", "siqa", "winogrande", "boolq"}
+    assert all(0 <= q.gold < len(q.choices) for q in a)
