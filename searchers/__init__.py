@@ -1,1 +1,31 @@
-"""Search algorithms: propose removal sets, receive their scores; they never touch a model."""
+"""Search algorithms: propose removal sets, receive their scores; they never touch a model.
+
+The paper's seven — oneshot, greedy, beam, ga, bo, cbo, fbs — and baselines: random, anneal,
+window, tail, exhaustive.
+"""
+
+from __future__ import annotations
+
+from ..core.errors import UserError
+from .anneal import Anneal
+from .base import RemovalSet, Searcher, Space
+from .bayesian import Bayesian
+from .cbo import CBO
+from .fbs import FastBlockSelect
+from .genetic import Genetic
+from .simple import Beam, Exhaustive, Greedy, OneShot, RandomSearch, Tail, Window
+
+SEARCHERS: dict[str, type[Searcher]] = {
+    s.name: s
+    for s in [OneShot, Greedy, Beam, Genetic, Bayesian, CBO, FastBlockSelect, RandomSearch, Anneal, Window, Tail, Exhaustive]
+}
+PAPER_SEARCHERS = ("oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs")
+
+
+def searcher_class(name: str) -> type[Searcher]:
+    if name not in SEARCHERS:
+        raise UserError(f"unknown searcher {name!r} (from --searcher); available: {', '.join(SEARCHERS)}")
+    return SEARCHERS[name]
+
+
+__all__ = ["SEARCHERS", "PAPER_SEARCHERS", "RemovalSet", "Searcher", "Space", "searcher_class"]

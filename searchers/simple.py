@@ -1,0 +1,133 @@
+"""Deterministic searchers without hyperparameters worth a file each: one-shot, greedy, beam,
+window, tail, exhaustive, random."""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+from ..core.errors import UserError
+from .base import Searcher, argmin
+
+
+class OneShot(Searcher):
+    """ShortGPT-style top-k: score every block's single removal once, remove the k best together.
+
+    `scorer="objective"` (default) ranks by Δ_i = L({i}) − L(∅) (|allowed| + 1 evaluations);
+    `"bi"` (ShortGPT Block Influence, 1 − cos(block input, block output)) and `"angular"` (Gromov et
+    al.: arccos of that cosine / π) rank by a proxy the engine measures with hooks (0 evaluations)."""
+
+    name = "oneshot"
+    defaults = {"scorer": "objective"}
+    needs = ("proxy",)
+
+    def search(self):
+        scorer = self.options["scorer"]
+        if scorer == "objective":
+            _, self.importance = yield from self.single_damage()
+        elif scorer in ("bi", "angular"):
+            self.importance = {i: self.options["proxy"][scorer][i] for i in self.space.allowed}
+        else:
+            raise UserError(f"unknown one-shot scorer {scorer!r} (from --scorer); use objective, bi or angular")
+        ranked = sorted(self.space.allowed, key=lambda i: (self.importance[i], i))
+        return frozenset(ranked[: self.space.k])
+
+
+class Greedy(Searcher):
+    """SLEB-style iterative deletion: each of k rounds tries removing every remaining allowed block
+    on top of those already removed and keeps the best (first minimum wins). PuDDing's barriers are
+    expressed as protected blocks (`--protect 0,-1`)."""
+
+    name = "greedy"
+
+    def search(self):
+        removed: frozenset = frozenset()
+        first_round = None
+        for r in range(self.space.k):
+            self.status = f"round {r + 1}/{self.space.k}"
+            candidates = [removed | {i} for i in self.space.allowed if i not in removed]
+            scores = yield from self.score(candidates)
+            if first_round is None:
+                first_round = {min(c): scores[c] for c in candidates}
+            removed = argmin(scores, candidates)
+        self.importance = first_round
+        return removed
+
+
+class Beam(Searcher):
+    """Beam search over deletion sequences: keep the `width` best sets of each size, expand each by
+    every allowed block, deduplicate, k levels (the paper's B = 5)."""
+
+    name = "beam"
+    defaults = {"width": 5}
+
+    def search(self):
+        beam = [frozenset()]
+        for r in range(self.space.k):
+            self.status = f"depth {r + 1}/{self.space.k}"
+            candidates = list(dict.fromkeys(s | {i} for s in beam for i in self.space.allowed if i not in s))
+            scores = yield from self.score(candidates)
+            beam = sorted(candidates, key=lambda s: (scores[s], sorted(s)))[: self.options["width"]]
+        return beam[0]
+
+
+class Window(Searcher):
+    """Best contiguous window of k blocks (Gromov et al., Quark): every run of k consecutive allowed
+    original indices is scored."""
+
+    name = "window"
+
+    def search(self):
+        allowed = set(self.space.allowed)
+        windows = [frozenset(range(a, a + self.space.k)) for a in range(self.space.n_blocks - self.space.k + 1)
+                   if all(i in allowed for i in range(a, a + self.space.k))]
+        if not windows:
+            raise UserError(f"no {self.space.k} consecutive blocks are removable (check --protect)")
+        scores = yield from self.score(windows)
+        return argmin(scores, windows)
+
+
+class Tail(Searcher):
+    """Baseline: drop the last k allowed blocks before the final block (0 evaluations)."""
+
+    name = "tail"
+
+    def search(self):
+        yield from ()  # needs no evaluation
+        last = self.space.n_blocks - 1
+        candidates = [i for i in reversed(self.space.allowed) if i != last]
+        if len(candidates) < self.space.k:
+            raise UserError(f"fewer than k={self.space.k} removable blocks before the final block")
+        return frozenset(candidates[: self.space.k])
+
+
+class Exhaustive(Searcher):
+    """All C(|allowed|, k) sets; refuses when that exceeds `budget` evaluations."""
+
+    name = "exhaustive"
+    defaults = {"budget": 5000}
+
+    def search(self):
+        total = math.comb(len(self.space.allowed), self.space.k)
+        if total > self.options["budget"]:
+            raise UserError(f"exhaustive search needs C({len(self.space.allowed)},{self.space.k}) = {total:,} "
+                            f"evaluations, over the budget of {self.options['budget']:,} (--budget)")
+        sets = [frozenset(c) for c in combinations(self.space.allowed, self.space.k)]
+        scores = yield from self.score(sets)
+        return argmin(scores, sets)
+
+
+class RandomSearch(Searcher):
+    """Uniform random k-subsets (distinct), `budget` of them; the best wins."""
+
+    name = "random"
+    defaults = {"budget": 100}
+
+    def search(self):
+        budget = min(self.options["budget"], math.comb(len(self.space.allowed), self.space.k))
+        sets: dict = {}
+        while len(sets) < budget:
+            sets.setdefault(self.random_set(), None)
+        candidates = list(sets)
+        scores = yield from self.score(candidates)
+        return argmin(scores, candidates)
