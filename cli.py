@@ -119,24 +119,163 @@ def eval_cmd(
     stdout.print(f"[dim]* metric used in averages · {report['seconds']:.1f} s[/dim]")
 
 
+def parse_options(items: list[str]) -> dict:
+    """`--option width=3 --option mode=mi` -> {"width": 3, "mode": "mi"} (values read as JSON when they parse)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"searcher option {item!r} (from --option) is not key=value")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _search_listener(progress):
+    """Evaluation events -> one Rich status line on stderr (count, best so far, searcher phase)."""
+    best = [None]
+
+    def listen(event):
+        if event["type"] != "evaluation":
+            return
+        if best[0] is None or event["value"] < best[0][0]:
+            best[0] = (event["value"], event["removed"])
+        progress.update(f"eval {event['n']} · {event['status'] or 'scoring'} · best {best[0][0]:.4f} "
+                        f"removing {best[0][1]} · last {event['seconds']:.2f}s")
+
+    return listen
+
+
+def _print_result(run, result: dict, objective: str, as_json: bool) -> None:
+    from .objectives import report
+
+    summary = {"run": run.id, "path": str(run.path), "removed": result["removed"], "objective": objective,
+               "value": result["value"], "report": report(objective, result["value"]),
+               "evaluations": result["evaluations"], "seconds": result["seconds"]}
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            stdout.print(f"[bold]{key:>12}[/bold]  {value}")
+
+
+@app.command("prune")
+def prune_cmd(
+    model: str = ModelOpt,
+    objective: str = typer.Option("ppl", "--objective", "-O", help="ppl | margin | acc | kl"),
+    searcher: str = typer.Option("greedy", "--searcher", "-s",
+                                 help="oneshot greedy beam ga bo cbo fbs random anneal window tail exhaustive"),
+    k: int = typer.Option(3, "--k", "-k", help="number of blocks to remove"),
+    seed: int = typer.Option(0, "--seed"),
+    protect: str = typer.Option("", "--protect", help="blocks never removed, e.g. 0,-1 (negative counts from the end)"),
+    calib: Optional[str] = typer.Option(None, "--calib", help="demo | c4 | lambada | commonsense | <task>-train | file.txt | file.jsonl"),
+    calib_samples: Optional[int] = typer.Option(None, "--calib-samples", min=1, help="windows (ppl, kl) or questions (margin, acc)"),
+    calib_seq_len: Optional[int] = typer.Option(None, "--calib-seq-len", min=8),
+    scorer: Optional[str] = typer.Option(None, "--scorer", help="oneshot only: objective | bi | angular"),
+    budget: Optional[int] = typer.Option(None, "--budget", min=1, help="evaluation budget (random, anneal, exhaustive)"),
+    option: list[str] = typer.Option([], "--option", help="searcher hyperparameter key=value (repeatable)"),
+    data_dir: Optional[Path] = DataDirOpt,
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
+    resume: Optional[str] = typer.Option(None, "--resume", help="continue this run (id or directory)"),
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    device: Optional[str] = DeviceOpt,
+    trust_remote_code: bool = TrustOpt,
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+):
+    """Search for the k blocks whose removal hurts the objective least; every evaluation is stored."""
+    from .prune import PruneConfig, resume as resume_run, start
+
+    with stderr.status("preparing ...") as status:
+        listener = _search_listener(status)
+        if resume:
+            run, result = resume_run(resume, runs_dir, listener)
+        else:
+            options = parse_options(option)
+            if scorer is not None:
+                options["scorer"] = scorer
+            if budget is not None:
+                options["budget"] = budget
+            config = PruneConfig(model=model, objective=objective, searcher=searcher, k=k, seed=seed,
+                                 protect=parse_indices(protect, "--protect"), calib=calib, calib_samples=calib_samples,
+                                 calib_seq_len=calib_seq_len, data_dir=str(_check_data_dir(data_dir)) if data_dir else None,
+                                 batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code)
+            run, result = start(config, runs_dir, listener)
+    _print_result(run, result, run.config["objective"]["objective"], as_json)
+
+
+runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+RunsDirOpt = typer.Option(Path("runs"), "--runs-dir")
+FormatOpt = typer.Option("md", "--format", "-f", help="md | csv | json")
+
+
+@runs_app.command("ls")
+def runs_ls(runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
+    """All runs in the runs directory."""
+    from .core.runs import list_runs
+    from .report import render, run_row
+
+    rows = [run_row(r) for r in list_runs(runs_dir)]
+    print(render(rows, fmt))
+
+
+@runs_app.command("show")
+def runs_show(run: str = typer.Argument(..., help="run id or directory"), runs_dir: Path = RunsDirOpt):
+    """One run: configuration, state, result."""
+    from .core.runs import Run
+
+    r = Run.open(run, runs_dir)
+    print(json.dumps({"id": r.id, "state": r.state, "config": r.config, "result": r.result(),
+                      "evaluations": len(r.memo())}, indent=2))
+
+
+@runs_app.command("compare")
+def runs_compare(runs: list[str] = typer.Argument(..., help="two or more run ids or directories"),
+                 runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
+    """Removed-set overlap (Jaccard), objective values and evaluation counts, relative to the first run."""
+    from .core.runs import Run
+    from .report import compare_rows, render
+
+    if len(runs) < 2:
+        raise UserError("runs compare needs at least two runs (from RUN...)")
+    print(render(compare_rows([Run.open(r, runs_dir) for r in runs]), fmt))
+
+
 @app.command("export")
 def export_cmd(
+    run: Optional[str] = typer.Argument(None, help="a finished run (id or directory): export its pruned model"),
     out: Path = typer.Option(..., "--out", "-o", help="new directory for the pruned checkpoint"),
     model: str = ModelOpt,
-    remove: str = typer.Option(..., "--remove", "-r", help="blocks to remove, original 0-based indices"),
+    remove: str = typer.Option("", "--remove", "-r", help="without RUN: blocks to remove, original 0-based indices"),
+    runs_dir: Path = RunsDirOpt,
     device: Optional[str] = DeviceOpt,
     trust_remote_code: bool = TrustOpt,
 ):
     """Write the pruned model as a stock Hugging Face checkpoint (safetensors) and verify it reloads."""
+    from .core.runs import Run
     from .core.surgery import export_pruned
 
-    removed = parse_indices(remove, "--remove")
+    provenance = {}
+    if run is not None:
+        r = Run.open(run, runs_dir)
+        result = r.result()
+        if result is None:
+            raise UserError(f"run {r.id} (from RUN) has no result yet; finish it with: depthprune prune --resume {r.id}")
+        model, removed = r.config["model"], result["removed"]
+        trust_remote_code = r.config["config"].get("trust_remote_code", False)
+        provenance = {"run": r.id, "run_config": r.config, "objective_value": result["value"]}
+    else:
+        removed = parse_indices(remove, "--remove")
+        if not removed:
+            raise UserError("nothing to remove: give a RUN or --remove")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output directory {str(out)!r} (from --out) exists and is not empty")
     lm = _load(model, device, trust_remote_code)
     with stderr.status("exporting ..."):
-        info = export_pruned(lm, removed, out)
-    print(json.dumps(info))
+        info = export_pruned(lm, removed, out, provenance)
+    print(json.dumps({k: v for k, v in info.items() if k != "run_config"}))
 
 
 def main() -> None:

@@ -40,13 +40,28 @@ def calibration_text(source: str, data_dir: Path | None) -> tuple[str, str]:
     """(text, source id) for token-level objectives."""
     if source == "demo":
         return read_text(_builtin("calib.txt"), "built-in data"), "demo:calib.txt"
+    if source == "c4":
+        return _c4_train(), "hub:allenai/c4:en/c4-train.00000-of-01024"
     if source == "lambada":
         path = _need(data_dir, source) / "lambada_openai" / "lambada_test.jsonl"
         return _lambada(data_dir), f"file:{path.resolve()}"
     path = Path(source)
     if path.suffix in (".txt", ".md") or path.is_file():
         return read_text(path, "--calib"), f"file:{path.resolve()}"
-    raise UserError(f"unknown text calibration source {source!r} (from --calib); use demo, lambada or a .txt file")
+    raise UserError(f"unknown text calibration source {source!r} (from --calib); use demo, c4, lambada or a .txt file")
+
+
+def _c4_train(documents: int = 3000) -> str:
+    """The first `documents` documents of C4's first English training shard, joined by blank lines
+    (GPTQ-style calibration text; training data, so disjoint from the C4 validation evaluation)."""
+    try:
+        from datasets import load_dataset
+
+        rows = load_dataset("allenai/c4", data_files={"train": "en/c4-train.00000-of-01024.json.gz"}, split="train")
+    except Exception as exc:
+        raise UserError(f"calibration source 'c4' (from --calib): cannot load allenai/c4 from the hub "
+                        f"({type(exc).__name__}); use --calib demo, lambada or a .txt file") from None
+    return "\n\n".join(rows[:documents]["text"])
 
 
 def _need(data_dir: Path | None, source: str) -> Path:

@@ -102,22 +102,35 @@ class Engine:
                 h.remove()
         return BlockInputs(first[0], args, kwargs)
 
-    @torch.no_grad()
     def run_blocks(
         self,
         inputs: BlockInputs,
         removed: Iterable[int] = (),
         start: int = 0,
         hidden: torch.Tensor | None = None,
+        gates: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden states after the last block, skipping `removed`; starts at block `start` from
-        `hidden` (the input of block `start`) when given, else from block 0's captured input."""
+        `hidden` (the input of block `start`) when given, else from block 0's captured input.
+        With `gates` (one scalar per block), block i's update is scaled: h + g_i (block(h) − h)."""
         removed = set(removed)
         h = inputs.hidden if hidden is None else hidden
-        for i in range(start, self.n_blocks):
-            if i not in removed:
-                h = _hidden_of(self.blocks[i](h, *inputs.args[i], **inputs.kwargs[i]))
+        with torch.set_grad_enabled(gates is not None and gates.requires_grad):
+            for i in range(start, self.n_blocks):
+                if i in removed:
+                    continue
+                out = _hidden_of(self.blocks[i](h, *inputs.args[i], **inputs.kwargs[i]))
+                h = out if gates is None else h + gates[i].to(out.dtype) * (out - h)
         return h
+
+    def per_block_states(self, inputs: BlockInputs) -> list[torch.Tensor]:
+        """The dense residual stream: the input of every block, then the last block's output
+        (N + 1 states, before the final norm — unlike `output_hidden_states`)."""
+        states = [inputs.hidden]
+        with torch.no_grad():
+            for i in range(self.n_blocks):
+                states.append(_hidden_of(self.blocks[i](states[-1], *inputs.args[i], **inputs.kwargs[i])))
+        return states
 
     def finalize(self, hidden: torch.Tensor) -> torch.Tensor:
         """The family's modules between the last block and the head (final norm, projection)."""
@@ -159,7 +172,6 @@ class Engine:
             logits = torch.tanh(logits / self.softcap) * self.softcap
         return logits
 
-    @torch.no_grad()
     def head_logprobs(self, hidden: torch.Tensor, positions: torch.Tensor, targets: torch.Tensor):
         """Log-probabilities (fp32) of `targets` [n] predicted at `positions` [n, 2] (batch, time) of the
         post-norm hidden states, and whether each target is the argmax (lm-eval's `is_greedy`).

@@ -110,6 +110,7 @@ def windows(token_ids: list[int], seq_len: int, limit: int | None = None) -> lis
     return [(token_ids[i * seq_len : i * seq_len + 1], token_ids[i * seq_len + 1 : (i + 1) * seq_len]) for i in range(n)]
 
 
+@torch.no_grad()
 def score_pairs(batches: list[TokenBatch], hidden_of: Callable[[int, TokenBatch], torch.Tensor],
                 head_logprobs: Callable, n_pairs: int, progress: Callable[[int], None] | None = None):
     """Summed log-likelihood, token count and greedy flag for every pair, in pair order.

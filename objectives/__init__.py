@@ -18,19 +18,29 @@ OBJECTIVES = {"ppl": Perplexity, "margin": Margin, "acc": Accuracy, "kl": KLDive
 TEXT_OBJECTIVES = ("ppl", "kl")
 
 
+def objective_class(name: str) -> type[Objective]:
+    if name not in OBJECTIVES:
+        raise UserError(f"unknown objective {name!r} (from --objective); available: {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]
+
+
+def report(name: str, value: float) -> dict:
+    """Human-facing forms of an objective value (perplexity next to mean NLL, ...)."""
+    return objective_class(name).report(value)
+
+
 def build_objective(name: str, lm: LoadedModel, *, calib: str = "demo", data_dir: Path | None = None,
                     samples: int | None = None, seq_len: int = 2048, seed: int = 0, batch_size: int = 8,
                     engine: Engine | None = None, **options) -> Objective:
     """The named objective on `lm`, calibrated on `calib` (`samples` windows or questions)."""
-    if name not in OBJECTIVES:
-        raise UserError(f"unknown objective {name!r} (from --objective); available: {', '.join(OBJECTIVES)}")
+    cls = objective_class(name)
     engine = engine or Engine(lm.model, lm.family)
     if name in TEXT_OBJECTIVES:
         text, source = calibration_text(calib, data_dir)
-        return OBJECTIVES[name](engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples,
+        return cls(engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples,
                                 batch_size=batch_size, **options)
     questions, source = calibration_questions(calib, data_dir, samples, seed)
-    return OBJECTIVES[name](engine, lm.tokenizer, questions, source, batch_size=batch_size, max_length=seq_len, **options)
+    return cls(engine, lm.tokenizer, questions, source, batch_size=batch_size, max_length=seq_len, **options)
 
 
-__all__ = ["OBJECTIVES", "Objective", "build_objective"]
+__all__ = ["OBJECTIVES", "Objective", "build_objective", "objective_class", "report"]

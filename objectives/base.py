@@ -13,7 +13,8 @@ from typing import Iterable
 import torch
 
 from ..core.engine import BlockInputs, Engine
-from ..core.scoring import TokenBatch, score_pairs
+from ..core.errors import UserError
+from ..core.scoring import Pair, TokenBatch, score_pairs
 
 
 class Objective(ABC):
@@ -21,8 +22,8 @@ class Objective(ABC):
 
     name: str = ""
 
-    def __init__(self, engine: Engine, batches: list[TokenBatch], n_pairs: int):
-        self.engine, self.batches, self.n_pairs = engine, batches, n_pairs
+    def __init__(self, engine: Engine, batches: list[TokenBatch], n_pairs: int, max_length: int):
+        self.engine, self.batches, self.n_pairs, self.max_length = engine, batches, n_pairs, max_length
         self.inputs: list[BlockInputs] = [engine.capture(b.input_ids, b.attention_mask) for b in batches]
 
     @property
@@ -46,6 +47,15 @@ class Objective(ABC):
     def describe(self) -> dict:
         """Everything that determines the value: name, options, calibration source and size."""
 
-    def report(self, value: float) -> dict:
+    def samples(self) -> list[list[Pair]]:
+        """Calibration pairs grouped per sample (window or question), for per-sample gradients (cbo)."""
+        raise UserError(f"objective {self.name!r} has no differentiable per-sample loss; cbo needs ppl or margin")
+
+    def sample_loss(self, index: int, totals: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+        """The loss of sample `index` from its pairs' summed log-likelihoods and token counts (differentiable)."""
+        raise UserError(f"objective {self.name!r} has no differentiable per-sample loss; cbo needs ppl or margin")
+
+    @classmethod
+    def report(cls, value: float) -> dict:
         """Human-facing forms of a value (e.g. perplexity next to mean NLL)."""
-        return {self.name: value}
+        return {cls.name: value}

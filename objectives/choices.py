@@ -18,12 +18,10 @@ class ChoiceObjective(Objective):
     def __init__(self, engine: Engine, tokenizer, questions: list[Question], source: str, *,
                  batch_size: int = 16, max_length: int = 2048):
         self.engine, self.tokenizer, self.questions, self.source = engine, tokenizer, questions, source
-        pairs, self.owner = [], []
-        for i, q in enumerate(questions):
-            for pair in self.render(q):
-                pairs.append(pair)
-                self.owner.append(i)
-        super().__init__(engine, make_batches(pairs, batch_size, max_length, tokenizer.pad_token_id), len(pairs))
+        self.grouped = [self.render(q) for q in questions]
+        pairs = [pair for group in self.grouped for pair in group]
+        self.owner = [i for i, group in enumerate(self.grouped) for _ in group]
+        super().__init__(engine, make_batches(pairs, batch_size, max_length, tokenizer.pad_token_id), len(pairs), max_length)
 
     @abstractmethod
     def render(self, q: Question) -> list[Pair]:

@@ -25,7 +25,7 @@ class KLDivergence(Objective):
                  n_windows: int | None = 64, batch_size: int = 8):
         self.pairs = calibration_windows(tokenizer, text, seq_len, n_windows, source)
         self.source, self.seq_len = source, seq_len
-        super().__init__(engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs))
+        super().__init__(engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs), seq_len)
         self.dense = [self._rows(i, ()) for i in range(len(self.batches))]
 
     @torch.no_grad()

@@ -47,13 +47,21 @@ class Margin(ChoiceObjective):
                 pairs.append(encode_pair(self.tokenizer, context, continuation))
         return pairs
 
+    def item_margin(self, q: Question, mean):
+        """m = Σ_{w≠gold} (mean[gold] − mean[w]) (or its mean over w); floats or tensors alike."""
+        gaps = [mean[q.gold] - m for j, m in enumerate(mean) if j != q.gold]
+        return sum(gaps) / (len(gaps) if self.wrong_reduce == "mean" else 1)
+
     def reduce(self, loglik, tokens) -> float:
-        total = 0.0
-        for q, ll, n in zip(self.questions, loglik, tokens):
-            mean = [x / max(c, 1) for x, c in zip(ll, n)]
-            gaps = [mean[q.gold] - m for j, m in enumerate(mean) if j != q.gold]
-            total += sum(gaps) / (len(gaps) if self.wrong_reduce == "mean" else 1)
-        return -total / len(self.questions)
+        margins = [self.item_margin(q, [x / max(c, 1) for x, c in zip(ll, n)])
+                   for q, ll, n in zip(self.questions, loglik, tokens)]
+        return -sum(margins) / len(self.questions)
+
+    def samples(self):
+        return self.grouped
+
+    def sample_loss(self, index, totals, counts):
+        return -self.item_margin(self.questions[index], list(totals / counts.clamp(min=1)))
 
     def describe(self) -> dict:
         return super().describe() | {"wrong_reduce": self.wrong_reduce}

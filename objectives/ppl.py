@@ -31,7 +31,13 @@ class Perplexity(Objective):
                  n_windows: int | None = 64, batch_size: int = 8):
         self.pairs = calibration_windows(tokenizer, text, seq_len, n_windows, source)
         self.source, self.seq_len = source, seq_len
-        super().__init__(engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs))
+        super().__init__(engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs), seq_len)
+
+    def samples(self):
+        return [[pair] for pair in self.pairs]
+
+    def sample_loss(self, index, totals, counts):
+        return -totals[0] / counts[0]
 
     def __call__(self, removed) -> float:
         total, count, _ = self.pair_scores(removed)
@@ -40,5 +46,6 @@ class Perplexity(Objective):
     def describe(self) -> dict:
         return {"objective": self.name, "calib": self.source, "seq_len": self.seq_len, "windows": len(self.pairs)}
 
-    def report(self, value: float) -> dict:
+    @classmethod
+    def report(cls, value: float) -> dict:
         return {"nll": value, "ppl": math.exp(value)}

@@ -62,6 +62,10 @@ class Searcher(ABC):
         self._gen: Search | None = None
         self._pending: list[RemovalSet] = []
         self.result: RemovalSet | None = None
+        self.check()
+
+    def check(self) -> None:
+        """Refuse impossible options before any evaluation (raise UserError); default: nothing to check."""
 
     @abstractmethod
     def search(self) -> Search:

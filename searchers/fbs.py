@@ -39,10 +39,12 @@ class FastBlockSelect(Searcher):
     defaults = {"mode": "hybrid", "alt_size": None, "top_k": 3, "max_iter": 10}
     needs = ("segment_mi",)
 
+    def check(self):
+        if self.options["mode"] not in ("hybrid", "mi", "objective"):
+            raise UserError(f"unknown fbs mode {self.options['mode']!r} (from --option mode=...); use hybrid, mi or objective")
+
     def search(self):
         o = self.options
-        if o["mode"] not in ("hybrid", "mi", "objective"):
-            raise UserError(f"unknown fbs mode {o['mode']!r}; use hybrid, mi or objective")
         mi = o["segment_mi"]
         if o["mode"] == "mi":
             single = {i: -mi(i, i) for i in self.space.allowed}

@@ -21,14 +21,16 @@ class OneShot(Searcher):
     defaults = {"scorer": "objective"}
     needs = ("proxy",)
 
+    def check(self):
+        if self.options["scorer"] not in ("objective", "bi", "angular"):
+            raise UserError(f"unknown one-shot scorer {self.options['scorer']!r} (from --scorer); use objective, bi or angular")
+
     def search(self):
         scorer = self.options["scorer"]
         if scorer == "objective":
             _, self.importance = yield from self.single_damage()
-        elif scorer in ("bi", "angular"):
-            self.importance = {i: self.options["proxy"][scorer][i] for i in self.space.allowed}
         else:
-            raise UserError(f"unknown one-shot scorer {scorer!r} (from --scorer); use objective, bi or angular")
+            self.importance = {i: self.options["proxy"][scorer][i] for i in self.space.allowed}
         ranked = sorted(self.space.allowed, key=lambda i: (self.importance[i], i))
         return frozenset(ranked[: self.space.k])
 
@@ -77,12 +79,17 @@ class Window(Searcher):
 
     name = "window"
 
-    def search(self):
+    def windows(self) -> list:
         allowed = set(self.space.allowed)
-        windows = [frozenset(range(a, a + self.space.k)) for a in range(self.space.n_blocks - self.space.k + 1)
-                   if all(i in allowed for i in range(a, a + self.space.k))]
-        if not windows:
+        return [frozenset(range(a, a + self.space.k)) for a in range(self.space.n_blocks - self.space.k + 1)
+                if all(i in allowed for i in range(a, a + self.space.k))]
+
+    def check(self):
+        if not self.windows():
             raise UserError(f"no {self.space.k} consecutive blocks are removable (check --protect)")
+
+    def search(self):
+        windows = self.windows()
         scores = yield from self.score(windows)
         return argmin(scores, windows)
 
@@ -92,13 +99,16 @@ class Tail(Searcher):
 
     name = "tail"
 
+    def candidates(self) -> list[int]:
+        return [i for i in reversed(self.space.allowed) if i != self.space.n_blocks - 1]
+
+    def check(self):
+        if len(self.candidates()) < self.space.k:
+            raise UserError(f"fewer than k={self.space.k} removable blocks before the final block")
+
     def search(self):
         yield from ()  # needs no evaluation
-        last = self.space.n_blocks - 1
-        candidates = [i for i in reversed(self.space.allowed) if i != last]
-        if len(candidates) < self.space.k:
-            raise UserError(f"fewer than k={self.space.k} removable blocks before the final block")
-        return frozenset(candidates[: self.space.k])
+        return frozenset(self.candidates()[: self.space.k])
 
 
 class Exhaustive(Searcher):
@@ -107,11 +117,13 @@ class Exhaustive(Searcher):
     name = "exhaustive"
     defaults = {"budget": 5000}
 
-    def search(self):
+    def check(self):
         total = math.comb(len(self.space.allowed), self.space.k)
         if total > self.options["budget"]:
             raise UserError(f"exhaustive search needs C({len(self.space.allowed)},{self.space.k}) = {total:,} "
                             f"evaluations, over the budget of {self.options['budget']:,} (--budget)")
+
+    def search(self):
         sets = [frozenset(c) for c in combinations(self.space.allowed, self.space.k)]
         scores = yield from self.score(sets)
         return argmin(scores, sets)

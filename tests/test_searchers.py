@@ -127,7 +127,7 @@ def test_greedy_costs_the_sleb_count_of_evaluations():
 
 def test_exhaustive_refuses_politely_over_budget():
     with pytest.raises(UserError, match="over the budget"):
-        run(make("exhaustive", Space(30, 7), Landscape(30, 0), budget=1000), Landscape(30, 0))
+        make("exhaustive", Space(30, 7), Landscape(30, 0), budget=1000)
 
 
 def test_bad_k_and_protection_are_user_errors():

@@ -1,0 +1,158 @@
+"""Runs on disk: append-only, resumable, readable by the CLI, the TUI and reports.
+
+A run directory holds
+* `run.json` — the full configuration and provenance (written once, atomically);
+* `events.jsonl` — typed, versioned events, one JSON object a line, flushed and fsynced as written,
+  so a crash loses at most the evaluation in flight; a torn last line is ignored on reading;
+* `result.json` — the outcome (written atomically at the end).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import UserError
+
+SCHEMA = 1
+EVENT_TYPES = ("started", "evaluation", "finished", "stopped")
+
+
+def write_json_atomic(path: Path, data: dict) -> None:
+    """Write JSON to a temporary file in the same directory, fsync it, and rename it into place."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-32:] or "model"
+
+
+class Run:
+    """One search's directory."""
+
+    def __init__(self, path: Path, config: dict):
+        self.path, self.config = path, config
+
+    @property
+    def id(self) -> str:
+        return self.path.name
+
+    @classmethod
+    def create(cls, runs_dir: Path, config: dict) -> "Run":
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        base = f"{stamp}-{_slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
+        for n in range(1000):
+            path = runs_dir / (base if n == 0 else f"{base}-{n}")
+            try:
+                path.mkdir()
+                break
+            except FileExistsError:
+                continue
+        config = {"schema": SCHEMA, "id": path.name, **config}
+        write_json_atomic(path / "run.json", config)
+        (path / "events.jsonl").touch()
+        return cls(path, config)
+
+    @classmethod
+    def open(cls, ref: str | Path, runs_dir: Path | None = None, source: str = "RUN") -> "Run":
+        """A run by directory path or by id inside `runs_dir`; a UserError for anything else."""
+        path = Path(ref)
+        if not path.is_dir() and runs_dir is not None and (runs_dir / str(ref)).is_dir():
+            path = runs_dir / str(ref)
+        if not path.is_dir():
+            raise UserError(f"run {str(ref)!r} (from {source}) not found")
+        meta = path / "run.json"
+        if not meta.is_file():
+            raise UserError(f"{str(path)!r} (from {source}) is not a depthprune run directory (no run.json)")
+        try:
+            config = json.loads(meta.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UserError(f"{meta}: corrupt run.json (from {source})") from None
+        if not isinstance(config, dict) or config.get("schema") != SCHEMA or "objective" not in config:
+            raise UserError(f"{meta}: not a depthprune run (schema {SCHEMA}) (from {source})")
+        return cls(path, config)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def append(self, event: dict) -> dict:
+        """Append one event (stamped with schema version and time), flushed to disk before returning."""
+        event = {"v": SCHEMA, "t": round(time.time(), 3), **event}
+        with open(self.path / "events.jsonl", "a") as f:
+            f.write(json.dumps(event) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return event
+
+    def events(self) -> list[dict]:
+        """All complete events; a torn last line (crash mid-write) is ignored, a broken line elsewhere
+        is an error naming it."""
+        path = self.path / "events.jsonl"
+        if not path.is_file():
+            return []
+        text = path.read_text(errors="replace")
+        lines = text.split("\n")[:-1]  # whatever follows the last newline is an unfinished write
+        events = []
+        for lineno, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                raise UserError(f"{path}:{lineno}: broken event line") from None
+            if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
+                raise UserError(f"{path}:{lineno}: not a depthprune event")
+            events.append(event)
+        return events
+
+    def memo(self) -> dict[frozenset, float]:
+        """{removal set: objective value} of every evaluation stored in the run."""
+        return {frozenset(e["removed"]): e["value"] for e in self.events() if e["type"] == "evaluation"}
+
+    # -- result ----------------------------------------------------------------------------
+
+    def write_result(self, result: dict) -> None:
+        write_json_atomic(self.path / "result.json", result)
+
+    def result(self) -> dict | None:
+        path = self.path / "result.json"
+        if not path.is_file():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            raise UserError(f"{path}: corrupt result.json") from None
+
+    @property
+    def state(self) -> str:
+        """finished | stopped | running-or-interrupted (resumable)."""
+        if (self.path / "result.json").is_file():
+            return "finished"
+        events = self.events()
+        if events and events[-1]["type"] == "stopped":
+            return "stopped"
+        return "incomplete"
+
+
+def list_runs(runs_dir: Path) -> list[Run]:
+    """Every readable run under `runs_dir`, oldest first (unreadable directories are skipped)."""
+    runs = []
+    if runs_dir.is_dir():
+        for path in sorted(runs_dir.iterdir()):
+            if (path / "run.json").is_file():
+                try:
+                    runs.append(Run.open(path))
+                except UserError:
+                    continue
+    return runs

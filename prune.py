@@ -1,0 +1,148 @@
+"""Running a search from a configuration: model + objective + searcher + run directory.
+
+Shared by `depthprune prune`, the TUI and studies. `start` creates a run and searches; `resume`
+rebuilds everything from a run's `run.json` and continues from its events.
+"""
+
+from __future__ import annotations
+
+import platform
+import warnings
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from .core.calibration import overlapping_tasks
+from .core.errors import UserError
+from .core.loading import LoadedModel, load_model
+from .core.runs import Run
+from .core.search import Listener, run_search
+from .core.tasks import TASKS
+from .objectives import build_objective, objective_class
+from .objectives.signals import SegmentMI, block_proxies, gate_gradients
+from .searchers import Space, searcher_class
+
+# (calibration source, samples, sequence length): the paper's settings on a GPU; on a CPU small
+# enough that greedy removing 3 blocks of the demo model takes a few minutes.
+GPU_CALIBRATION = {"ppl": ("c4", 64, 2048), "kl": ("c4", 64, 2048), "margin": ("commonsense", 128, 2048),
+                   "acc": ("commonsense", 128, 2048)}
+CPU_CALIBRATION = {"ppl": ("demo", 2, 256), "kl": ("demo", 2, 256), "margin": ("demo", 12, 512), "acc": ("demo", 12, 512)}
+PACKAGES = ("depthprune", "torch", "transformers", "numpy", "scipy", "datasets")
+
+
+@dataclass
+class PruneConfig:
+    """Everything that determines a search (stored in run.json)."""
+
+    model: str
+    objective: str
+    searcher: str
+    k: int
+    seed: int = 0
+    protect: list[int] = field(default_factory=list)  # as given: negative indices count from the end
+    calib: str | None = None
+    calib_samples: int | None = None
+    calib_seq_len: int | None = None
+    data_dir: str | None = None
+    batch_size: int = 8
+    options: dict = field(default_factory=dict)
+    device: str | None = None
+    trust_remote_code: bool = False
+
+    def calibration(self, device: str) -> tuple[str, int, int]:
+        table = GPU_CALIBRATION if device.startswith("cuda") else CPU_CALIBRATION
+        source, samples, seq_len = table.get(self.objective, CPU_CALIBRATION["ppl"])
+        return self.calib or source, self.calib_samples or samples, self.calib_seq_len or seq_len
+
+
+def resolve_protected(protect: list[int], n_blocks: int) -> frozenset[int]:
+    out = set()
+    for i in protect:
+        j = i + n_blocks if i < 0 else i
+        if not 0 <= j < n_blocks:
+            raise UserError(f"protected block {i} out of range (from --protect): the model has {n_blocks} blocks")
+        if j in out:
+            raise UserError(f"protected block {i} given twice (from --protect)")
+        out.add(j)
+    return frozenset(out)
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def prepare(config: PruneConfig, lm: LoadedModel | None = None):
+    """(model, objective, searcher, provenance) for a configuration; validates before any heavy work."""
+    cls = searcher_class(config.searcher)
+    objective_class(config.objective)
+    lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code)
+    space = Space(lm.n_blocks, config.k, resolve_protected(config.protect, lm.n_blocks))
+    data_dir = Path(config.data_dir) if config.data_dir else None
+    source, samples, seq_len = config.calibration(lm.device)
+    objective = build_objective(config.objective, lm, calib=source, data_dir=data_dir, samples=samples,
+                                seq_len=seq_len, seed=config.seed, batch_size=config.batch_size)
+    biased = overlapping_tasks(objective.describe()["calib"], list(TASKS), data_dir)
+    if biased:
+        warnings.warn(f"CALIBRATING ON EVALUATION DATA: {source!r} is the evaluation file of {', '.join(biased)}; "
+                      f"scores on {', '.join(biased)} will be biased", stacklevel=2)
+    extras = {}
+    if "proxy" in cls.needs and config.options.get("scorer", "objective") != "objective":
+        extras["proxy"] = block_proxies(objective)
+    if "gradients" in cls.needs:
+        extras["gradients"] = gate_gradients(objective, lm.tokenizer.pad_token_id)
+    if "segment_mi" in cls.needs:
+        extras["segment_mi"] = SegmentMI(objective, seed=config.seed)
+    searcher = cls(space, seed=config.seed, **config.options, **extras)
+    provenance = {
+        "config": asdict(config),
+        "model": config.model,
+        "model_id": lm.model_id,
+        "revision": lm.revision,
+        "n_blocks": lm.n_blocks,
+        "protected": sorted(space.protected),
+        "k": config.k,
+        "searcher": config.searcher,
+        "searcher_options": {k: v for k, v in searcher.options.items() if k not in cls.needs},
+        "objective": objective.describe(),
+        "calibration": {"source": source, "samples": samples, "seq_len": seq_len},
+        "dtype": lm.dtype,
+        "device": lm.device,
+        "seed": config.seed,
+        "versions": _versions(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "notes": lm.notes,
+    }
+    return lm, objective, searcher, provenance
+
+
+def start(config: PruneConfig, runs_dir: Path, listener: Listener | None = None, lm: LoadedModel | None = None):
+    """Create a run for `config` and search; returns (run, result)."""
+    lm, objective, searcher, provenance = prepare(config, lm)
+    run = Run.create(runs_dir, provenance)
+    return run, run_search(objective, searcher, run, listener)
+
+
+def resume(ref: str, runs_dir: Path, listener: Listener | None = None):
+    """Continue a run from its stored configuration and events (a finished run returns its result)."""
+    run = Run.open(ref, runs_dir, source="--resume")
+    stored = run.config.get("config")
+    if not isinstance(stored, dict):
+        raise UserError(f"{run.path / 'run.json'}: no search configuration to resume (from --resume)")
+    try:
+        config = PruneConfig(**stored)
+    except TypeError as exc:
+        raise UserError(f"{run.path / 'run.json'}: unreadable configuration ({exc}) (from --resume)") from None
+    existing = run.result()
+    if existing is not None:
+        return run, existing
+    lm, objective, searcher, provenance = prepare(config)
+    if provenance["objective"] != run.config["objective"]:
+        raise UserError(f"run {run.id} (from --resume): its calibration data changed since it started; start a new run")
+    return run, run_search(objective, searcher, run, listener)
