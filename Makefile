@@ -20,7 +20,8 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/depthprune eval --model demo --tasks demo-text,demo-mc --seq-len 512
-	$(VENV)/bin/depthprune eval --model demo --tasks demo-text,demo-mc --seq-len 512 --remove 24,25,26
+	$(VENV)/bin/depthprune prune --model demo --objective ppl --searcher greedy --k 3 --runs-dir runs/demo
+	$(VENV)/bin/depthprune eval --run latest --runs-dir runs/demo --tasks demo-text,demo-mc --seq-len 512
 
 test: $(STAMP)
 	DEPTHPRUNE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest

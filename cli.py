@@ -65,6 +65,23 @@ def _load(model: str, device: str | None, trust_remote_code: bool):
         return load_model(model, device=device, trust_remote_code=trust_remote_code)
 
 
+def _finished_run(ref: str, runs_dir: Path, source: str) -> tuple[str, str]:
+    """(model spec, removed blocks as '3,7,9') of a finished run; 'latest' is the newest in runs_dir."""
+    from .core.runs import Run, list_runs
+
+    if ref == "latest":
+        runs = [r for r in list_runs(runs_dir) if r.state == "finished"]
+        if not runs:
+            raise UserError(f"no finished run in {str(runs_dir)!r} (from {source} latest)")
+        run = max(runs, key=lambda r: r.config.get("started", ""))
+    else:
+        run = Run.open(ref, runs_dir, source)
+    result = run.result()
+    if result is None:
+        raise UserError(f"run {run.id} (from {source}) has no result yet; finish it with: depthprune prune --resume {run.id}")
+    return run.config["model"], ",".join(map(str, result["removed"]))
+
+
 def _check_data_dir(data_dir: Optional[Path]) -> Optional[Path]:
     if data_dir is not None and not data_dir.is_dir():
         raise UserError(f"data directory {str(data_dir)!r} (from --data-dir) not found")
@@ -82,12 +99,19 @@ def eval_cmd(
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     device: Optional[str] = DeviceOpt,
     trust_remote_code: bool = TrustOpt,
+    run: Optional[str] = typer.Option(None, "--run", help="evaluate what a finished run found (id, directory or 'latest')"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ):
     """Evaluate the dense or pruned model on perplexity and zero-shot multiple-choice tasks."""
     from .core.evaluate import evaluate
     from .core.surgery import validate_removed
     from .core.tasks import get_task
+
+    if run is not None:
+        if remove:
+            raise UserError("give either --run or --remove, not both")
+        model, remove = _finished_run(run, runs_dir, "--run")
 
     task_names = parse_list(tasks)
     if not task_names:
@@ -260,12 +284,10 @@ def export_cmd(
     provenance = {}
     if run is not None:
         r = Run.open(run, runs_dir)
-        result = r.result()
-        if result is None:
-            raise UserError(f"run {r.id} (from RUN) has no result yet; finish it with: depthprune prune --resume {r.id}")
-        model, removed = r.config["model"], result["removed"]
+        model, removed_text = _finished_run(run, runs_dir, "RUN")
+        removed = parse_indices(removed_text, "RUN")
         trust_remote_code = r.config["config"].get("trust_remote_code", False)
-        provenance = {"run": r.id, "run_config": r.config, "objective_value": result["value"]}
+        provenance = {"run": r.id, "run_config": r.config, "objective_value": r.result()["value"]}
     else:
         removed = parse_indices(remove, "--remove")
         if not removed:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .readers import read_jsonl, read_labels, read_text
+from .readers import read_jsonl, read_text
 from .tasks import _builtin, _lambada, get_task
 
 

@@ -80,7 +80,7 @@ def converted_gguf(gguf: Path) -> Path:
 
     A GGUF-loaded model keeps a `quantization_config` that makes `save_pretrained` refuse; the
     dequantised weights are loaded into a fresh model built from the same config without it."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = cache_dir() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
     if (target / "config.json").is_file():

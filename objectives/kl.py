@@ -10,22 +10,16 @@ from __future__ import annotations
 
 import torch
 
-from ..core.engine import Engine
-from ..core.scoring import make_batches
-from .base import Objective
-from .ppl import calibration_windows
+from .ppl import WindowObjective
 
 _CHUNK_ROWS = 256
 
 
-class KLDivergence(Objective):
+class KLDivergence(WindowObjective):
     name = "kl"
 
-    def __init__(self, engine: Engine, tokenizer, text: str, source: str, *, seq_len: int = 2048,
-                 n_windows: int | None = 64, batch_size: int = 8):
-        self.pairs = calibration_windows(tokenizer, text, seq_len, n_windows, source)
-        self.source, self.seq_len = source, seq_len
-        super().__init__(engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs), seq_len)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self.dense = [self._rows(i, ()) for i in range(len(self.batches))]
 
     @torch.no_grad()
@@ -47,6 +41,3 @@ class KLDivergence(Objective):
                 total += float(kl.double().sum())
                 count += kl.shape[0]
         return total / count
-
-    def describe(self) -> dict:
-        return {"objective": self.name, "calib": self.source, "seq_len": self.seq_len, "windows": len(self.pairs)}

@@ -16,22 +16,24 @@ from ..core.scoring import make_batches, windows
 from .base import Objective
 
 
-def calibration_windows(tokenizer, text: str, seq_len: int, n: int | None, source: str):
-    ids = tokenizer(text).input_ids
-    pairs = windows(ids, seq_len, n)
-    if not pairs:
-        raise UserError(f"calibration text {source!r} has {len(ids)} tokens, fewer than one window of {seq_len}")
-    return pairs
-
-
-class Perplexity(Objective):
-    name = "ppl"
+class WindowObjective(Objective):
+    """An objective over GPTQ-style windows of a calibration text (the first `n_windows`)."""
 
     def __init__(self, engine: Engine, tokenizer, text: str, source: str, *, seq_len: int = 2048,
                  n_windows: int | None = 64, batch_size: int = 8):
-        self.pairs = calibration_windows(tokenizer, text, seq_len, n_windows, source)
+        ids = tokenizer(text).input_ids
+        self.pairs = windows(ids, seq_len, n_windows)
+        if not self.pairs:
+            raise UserError(f"calibration text {source!r} has {len(ids)} tokens, fewer than one window of {seq_len}")
         self.source, self.seq_len = source, seq_len
         super().__init__(engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs), seq_len)
+
+    def describe(self) -> dict:
+        return {"objective": self.name, "calib": self.source, "seq_len": self.seq_len, "windows": len(self.pairs)}
+
+
+class Perplexity(WindowObjective):
+    name = "ppl"
 
     def samples(self):
         return [[pair] for pair in self.pairs]
@@ -42,9 +44,6 @@ class Perplexity(Objective):
     def __call__(self, removed) -> float:
         total, count, _ = self.pair_scores(removed)
         return -float(total.sum()) / int(count.sum())
-
-    def describe(self) -> dict:
-        return {"objective": self.name, "calib": self.source, "seq_len": self.seq_len, "windows": len(self.pairs)}
 
     @classmethod
     def report(cls, value: float) -> dict:
