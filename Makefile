@@ -26,5 +26,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	DEPTHPRUNE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest
 
+bench: $(STAMP)
+	$(PY) benchmarks/search_speed.py --data-dir $(DATA_DIR)
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -164,8 +164,10 @@ def _search_listener(progress):
     def listen(event):
         if event["type"] != "evaluation":
             return
-        if best[0] is None or event["value"] < best[0][0]:
+        if not event.get("aborted") and (best[0] is None or event["value"] < best[0][0]):
             best[0] = (event["value"], event["removed"])
+        if event.get("aborted"):
+            return
         progress.update(f"eval {event['n']} · {event['status'] or 'scoring'} · best {best[0][0]:.4f} "
                         f"removing {best[0][1]} · last {event['seconds']:.2f}s")
 
@@ -177,7 +179,9 @@ def _print_result(run, result: dict, objective: str, as_json: bool) -> None:
 
     summary = {"run": run.id, "path": str(run.path), "removed": result["removed"], "objective": objective,
                "value": result["value"], "report": report(objective, result["value"]),
-               "evaluations": result["evaluations"], "seconds": result["seconds"]}
+               "evaluations": result["evaluations"], "aborted": result.get("aborted", 0),
+               "cached_from_memo": result.get("cached_from_memo", 0), "block_forwards": result.get("block_forwards"),
+               "seconds": result["seconds"]}
     if as_json:
         print(json.dumps(summary))
     else:
@@ -204,6 +208,11 @@ def prune_cmd(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     resume: Optional[str] = typer.Option(None, "--resume", help="continue this run (id or directory)"),
     batch_size: int = typer.Option(8, "--batch-size", min=1),
+    no_prefix_cache: bool = typer.Option(False, "--no-prefix-cache", help="run every candidate from block 0"),
+    no_early_abort: bool = typer.Option(False, "--no-early-abort", help="always score candidates completely"),
+    no_shared_context: bool = typer.Option(False, "--no-shared-context", help="score each choice as its own sequence"),
+    no_memo: bool = typer.Option(False, "--no-memo", help="ignore values stored by other runs"),
+    cache_mem: Optional[float] = typer.Option(None, "--cache-mem", min=0.0, help="prefix-cache budget in GiB"),
     device: Optional[str] = DeviceOpt,
     trust_remote_code: bool = TrustOpt,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
@@ -224,7 +233,10 @@ def prune_cmd(
             config = PruneConfig(model=model, objective=objective, searcher=searcher, k=k, seed=seed,
                                  protect=parse_indices(protect, "--protect"), calib=calib, calib_samples=calib_samples,
                                  calib_seq_len=calib_seq_len, data_dir=str(_check_data_dir(data_dir)) if data_dir else None,
-                                 batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code)
+                                 batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code,
+                                 speed={"prefix_cache": not no_prefix_cache, "early_abort": not no_early_abort,
+                                        "shared_context": not no_shared_context, "memo": not no_memo,
+                                        "cache_bytes": None if cache_mem is None else int(cache_mem * 2**30)})
             run, result = start(config, runs_dir, listener)
     _print_result(run, result, run.config["objective"]["objective"], as_json)
 

@@ -17,7 +17,7 @@ from .core.calibration import overlapping_tasks
 from .core.errors import UserError
 from .core.loading import LoadedModel, load_model
 from .core.runs import Run
-from .core.search import Listener, run_search
+from .core.search import Listener, SharedMemo, Speedups, run_search
 from .core.tasks import TASKS
 from .objectives import build_objective, objective_class
 from .objectives.signals import SegmentMI, block_proxies, gate_gradients
@@ -49,6 +49,13 @@ class PruneConfig:
     options: dict = field(default_factory=dict)
     device: str | None = None
     trust_remote_code: bool = False
+    speed: dict = field(default_factory=dict)  # Speedups switches: prefix_cache, early_abort, shared_context, memo, cache_bytes
+
+    def speedups(self) -> Speedups:
+        try:
+            return Speedups(**self.speed)
+        except TypeError as exc:
+            raise UserError(f"bad speed settings {self.speed} ({exc})") from None
 
     def calibration(self, device: str) -> tuple[str, int, int]:
         table = GPU_CALIBRATION if device.startswith("cuda") else CPU_CALIBRATION
@@ -86,8 +93,9 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None):
     space = Space(lm.n_blocks, config.k, resolve_protected(config.protect, lm.n_blocks))
     data_dir = Path(config.data_dir) if config.data_dir else None
     source, samples, seq_len = config.calibration(lm.device)
+    options = {"shared_context": config.speedups().shared_context} if objective_class(config.objective).multiple_choice else {}
     objective = build_objective(config.objective, lm, calib=source, data_dir=data_dir, samples=samples,
-                                seq_len=seq_len, seed=config.seed, batch_size=config.batch_size)
+                                seq_len=seq_len, seed=config.seed, batch_size=config.batch_size, **options)
     biased = overlapping_tasks(objective.describe()["calib"], list(TASKS), data_dir)
     if biased:
         warnings.warn(f"CALIBRATING ON EVALUATION DATA: {source!r} is the evaluation file of {', '.join(biased)}; "
@@ -122,11 +130,20 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None):
     return lm, objective, searcher, provenance
 
 
+def _search(config: PruneConfig, runs_dir: Path, run: Run, objective, searcher, provenance, listener):
+    speed = config.speedups()
+    shared = None
+    if speed.memo:
+        identity = {k: provenance[k] for k in ("model_id", "revision", "dtype", "objective")}
+        shared = SharedMemo(runs_dir, identity | {"device": provenance["device"].split(":")[0]})
+    return run_search(objective, searcher, run, listener, speed, shared)
+
+
 def start(config: PruneConfig, runs_dir: Path, listener: Listener | None = None, lm: LoadedModel | None = None):
     """Create a run for `config` and search; returns (run, result)."""
     lm, objective, searcher, provenance = prepare(config, lm)
     run = Run.create(runs_dir, provenance)
-    return run, run_search(objective, searcher, run, listener)
+    return run, _search(config, runs_dir, run, objective, searcher, provenance, listener)
 
 
 def resume(ref: str, runs_dir: Path, listener: Listener | None = None):
@@ -145,4 +162,4 @@ def resume(ref: str, runs_dir: Path, listener: Listener | None = None):
     lm, objective, searcher, provenance = prepare(config)
     if provenance["objective"] != run.config["objective"]:
         raise UserError(f"run {run.id} (from --resume): its calibration data changed since it started; start a new run")
-    return run, run_search(objective, searcher, run, listener)
+    return run, _search(config, run.path.parent, run, objective, searcher, provenance, listener)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -66,11 +66,26 @@ class Engine:
         self.lm_head = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
         self.device = next(model.parameters()).device
+        self.block_forwards = 0  # block applications to a batch
+        self.block_tokens = 0  # token positions those applications computed: the machine-independent cost
+
+    def _count(self, blocks: int, batch: torch.Tensor) -> None:
+        self.block_forwards += blocks
+        self.block_tokens += blocks * batch.shape[0] * batch.shape[1]
 
     # -- dense capture and replay ------------------------------------------------------------
 
+    def _base_forward(self, input_ids, attention_mask, position_ids):
+        return self.model.base_model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=None if attention_mask is None else attention_mask.to(self.device),
+            position_ids=None if position_ids is None else position_ids.to(self.device),
+            use_cache=False,
+        )
+
     @torch.no_grad()
-    def capture(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> BlockInputs:
+    def capture(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None) -> BlockInputs:
         """Run the dense model on one batch and record every block's inputs (the last block is not run)."""
         args: list = [None] * self.n_blocks
         kwargs: list = [None] * self.n_blocks
@@ -89,12 +104,9 @@ class Engine:
             return hook
 
         handles = [b.register_forward_pre_hook(recorder(i), with_kwargs=True) for i, b in enumerate(self.blocks)]
+        self._count(self.n_blocks - 1, input_ids)
         try:
-            self.model.base_model(
-                input_ids=input_ids.to(self.device),
-                attention_mask=None if attention_mask is None else attention_mask.to(self.device),
-                use_cache=False,
-            )
+            self._base_forward(input_ids, attention_mask, position_ids)
         except _Stop:
             pass
         finally:
@@ -109,16 +121,21 @@ class Engine:
         start: int = 0,
         hidden: torch.Tensor | None = None,
         gates: torch.Tensor | None = None,
+        record: Callable[[int, torch.Tensor], None] | None = None,
     ) -> torch.Tensor:
         """Hidden states after the last block, skipping `removed`; starts at block `start` from
         `hidden` (the input of block `start`) when given, else from block 0's captured input.
-        With `gates` (one scalar per block), block i's update is scaled: h + g_i (block(h) − h)."""
+        With `gates` (one scalar per block), block i's update is scaled: h + g_i (block(h) − h).
+        `record(j, h)` sees the state entering every block j visited (for prefix caching)."""
         removed = set(removed)
         h = inputs.hidden if hidden is None else hidden
         with torch.set_grad_enabled(gates is not None and gates.requires_grad):
             for i in range(start, self.n_blocks):
+                if record is not None:
+                    record(i, h)
                 if i in removed:
                     continue
+                self._count(1, h)
                 out = _hidden_of(self.blocks[i](h, *inputs.args[i], **inputs.kwargs[i]))
                 h = out if gates is None else h + gates[i].to(out.dtype) * (out - h)
         return h
@@ -127,6 +144,7 @@ class Engine:
         """The dense residual stream: the input of every block, then the last block's output
         (N + 1 states, before the final norm — unlike `output_hidden_states`)."""
         states = [inputs.hidden]
+        self._count(self.n_blocks, inputs.hidden)
         with torch.no_grad():
             for i in range(self.n_blocks):
                 states.append(_hidden_of(self.blocks[i](states[-1], *inputs.args[i], **inputs.kwargs[i])))
@@ -153,15 +171,26 @@ class Engine:
                 self.blocks[i] = block
 
     @torch.no_grad()
-    def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, removed=()) -> torch.Tensor:
+    def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, removed=(),
+                     position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Post-norm hidden states of the model with `removed` skipped (the head's input)."""
+        self._count(self.n_blocks - len(set(removed)), input_ids)
         with self.skipping(removed):
-            out = self.model.base_model(
-                input_ids=input_ids.to(self.device),
-                attention_mask=None if attention_mask is None else attention_mask.to(self.device),
-                use_cache=False,
-            )
-        return out.last_hidden_state
+            return self._base_forward(input_ids, attention_mask, position_ids).last_hidden_state
+
+    @property
+    def sliding_window(self) -> int | None:
+        return getattr(self.model.config, "sliding_window", None)
+
+    def shared_context_mask_dtype(self):
+        """How this model takes a custom 4-D mask: (True, None) boolean for SDPA, (True, dtype)
+        additive for eager attention, (False, None) when it cannot (other kernels)."""
+        impl = getattr(self.model.config, "_attn_implementation", None)
+        if impl == "sdpa":
+            return True, None
+        if impl == "eager":
+            return True, next(self.model.parameters()).dtype
+        return False, None
 
     # -- the head --------------------------------------------------------------------------
 

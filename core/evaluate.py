@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from .engine import Engine
 from .errors import UserError
 from .loading import LoadedModel
-from .scoring import encode_pair, make_batches, score_pairs, windows
+from .scoring import choice_batches, encode_pair, make_batches, score_pairs, windows
 from .tasks import MCItem, get_task
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -60,12 +60,13 @@ class Evaluator:
     """Scores benchmark tasks on one loaded model for any removal set (original block indices)."""
 
     def __init__(self, lm: LoadedModel, *, batch_size: int = 8, max_length: int = 2048,
-                 progress: Progress | None = None):
+                 progress: Progress | None = None, shared_context: bool = True):
         self.lm, self.engine = lm, Engine(lm.model, lm.family)
         self.batch_size, self.max_length, self.progress = batch_size, max_length, progress
+        self.shared = self.engine.shared_context_mask_dtype() if shared_context else (False, None)
 
     def _hidden(self, removed):
-        return lambda _i, b: self.engine.final_hidden(b.input_ids, b.attention_mask, removed)
+        return lambda _i, b: self.engine.final_hidden(b.input_ids, b.attention_mask, removed, b.position_ids)
 
     def _tick(self, label: str, total: int):
         done = 0
@@ -91,7 +92,8 @@ class Evaluator:
 
     def multiple_choice(self, items: Sequence[MCItem], removed=(), label: str = "mc") -> MCScores:
         pairs, owner = mc_pairs(items, self.lm.tokenizer)
-        batches = make_batches(pairs, self.batch_size, self.max_length, self.lm.tokenizer.pad_token_id)
+        batches = choice_batches(pairs, owner, self.batch_size, self.max_length, self.lm.tokenizer.pad_token_id,
+                                 self.shared, self.engine.sliding_window)
         total, count, _ = score_pairs(batches, self._hidden(removed), self.engine.head_logprobs, len(pairs),
                                       self._tick(label, len(pairs)))
         loglik = [[] for _ in items]
@@ -104,10 +106,10 @@ class Evaluator:
 
 def evaluate(lm: LoadedModel, task_names: Sequence[str], removed: Sequence[int] = (), *, limit: int | None = None,
              seq_len: int = 2048, data_dir: Path | None = None, batch_size: int = 8,
-             progress: Progress | None = None) -> dict:
+             progress: Progress | None = None, shared_context: bool = True) -> dict:
     """Evaluate the model with `removed` skipped on each task; a JSON-ready report with provenance."""
     tasks = [get_task(n) for n in task_names]
-    evaluator = Evaluator(lm, batch_size=batch_size, max_length=seq_len, progress=progress)
+    evaluator = Evaluator(lm, batch_size=batch_size, max_length=seq_len, progress=progress, shared_context=shared_context)
     started = time.perf_counter()
     results = {}
     for task in tasks:

@@ -47,7 +47,8 @@ def prefix_token_id(tokenizer) -> int:
 class TokenBatch:
     """Right-padded sequences with the positions whose next-token log-probs are scored.
 
-    `positions[n] = (row, t)` predicts `targets[n]`; `owner[n]` is the index of the pair it belongs to."""
+    `positions[n] = (row, t)` predicts `targets[n]`, which belongs to the pair `pair_ids[owner[n]]`.
+    `attention_mask` is 2-D (padding) or 4-D (shared-context rows); `position_ids` go with the latter."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor | None
@@ -55,12 +56,24 @@ class TokenBatch:
     targets: torch.Tensor
     owner: torch.Tensor
     pair_ids: list[int]
+    position_ids: torch.Tensor | None = None
+    valid: torch.Tensor | None = None  # real-token positions of shared-context rows
+
+    def token_mask(self) -> torch.Tensor:
+        """[rows, width] True at real (non-padding) tokens."""
+        if self.valid is not None:
+            return self.valid
+        if self.attention_mask is None:
+            return torch.ones(self.input_ids.shape, dtype=torch.bool)
+        return self.attention_mask.bool()
 
 
-def make_batches(pairs: Sequence[Pair], batch_size: int, max_length: int, pad_id: int) -> list[TokenBatch]:
-    """Batches of whole pairs, longest first (as lm-eval orders them); inputs longer than
-    `max_length` are truncated from the left (lm-eval's `[-(max_length + 1):][:-1]`)."""
-    order = sorted(range(len(pairs)), key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+def make_batches(pairs: Sequence[Pair], batch_size: int, max_length: int, pad_id: int,
+                 subset: Sequence[int] | None = None) -> list[TokenBatch]:
+    """Batches of whole pairs (all, or the indices in `subset`), longest first (as lm-eval orders
+    them); inputs longer than `max_length` are truncated from the left (lm-eval's
+    `[-(max_length + 1):][:-1]`)."""
+    order = sorted(range(len(pairs)) if subset is None else subset, key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
     batches = []
     for start in range(0, len(order), batch_size):
         ids = order[start : start + batch_size]
@@ -89,6 +102,79 @@ def make_batches(pairs: Sequence[Pair], batch_size: int, max_length: int, pad_id
             ids,
         ))
     return batches
+
+
+def make_shared_context_batches(pairs: Sequence[Pair], groups: Sequence[list[int]], batch_size: int,
+                                pad_id: int, mask_dtype: torch.dtype | None) -> list[TokenBatch]:
+    """Batches whose rows each pack one group of pairs with identical context: the context once, then
+    every continuation but its last token. A continuation attends to the whole context and to itself
+    only, with positions continuing from the context, so each token sees exactly what it sees in its
+    own sequence; its first token is predicted at the context's last position. 4-D masks: boolean
+    (True = attend) when `mask_dtype` is None, else additive in that dtype (eager attention).
+    Padding positions attend to themselves only."""
+    def length(group):
+        ctx = pairs[group[0]][0]
+        return len(ctx) + sum(len(pairs[p][1]) - 1 for p in group)
+
+    order = sorted(range(len(groups)), key=lambda g: -length(groups[g]))
+    batches = []
+    for start in range(0, len(order), batch_size):
+        rows = [groups[g] for g in order[start : start + batch_size]]
+        width = max(length(g) for g in rows)
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+        allowed = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)
+        positions, targets, owner, pair_ids = [], [], [], []
+        for r, group in enumerate(rows):
+            ctx = pairs[group[0]][0]
+            n_ctx = len(ctx)
+            input_ids[r, :n_ctx] = torch.tensor(ctx)
+            position_ids[r, :n_ctx] = torch.arange(n_ctx)
+            allowed[r, :n_ctx, :n_ctx] = torch.ones(n_ctx, n_ctx, dtype=torch.bool).tril()
+            offset = n_ctx
+            for p in group:
+                cont = pairs[p][1]
+                seg = len(cont) - 1
+                if seg:
+                    input_ids[r, offset : offset + seg] = torch.tensor(cont[:-1])
+                    position_ids[r, offset : offset + seg] = torch.arange(n_ctx, n_ctx + seg)
+                    allowed[r, offset : offset + seg, :n_ctx] = True
+                    allowed[r, offset : offset + seg, offset : offset + seg] = torch.ones(seg, seg, dtype=torch.bool).tril()
+                slot = len(pair_ids)
+                pair_ids.append(p)
+                positions += [(r, n_ctx - 1)] + [(r, t) for t in range(offset, offset + seg)]
+                targets += cont
+                owner += [slot] * len(cont)
+                offset += seg
+        mask = allowed[:, None]
+        valid = torch.arange(width)[None, :] < torch.tensor([length(g) for g in rows])[:, None]
+        if mask_dtype is not None:
+            mask = torch.zeros(mask.shape, dtype=mask_dtype).masked_fill(~mask, torch.finfo(mask_dtype).min)
+        batches.append(TokenBatch(input_ids, mask, torch.tensor(positions, dtype=torch.long).reshape(-1, 2),
+                                  torch.tensor(targets, dtype=torch.long), torch.tensor(owner, dtype=torch.long),
+                                  pair_ids, position_ids, valid))
+    return batches
+
+
+def choice_batches(pairs: Sequence[Pair], owner: Sequence[int], batch_size: int, max_length: int, pad_id: int,
+                   shared: tuple[bool, torch.dtype | None] = (False, None), window: int | None = None) -> list[TokenBatch]:
+    """Batches for multiple-choice pairs (`owner[p]` = the item of pair p). With `shared` = (True,
+    mask dtype), the choices of an item that share their context tokens are packed into one row
+    (`make_shared_context_batches`) whenever every choice fits in `max_length` (no truncation) and in
+    the model's sliding `window`; all other pairs get a sequence each."""
+    groups: dict = {}
+    for p, item in enumerate(owner):
+        groups.setdefault((item, tuple(pairs[p][0])), []).append(p)
+    packed, single = [], []
+    limit = min(max_length, window or max_length)
+    for group in groups.values():
+        fits = all(len(pairs[p][0]) + len(pairs[p][1]) - 1 <= limit for p in group)
+        if shared[0] and len(group) > 1 and fits:
+            packed.append(group)
+        else:
+            single += group
+    batches = make_shared_context_batches(pairs, packed, batch_size, pad_id, shared[1]) if packed else []
+    return batches + (make_batches(pairs, batch_size, max_length, pad_id, single) if single else [])
 
 
 def score_batch(head_logprobs: Callable, batch: TokenBatch, hidden: torch.Tensor):

@@ -1,8 +1,11 @@
 """The objective interface: a removal set in, one scalar out, lower is better.
 
 An objective owns its calibration batches and the engine's captured block inputs for them (one dense
-pass at construction); each call replays the blocks with the removal set skipped. It never knows
-which searcher is asking.
+pass at construction); each evaluation replays the blocks with the removal set skipped, batch by
+batch: `batch_stats` reduces one calibration batch, `combine` turns the statistics of all batches into
+the value. With a prefix cache attached, a replay starts from the deepest cached state on its path.
+With a `cutoff`, an evaluation stops as soon as `lower_bound` proves the value exceeds it (early
+abort inside an argmin). An objective never knows which searcher is asking.
 """
 
 from __future__ import annotations
@@ -14,34 +17,71 @@ import torch
 
 from ..core.engine import BlockInputs, Engine
 from ..core.errors import UserError
-from ..core.scoring import Pair, TokenBatch, score_pairs
+from ..core.prefix import PrefixCache
+from ..core.scoring import Pair, TokenBatch, score_batch
 
 
 class Objective(ABC):
     """`objective(removed) -> float`, lower is better; `removed` holds original 0-based block indices."""
 
     name: str = ""
+    multiple_choice: bool = False  # built from questions (takes the shared_context option)
 
     def __init__(self, engine: Engine, batches: list[TokenBatch], n_pairs: int, max_length: int):
         self.engine, self.batches, self.n_pairs, self.max_length = engine, batches, n_pairs, max_length
-        self.inputs: list[BlockInputs] = [engine.capture(b.input_ids, b.attention_mask) for b in batches]
+        self.inputs: list[BlockInputs] = [engine.capture(b.input_ids, b.attention_mask, b.position_ids) for b in batches]
+        self.cache: PrefixCache | None = None
 
     @property
     def n_blocks(self) -> int:
         return self.engine.n_blocks
 
-    def final_hidden(self, i: int, removed: Iterable[int]) -> torch.Tensor:
-        """Post-norm hidden states of calibration batch i with `removed` skipped."""
-        return self.engine.finalize(self.engine.run_blocks(self.inputs[i], removed))
+    def final_hidden(self, i: int, removed: Iterable[int], keep: frozenset = frozenset()) -> torch.Tensor:
+        """Post-norm hidden states of calibration batch i with `removed` skipped; with a prefix cache,
+        starts from the deepest cached state and caches the states it passes (those entering the blocks
+        in `keep` as branch points the batch will need, the others speculatively)."""
+        start, hidden, record = 0, None, None
+        if self.cache is not None:
+            start, hidden = self.cache.deepest(i, removed, self.n_blocks)
+            record = lambda j, h: self.cache.put(i, j, removed, h, branch=j in keep)  # noqa: E731
+        return self.engine.finalize(self.engine.run_blocks(self.inputs[i], removed, start, hidden, record=record))
 
-    def pair_scores(self, removed: Iterable[int]):
-        """Summed log-likelihood, token count and greedy flag of every calibration pair."""
-        removed = frozenset(removed)
-        return score_pairs(self.batches, lambda i, _b: self.final_hidden(i, removed), self.engine.head_logprobs, self.n_pairs)
+    def pair_stats(self, i: int, hidden: torch.Tensor):
+        """Summed log-likelihood and token count of every pair of batch i, in batch row order."""
+        total, count, _ = score_batch(self.engine.head_logprobs, self.batches[i], hidden)
+        return total, count
 
     @abstractmethod
+    def batch_stats(self, i: int, hidden: torch.Tensor):
+        """What the value needs from calibration batch i (given its post-norm hidden states)."""
+
+    @abstractmethod
+    def combine(self, stats: list) -> float:
+        """The value from the statistics of every calibration batch."""
+
+    def lower_bound(self, stats: list) -> float | None:
+        """A value no evaluation can go below, given the statistics of its first batches; None when
+        the objective has no such bound (then it never aborts)."""
+        return None
+
+    @torch.no_grad()
+    def evaluate(self, removed: Iterable[int], cutoff: float | None = None,
+                 keep: frozenset = frozenset()) -> tuple[float, bool]:
+        """(value, False), or (a lower bound above `cutoff`, True) once the bound proves the value
+        exceeds `cutoff`."""
+        removed = frozenset(removed)
+        stats = []
+        for i in range(len(self.batches)):
+            stats.append(self.batch_stats(i, self.final_hidden(i, removed, keep)))
+            if cutoff is not None and len(stats) < len(self.batches):
+                bound = self.lower_bound(stats)
+                if bound is not None and bound > cutoff:
+                    return bound, True
+        return self.combine(stats), False
+
     def __call__(self, removed: Iterable[int]) -> float:
         """The loss of the model with `removed` skipped."""
+        return self.evaluate(removed)[0]
 
     @abstractmethod
     def describe(self) -> dict:

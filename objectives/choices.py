@@ -8,20 +8,26 @@ from __future__ import annotations
 
 from abc import abstractmethod
 
+import torch
+
 from ..core.calibration import Question
 from ..core.engine import Engine
-from ..core.scoring import Pair, make_batches
+from ..core.scoring import Pair, choice_batches
 from .base import Objective
 
 
 class ChoiceObjective(Objective):
+    multiple_choice = True
+
     def __init__(self, engine: Engine, tokenizer, questions: list[Question], source: str, *,
-                 batch_size: int = 16, max_length: int = 2048):
+                 batch_size: int = 16, max_length: int = 2048, shared_context: bool = True):
         self.engine, self.tokenizer, self.questions, self.source = engine, tokenizer, questions, source
         self.grouped = [self.render(q) for q in questions]
         pairs = [pair for group in self.grouped for pair in group]
         self.owner = [i for i, group in enumerate(self.grouped) for _ in group]
-        super().__init__(engine, make_batches(pairs, batch_size, max_length, tokenizer.pad_token_id), len(pairs), max_length)
+        shared = engine.shared_context_mask_dtype() if shared_context else (False, None)
+        batches = choice_batches(pairs, self.owner, batch_size, max_length, tokenizer.pad_token_id, shared, engine.sliding_window)
+        super().__init__(engine, batches, len(pairs), max_length)
 
     @abstractmethod
     def render(self, q: Question) -> list[Pair]:
@@ -31,8 +37,15 @@ class ChoiceObjective(Objective):
     def reduce(self, loglik: list[list[float]], tokens: list[list[int]]) -> float:
         """Per question and choice summed log-likelihood and token count -> the loss."""
 
-    def __call__(self, removed) -> float:
-        total, count, _ = self.pair_scores(removed)
+    def batch_stats(self, i, hidden):
+        return self.pair_stats(i, hidden)
+
+    def combine(self, stats) -> float:
+        total = torch.zeros(self.n_pairs, dtype=torch.float64)
+        count = torch.zeros(self.n_pairs, dtype=torch.long)
+        for batch, (t, c) in zip(self.batches, stats):
+            idx = torch.tensor(batch.pair_ids)
+            total[idx], count[idx] = t, c
         loglik = [[] for _ in self.questions]
         tokens = [[] for _ in self.questions]
         for j, i in enumerate(self.owner):

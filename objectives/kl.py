@@ -18,26 +18,21 @@ _CHUNK_ROWS = 256
 class KLDivergence(WindowObjective):
     name = "kl"
 
+    @torch.no_grad()
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.dense = [self._rows(i, ()) for i in range(len(self.batches))]
+        self.dense = []
+        for i, batch in enumerate(self.batches):
+            hidden = self.final_hidden(i, ())
+            self.dense.append(hidden[batch.positions[:, 0], batch.positions[:, 1]])
 
-    @torch.no_grad()
-    def _rows(self, i: int, removed) -> torch.Tensor:
+    def batch_stats(self, i, hidden):
+        """(summed KL over the batch's scored positions, their count)."""
         pos = self.batches[i].positions
-        hidden = self.final_hidden(i, removed)
-        return hidden[pos[:, 0], pos[:, 1]]
-
-    @torch.no_grad()
-    def __call__(self, removed) -> float:
-        removed = frozenset(removed)
-        total, count = 0.0, 0
-        for i in range(len(self.batches)):
-            pruned = self._rows(i, removed)
-            for s in range(0, pruned.shape[0], _CHUNK_ROWS):
-                lp_dense = torch.log_softmax(self.engine.logits(self.dense[i][s : s + _CHUNK_ROWS]), -1)
-                lp_pruned = torch.log_softmax(self.engine.logits(pruned[s : s + _CHUNK_ROWS]), -1)
-                kl = (lp_dense.exp() * (lp_dense - lp_pruned)).sum(-1)
-                total += float(kl.double().sum())
-                count += kl.shape[0]
-        return total / count
+        pruned = hidden[pos[:, 0], pos[:, 1]]
+        total = 0.0
+        for s in range(0, pruned.shape[0], _CHUNK_ROWS):
+            lp_dense = torch.log_softmax(self.engine.logits(self.dense[i][s : s + _CHUNK_ROWS]), -1)
+            lp_pruned = torch.log_softmax(self.engine.logits(pruned[s : s + _CHUNK_ROWS]), -1)
+            total += float((lp_dense.exp() * (lp_dense - lp_pruned)).sum(-1).double().sum())
+        return total, pruned.shape[0]

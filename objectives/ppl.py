@@ -26,7 +26,15 @@ class WindowObjective(Objective):
         if not self.pairs:
             raise UserError(f"calibration text {source!r} has {len(ids)} tokens, fewer than one window of {seq_len}")
         self.source, self.seq_len = source, seq_len
+        self.total_tokens = sum(len(cont) for _, cont in self.pairs)
         super().__init__(engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs), seq_len)
+
+    def combine(self, stats) -> float:
+        return sum(s for s, _ in stats) / sum(n for _, n in stats)
+
+    def lower_bound(self, stats) -> float:
+        """The per-token losses are non-negative, so the unseen tokens add at least 0."""
+        return sum(s for s, _ in stats) / self.total_tokens
 
     def describe(self) -> dict:
         return {"objective": self.name, "calib": self.source, "seq_len": self.seq_len, "windows": len(self.pairs)}
@@ -41,9 +49,10 @@ class Perplexity(WindowObjective):
     def sample_loss(self, index, totals, counts):
         return -totals[0] / counts[0]
 
-    def __call__(self, removed) -> float:
-        total, count, _ = self.pair_scores(removed)
-        return -float(total.sum()) / int(count.sum())
+    def batch_stats(self, i, hidden):
+        """(summed NLL, token count) of the batch's windows."""
+        total, count = self.pair_stats(i, hidden)
+        return -float(total.sum()), int(count.sum())
 
     @classmethod
     def report(cls, value: float) -> dict:

@@ -19,9 +19,9 @@ from .base import Objective
 from ..core.scoring import make_batches
 
 
-def _valid(mask: torch.Tensor | None, hidden: torch.Tensor, drop_first: bool = False) -> torch.Tensor:
+def _valid(batch, hidden: torch.Tensor, drop_first: bool = False) -> torch.Tensor:
     """Token rows [n, d] of a batch's hidden states at non-padding positions."""
-    keep = torch.ones(hidden.shape[:2], dtype=torch.bool) if mask is None else mask.bool()
+    keep = batch.token_mask()
     if drop_first:
         keep = keep.clone()
         keep[:, 0] = False
@@ -32,7 +32,7 @@ def block_proxies(objective: Objective) -> dict[str, dict[int, float]]:
     n = objective.n_blocks
     cos_sum, ang_sum, count = np.zeros(n), np.zeros(n), 0
     for batch, inputs in zip(objective.batches, objective.inputs):
-        states = [_valid(batch.attention_mask, s) for s in objective.engine.per_block_states(inputs)]
+        states = [_valid(batch, s) for s in objective.engine.per_block_states(inputs)]
         for i in range(n):
             cos = torch.nn.functional.cosine_similarity(states[i], states[i + 1], dim=-1).clamp(-1, 1)
             cos_sum[i] += float(cos.sum())
@@ -55,7 +55,7 @@ def gate_gradients(objective: Objective, pad_id: int) -> np.ndarray:
     try:
         for index, pairs in enumerate(objective.samples()):
             (batch,) = make_batches(pairs, len(pairs), objective.max_length, pad_id)
-            inputs = engine.capture(batch.input_ids, batch.attention_mask)
+            inputs = engine.capture(batch.input_ids, batch.attention_mask, batch.position_ids)
             hidden = engine.finalize(engine.run_blocks(inputs, gates=gates))
             logprobs, _ = engine.head_logprobs(hidden, batch.positions, batch.targets)
             rows_in_batch = len(batch.pair_ids)
@@ -83,7 +83,7 @@ class SegmentMI:
         layers: list[list[torch.Tensor]] = [[] for _ in range(objective.n_blocks + 1)]
         for batch, inputs in zip(objective.batches, objective.inputs):
             for l, state in enumerate(objective.engine.per_block_states(inputs)):
-                layers[l].append(_valid(batch.attention_mask, state, drop_first=True).cpu())
+                layers[l].append(_valid(batch, state, drop_first=True).cpu())
         stacked = [torch.cat(parts) for parts in layers]
         total = stacked[0].shape[0]
         pick = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[: min(tokens, total)]

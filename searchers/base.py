@@ -59,6 +59,7 @@ class Searcher(ABC):
         self.rng = random.Random(seed)
         self.importance: dict[int, float] | None = None  # per-block score, when the searcher has one
         self.status = ""
+        self.select: int | None = None  # only the best `select` of the pending batch matter (early abort)
         self._gen: Search | None = None
         self._pending: list[RemovalSet] = []
         self.result: RemovalSet | None = None

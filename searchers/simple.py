@@ -45,6 +45,7 @@ class Greedy(Searcher):
     def search(self):
         removed: frozenset = frozenset()
         first_round = None
+        self.select = 1
         for r in range(self.space.k):
             self.status = f"round {r + 1}/{self.space.k}"
             candidates = [removed | {i} for i in self.space.allowed if i not in removed]
@@ -65,6 +66,7 @@ class Beam(Searcher):
 
     def search(self):
         beam = [frozenset()]
+        self.select = self.options["width"]
         for r in range(self.space.k):
             self.status = f"depth {r + 1}/{self.space.k}"
             candidates = list(dict.fromkeys(s | {i} for s in beam for i in self.space.allowed if i not in s))
