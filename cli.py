@@ -220,6 +220,15 @@ def prune_cmd(
     """Search for the k blocks whose removal hurts the objective least; every evaluation is stored."""
     from .prune import PruneConfig, resume as resume_run, start
 
+    if resume:
+        given = {"--model": model != "demo", "--objective": objective != "ppl", "--searcher": searcher != "greedy",
+                 "--k": k != 3, "--seed": seed != 0, "--protect": bool(protect), "--calib": calib is not None,
+                 "--calib-samples": calib_samples is not None, "--calib-seq-len": calib_seq_len is not None,
+                 "--scorer": scorer is not None, "--budget": budget is not None, "--option": bool(option)}
+        clashing = [flag for flag, set_ in given.items() if set_]
+        if clashing:
+            raise UserError(f"{clashing[0]} cannot change a run being resumed (from --resume): it continues "
+                            f"with the configuration in its run.json")
     with stderr.status("preparing ...") as status:
         listener = _search_listener(status)
         if resume:

@@ -49,6 +49,7 @@ class PruneConfig:
     options: dict = field(default_factory=dict)
     device: str | None = None
     trust_remote_code: bool = False
+    revision: str | None = None  # pinned on resume: the revision the run started with
     speed: dict = field(default_factory=dict)  # Speedups switches: prefix_cache, early_abort, shared_context, memo, cache_bytes
 
     def speedups(self) -> Speedups:
@@ -88,8 +89,11 @@ def _versions() -> dict:
 def prepare(config: PruneConfig, lm: LoadedModel | None = None):
     """(model, objective, searcher, provenance) for a configuration; validates before any heavy work."""
     cls = searcher_class(config.searcher)
+    cls.validate_options(config.options)
     objective_class(config.objective)
-    lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code)
+    config.speedups()
+    lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code,
+                          revision=config.revision)
     space = Space(lm.n_blocks, config.k, resolve_protected(config.protect, lm.n_blocks))
     data_dir = Path(config.data_dir) if config.data_dir else None
     source, samples, seq_len = config.calibration(lm.device)
@@ -159,7 +163,10 @@ def resume(ref: str, runs_dir: Path, listener: Listener | None = None):
     existing = run.result()
     if existing is not None:
         return run, existing
+    config.revision = run.config.get("revision")
     lm, objective, searcher, provenance = prepare(config)
-    if provenance["objective"] != run.config["objective"]:
-        raise UserError(f"run {run.id} (from --resume): its calibration data changed since it started; start a new run")
+    for key in ("model_id", "revision", "n_blocks", "dtype", "objective"):
+        if provenance[key] != run.config.get(key):
+            raise UserError(f"run {run.id} (from --resume) cannot continue here: its {key} was "
+                            f"{run.config.get(key)!r}, now {provenance[key]!r}; start a new run")
     return run, _search(config, run.path.parent, run, objective, searcher, provenance, listener)

@@ -6,9 +6,10 @@ shared-context multiple-choice scoring. The cross-run memo is off in both (it wo
 search free rather than faster); its effect is shown on its own line.
 
 Reports, per search: wall time, evaluations, block-forwards (block applications to a calibration
-batch), block-token applications, the lower bound on block-forwards for any exact method that
-scores the same candidates (the distinct (block, removed-prefix) pairs the candidates' paths
-traverse), and whether the chosen set and its value are identical.
+batch), the lower bound on block-forwards for any exact method that scores the same candidates (the
+distinct (block, removed-prefix) pairs the candidates' paths traverse), and whether the chosen set
+and its value are identical. For multiple choice, the forward ratio is in block-token applications
+(packed rows are longer than single sequences).
 
     python benchmarks/search_speed.py [--model demo] [--k 5] [--json]
 """
@@ -63,7 +64,7 @@ def main():
     parser.add_argument("--calib-samples", type=int, default=2)
     parser.add_argument("--calib-seq-len", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=1, help="calibration windows per batch (early abort works between batches)")
-    parser.add_argument("--mc-task", default="hellaswag")
+    parser.add_argument("--mc-tasks", default="hellaswag,arc_easy", help="4-choice tasks (demo-mc without --data-dir)")
     parser.add_argument("--mc-items", type=int, default=40)
     parser.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--device", default=None)
@@ -77,7 +78,7 @@ def main():
                            n_windows=args.calib_samples, batch_size=args.batch_size)
     space = Space(lm.n_blocks, args.k)
     rows, fast_runs = [], {}
-    for name in args.searchers.split(","):
+    for name in filter(None, args.searchers.split(",")):
         naive = search_once(objective, name, space, args.seed, NAIVE)
         fast = fast_runs[name] = search_once(objective, name, space, args.seed, FAST)
         rows.append({
@@ -104,19 +105,20 @@ def main():
                  "exact_lower_bound": None, "identical": alone["removed"] == second["removed"]})
 
     data_dir = Path(args.data_dir)
-    task = args.mc_task if (data_dir / "SOURCES.md").is_file() else "demo-mc"
-    items = TASKS[task].load(data_dir if task != "demo-mc" else None)[: args.mc_items]
-    results = {}
-    for shared in (False, True):
-        evaluator = Evaluator(lm, batch_size=8, shared_context=shared)
-        t = time.perf_counter()
-        results[shared] = (evaluator.multiple_choice(items), time.perf_counter() - t, evaluator.engine.block_tokens)
-    (plain, t_plain, tok_plain), (packed, t_packed, tok_packed) = results[False], results[True]
-    same = all(torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-3) for a, b in zip(plain.loglik, packed.loglik))
-    rows.append({"workload": f"{task} {len(items)} items, shared context", "naive_s": round(t_plain, 2),
-                 "fast_s": round(t_packed, 2), "wall_ratio": round(t_plain / t_packed, 2), "evaluations": None,
-                 "aborted": None, "naive_block_forwards": None, "fast_block_forwards": None,
-                 "forward_ratio": round(tok_plain / tok_packed, 2), "exact_lower_bound": None, "identical": same})
+    tasks = args.mc_tasks.split(",") if (data_dir / "SOURCES.md").is_file() else ["demo-mc"]
+    for task in filter(None, tasks):
+        items = TASKS[task].load(data_dir if task != "demo-mc" else None)[: args.mc_items]
+        results = {}
+        for shared in (False, True):
+            evaluator = Evaluator(lm, batch_size=8, shared_context=shared)
+            t = time.perf_counter()
+            results[shared] = (evaluator.multiple_choice(items), time.perf_counter() - t, evaluator.engine.block_tokens)
+        (plain, t_plain, tok_plain), (packed, t_packed, tok_packed) = results[False], results[True]
+        same = all(torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-3) for a, b in zip(plain.loglik, packed.loglik))
+        rows.append({"workload": f"{task} {len(items)} items, shared context", "naive_s": round(t_plain, 2),
+                     "fast_s": round(t_packed, 2), "wall_ratio": round(t_plain / t_packed, 2), "evaluations": None,
+                     "aborted": None, "naive_block_forwards": None, "fast_block_forwards": None,
+                     "forward_ratio": round(tok_plain / tok_packed, 2), "exact_lower_bound": None, "identical": same})
 
     machine = {"model": args.model, "device": lm.device, "dtype": lm.dtype, "cpu_threads": torch.get_num_threads(),
                "platform": platform.platform(), "torch": torch.__version__,

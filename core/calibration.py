@@ -71,9 +71,15 @@ def _need(data_dir: Path | None, source: str) -> Path:
 
 
 def _arc_train(data_dir: Path, name: str, file: str) -> list[Question]:
-    rows = read_jsonl(data_dir / name / file, "--data-dir", ("question", "choices", "answerKey"))
-    return [Question(r["id"], "arc", r["question"], tuple(r["choices"]["text"]),
-                     list(r["choices"]["label"]).index(r["answerKey"])) for r in rows]
+    path = data_dir / name / file
+    out = []
+    for i, r in enumerate(read_jsonl(path, "--data-dir", ("id", "question", "choices", "answerKey")), start=1):
+        try:
+            out.append(Question(r["id"], "arc", r["question"], tuple(r["choices"]["text"]),
+                                list(r["choices"]["label"]).index(r["answerKey"])))
+        except (KeyError, TypeError, ValueError):
+            raise UserError(f"{path}: row {i} is not an ARC question with its answer among the choices (from --data-dir)") from None
+    return out
 
 
 def _obqa_train(data_dir: Path) -> list[Question]:
@@ -96,22 +102,28 @@ def _siqa_train(data_dir: Path) -> list[Question]:
     path = data_dir / "siqa" / "socialiqa-train-dev.zip"
     if not path.is_file():
         raise UserError(f"data file {str(path)!r} (from --data-dir) not found")
-    with zipfile.ZipFile(path) as z:
-        rows = [json.loads(line) for line in z.read("socialiqa-train-dev/train.jsonl").decode().splitlines() if line]
-        labels = [int(x) for x in z.read("socialiqa-train-dev/train-labels.lst").decode().split()]
+    try:
+        with zipfile.ZipFile(path) as z:
+            rows = [json.loads(line) for line in z.read("socialiqa-train-dev/train.jsonl").decode().splitlines() if line]
+            labels = [int(x) for x in z.read("socialiqa-train-dev/train-labels.lst").decode().split()]
+    except (zipfile.BadZipFile, KeyError, ValueError) as exc:
+        raise UserError(f"{path}: not the Social IQa train/dev archive ({type(exc).__name__}) (from --data-dir)") from None
     return [Question(f"siqa-train-{i}", "siqa", f"{r['context']} {r['question']}",
                      (r["answerA"], r["answerB"], r["answerC"]), y - 1) for i, (r, y) in enumerate(zip(rows, labels))]
 
 
 def _winogrande_train(data_dir: Path) -> list[Question]:
-    rows = read_jsonl(data_dir / "winogrande" / "train_l.jsonl", "--data-dir", ("sentence", "option1", "option2", "answer"))
+    rows = read_jsonl(data_dir / "winogrande" / "train_l.jsonl", "--data-dir", ("qID", "sentence", "option1", "option2", "answer"))
     return [Question(r["qID"], "winogrande", r["sentence"], (r["option1"], r["option2"]), int(r["answer"]) - 1) for r in rows]
 
 
 def _boolq_train(data_dir: Path) -> list[Question]:
     """LLM-Adapters' BoolQ rows (question only, as in Commonsense-170k)."""
     path = data_dir / "llm_adapters" / "boolq" / "train.json"
-    rows = json.loads(read_text(path, "--data-dir"))
+    try:
+        rows = json.loads(read_text(path, "--data-dir"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}:{exc.lineno}: not valid JSON (from --data-dir)") from None
     out = []
     for i, r in enumerate(rows):
         q = r["instruction"].split("question:", 1)[-1].split("\n\nAnswer format:", 1)[0].strip().rstrip("?")
@@ -128,8 +140,10 @@ def _file_questions(path: Path) -> list[Question]:
     rows = read_jsonl(path, "--calib", ("question", "choices", "label"))
     out = []
     for i, r in enumerate(rows):
-        if not isinstance(r["choices"], list) or len(r["choices"]) < 2 or not 0 <= int(r["label"]) < len(r["choices"]):
-            raise UserError(f"{path}:{i + 1}: needs at least 2 choices and a label among them (from --calib)")
+        label = r["label"]
+        if (not isinstance(r["choices"], list) or len(r["choices"]) < 2 or not all(isinstance(c, str) and c for c in r["choices"])
+                or not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < len(r["choices"])):
+            raise UserError(f"{path}: item {i + 1} needs at least 2 non-empty choices and an integer label among them (from --calib)")
         out.append(Question(str(r.get("id", f"{path.name}-{i}")), r.get("task", "file"), r["question"], tuple(r["choices"]), int(r["label"])))
     return out
 

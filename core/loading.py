@@ -137,6 +137,12 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
                trust_remote_code: bool = False, revision: str | None = None) -> LoadedModel:
     """Load `spec` for evaluation (eval mode, no grad needed)."""
     device = device or default_device()
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r} (from --device); use cpu, cuda or cuda:N") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} (from --device) is not available: no CUDA GPU is visible")
     dtype = dtype or default_dtype(device)
     if spec.startswith("tiny:"):
         model, tokenizer = build_tiny(spec)

@@ -50,7 +50,13 @@ class Run:
 
     @classmethod
     def create(cls, runs_dir: Path, config: dict) -> "Run":
-        runs_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            runs_dir.mkdir(parents=True, exist_ok=True)
+            probe = runs_dir / f".write-probe-{os.getpid()}"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as exc:
+            raise UserError(f"runs directory {str(runs_dir)!r} (from --runs-dir) is not writable ({exc.strerror})") from None
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         base = f"{stamp}-{_slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
         for n in range(1000):
@@ -80,17 +86,26 @@ class Run:
             config = json.loads(meta.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise UserError(f"{meta}: corrupt run.json (from {source})") from None
-        if not isinstance(config, dict) or config.get("schema") != SCHEMA or "objective" not in config:
+        if not isinstance(config, dict) or config.get("schema") != SCHEMA or not isinstance(config.get("objective"), dict):
             raise UserError(f"{meta}: not a depthprune run (schema {SCHEMA}) (from {source})")
         return cls(path, config)
 
     # -- events ----------------------------------------------------------------------------
 
     def append(self, event: dict) -> dict:
-        """Append one event (stamped with schema version and time), flushed to disk before returning."""
+        """Append one event (stamped with schema version and time), flushed to disk before returning.
+        A torn last line left by a crash is cut off first, so it never merges with the new event."""
         event = {"v": SCHEMA, "t": round(time.time(), 3), **event}
-        with open(self.path / "events.jsonl", "a") as f:
-            f.write(json.dumps(event) + "\n")
+        path = self.path / "events.jsonl"
+        with open(path, "ab+") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size:
+                f.seek(max(0, size - 65536))
+                tail = f.read()
+                if not tail.endswith(b"\n"):
+                    cut = tail.rfind(b"\n")
+                    f.truncate(size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size))
+            f.write((json.dumps(event) + "\n").encode())
             f.flush()
             os.fsync(f.fileno())
         return event
@@ -111,7 +126,8 @@ class Run:
                 event = json.loads(line)
             except json.JSONDecodeError:
                 raise UserError(f"{path}:{lineno}: broken event line") from None
-            if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
+            if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES or (
+                    event["type"] == "evaluation" and not {"removed", "value", "seconds"} <= event.keys()):
                 raise UserError(f"{path}:{lineno}: not a depthprune event")
             events.append(event)
         return events

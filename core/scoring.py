@@ -168,7 +168,7 @@ def choice_batches(pairs: Sequence[Pair], owner: Sequence[int], batch_size: int,
     packed, single = [], []
     limit = min(max_length, window or max_length)
     for group in groups.values():
-        fits = all(len(pairs[p][0]) + len(pairs[p][1]) - 1 <= limit for p in group)
+        fits = all(pairs[p][1] and len(pairs[p][0]) + len(pairs[p][1]) - 1 <= limit for p in group)
         if shared[0] and len(group) > 1 and fits:
             packed.append(group)
         else:

@@ -86,11 +86,12 @@ def run_search(objective, searcher, run: Run, listener: Listener | None = None,
         if e["type"] == "evaluation":
             (bounds if e.get("aborted") else memo)[frozenset(e["removed"])] = e["value"]
             earlier_seconds += e["seconds"]
-    counts = {"evaluations": sum(1 for e in run.events() if e["type"] == "evaluation" and not e.get("cached")),
-              "aborted": len(bounds), "cached": 0}
+    stored = [e for e in run.events() if e["type"] == "evaluation" and not e.get("cached")]
+    counts = {"evaluations": len(stored), "aborted": sum(1 for e in stored if e.get("aborted")), "cached": 0}
     n = objective.n_blocks if hasattr(objective, "n_blocks") else 0
     if speed.prefix_cache and hasattr(objective, "cache"):
-        objective.cache = PrefixCache(speed.cache_bytes or default_cache_bytes(str(objective.engine.device)))
+        budget = speed.cache_bytes if speed.cache_bytes is not None else default_cache_bytes(str(objective.engine.device))
+        objective.cache = PrefixCache(budget)
     engine = getattr(objective, "engine", None)
     start_forwards = (engine.block_forwards, engine.block_tokens) if engine else (0, 0)
     started = time.perf_counter()

@@ -49,11 +49,30 @@ class Searcher(ABC):
     defaults: ClassVar[dict] = {}
     needs: ClassVar[tuple[str, ...]] = ()  # extra inputs computed by the engine: "gradients", "segment_mi", "proxy"
 
+    @classmethod
+    def validate_options(cls, options: dict) -> None:
+        """Reject unknown options and values of the wrong kind: counts are integers ≥ 1, rates and
+        temperatures non-negative numbers, switches booleans (UserError naming the option)."""
+        for key, value in options.items():
+            if key not in cls.defaults:
+                raise UserError(f"unknown option {key!r} for searcher {cls.name!r} (from --option); "
+                                f"options: {', '.join(sorted(cls.defaults)) or 'none'}")
+            default = cls.defaults[key]
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            elif isinstance(default, float):
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+            elif isinstance(default, str):
+                ok = isinstance(value, str)
+            else:
+                ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
+            if not ok:
+                raise UserError(f"bad value {value!r} for option {key!r} of searcher {cls.name!r} (from --option)")
+
     def __init__(self, space: Space, seed: int = 0, **options):
-        unknown = set(options) - set(self.defaults) - set(self.needs)
-        if unknown:
-            raise UserError(f"unknown option {sorted(unknown)[0]!r} for searcher {self.name!r}; "
-                            f"options: {', '.join(sorted(self.defaults)) or 'none'}")
+        self.validate_options({k: v for k, v in options.items() if k not in self.needs})
         self.space, self.seed = space, seed
         self.options = {**self.defaults, **options}
         self.rng = random.Random(seed)

@@ -14,6 +14,8 @@ evaluated (ties: the earlier one).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.stats import norm
 
@@ -34,7 +36,7 @@ class Bayesian(Searcher):
         weights = self.prior_weights(delta, o["tau"])
         k = self.space.k
         design = [frozenset(sorted(delta, key=lambda i: (delta[i], i))[:k])]
-        while len(design) < min(o["initial"], o["trials"]):
+        while len(design) < min(o["initial"], o["trials"], math.comb(len(self.space.allowed), k)):
             candidate = self.random_set()
             if candidate not in design:
                 design.append(candidate)

@@ -38,16 +38,17 @@ class OneShot(Searcher):
 class Greedy(Searcher):
     """SLEB-style iterative deletion: each of k rounds tries removing every remaining allowed block
     on top of those already removed and keeps the best (first minimum wins). PuDDing's barriers are
-    expressed as protected blocks (`--protect 0,-1`)."""
+    expressed as protected blocks (`--protect 0,-1`). The first round's scores are the per-block
+    importance (so that round is never cut short by early abort)."""
 
     name = "greedy"
 
     def search(self):
         removed: frozenset = frozenset()
         first_round = None
-        self.select = 1
         for r in range(self.space.k):
             self.status = f"round {r + 1}/{self.space.k}"
+            self.select = None if r == 0 else 1  # round one gives every block's exact importance
             candidates = [removed | {i} for i in self.space.allowed if i not in removed]
             scores = yield from self.score(candidates)
             if first_round is None:

@@ -122,3 +122,16 @@ def test_commonsense_calibration_draws_reproducibly_from_training_splits(data_di
     assert [q.id for q in a] == [q.id for q in b] != [q.id for q in c]
     assert {q.task for q in a} <= {"arc", "obqa", "siqa", "winogrande", "boolq"}
     assert all(0 <= q.gold < len(q.choices) for q in a)
+
+
+def test_acc_renders_each_task_family_as_lm_eval_does():
+    from depthprune.objectives.acc import lm_eval_item
+
+    boolq = lm_eval_item(Question("b", "boolq", "is the sky blue", ("True", "False"), 0))
+    assert boolq.contexts[0] == "Question: is the sky blue?\nAnswer:" and boolq.continuations == (" no", " yes")
+    assert boolq.gold == 1  # "True" is lm-eval's "yes"
+    assert lm_eval_item(Question("b", "boolq", "is it?", ("True", "False"), 1)).gold == 0
+    assert lm_eval_item(Question("o", "obqa", "The sun is", ("hot", "cold"), 0)).contexts[0] == "The sun is"
+    assert lm_eval_item(Question("s", "siqa", "Kai ran. Why?", ("a", "b", "c"), 2)).contexts[0] == "Q: Kai ran. Why?\nA:"
+    wino = lm_eval_item(Question("w", "winogrande", "Ann thanked Bo because _ helped.", ("Ann", "Bo"), 1))
+    assert wino.contexts == ("Ann thanked Bo because Ann", "Ann thanked Bo because Bo") and wino.gold == 1

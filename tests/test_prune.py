@@ -154,6 +154,11 @@ BAD_PRUNE = [
     (["--option", "width"], "searcher option 'width' (from --option) is not key=value"),
     (["--option", "width=3"], "unknown option 'width' for searcher 'greedy'"),
     (["--searcher", "exhaustive", "--budget", "3"], "over the budget of 3"),
+    (["--searcher", "beam", "--option", "width=0"], "bad value 0 for option 'width' of searcher 'beam'"),
+    (["--searcher", "cbo", "--option", "gradients=[1]"], "unknown option 'gradients' for searcher 'cbo'"),
+    (["--device", "quantum"], "unknown device 'quantum' (from --device)"),
+    (["--runs-dir", "{tmp}/foreign/notes.txt"], "(from --runs-dir) is not writable"),
+    (["--resume", "{tmp}/foreign", "--k", "2"], "--k cannot change a run being resumed"),
 ]
 
 
@@ -161,8 +166,11 @@ BAD_PRUNE = [
 def test_bad_prune_input_is_one_line_and_leaves_runs_untouched(args, message, runs_dir, monkeypatch, capsys):
     before = digest(runs_dir.parent)
     tmp = str(runs_dir.parent)
-    argv = ["prune", "--model", "tiny:llama", "--runs-dir", str(runs_dir), "--calib", "demo", "--calib-samples", "1",
-            "--calib-seq-len", "32", *[a.replace("{tmp}", tmp) for a in args]]
+    base = ["--model", "tiny:llama", "--runs-dir", str(runs_dir), "--calib", "demo", "--calib-samples", "1",
+            "--calib-seq-len", "32"]
+    if "--resume" in args:
+        base = ["--runs-dir", str(runs_dir)]
+    argv = ["prune", *base, *[a.replace("{tmp}", tmp) for a in args]]
     code, out, err = run_cli(monkeypatch, capsys, *argv)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err

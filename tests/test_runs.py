@@ -28,6 +28,21 @@ def test_a_torn_last_line_is_ignored(tmp_path):
     assert run.memo() == {frozenset({3}): 1.5}
 
 
+def test_appending_after_a_crash_cuts_the_torn_line_first(tmp_path):
+    run = Run.create(tmp_path, CONFIG)
+    run.append({"type": "evaluation", "removed": [3], "value": 1.5, "seconds": 0.1})
+    with open(run.path / "events.jsonl", "a") as f:
+        f.write('{"v": 1, "type": "evaluation", "removed": [2], "val')
+    run.append({"type": "evaluation", "removed": [4], "value": 2.5, "seconds": 0.1})
+    assert run.memo() == {frozenset({3}): 1.5, frozenset({4}): 2.5}
+
+
+def test_a_runs_directory_that_is_a_file_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UserError, match="is not writable"):
+        Run.create(tmp_path / "file", CONFIG)
+
+
 def test_a_broken_line_in_the_middle_is_named(tmp_path):
     run = Run.create(tmp_path, CONFIG)
     with open(run.path / "events.jsonl", "a") as f:

@@ -137,3 +137,18 @@ def test_bad_k_and_protection_are_user_errors():
         Space(4, 2, frozenset({0, 3}))
     with pytest.raises(UserError, match="unknown option 'width'"):
         SEARCHERS["greedy"](Space(10, 2), width=3)
+
+
+@pytest.mark.parametrize("name", ["bo", "ga", "anneal", "random"])
+def test_stochastic_searchers_finish_on_spaces_smaller_than_their_budgets(name):
+    landscape = Landscape(6, seed=0, interaction=0.3)
+    space = Space(6, 1, frozenset({0, 5}))  # only 4 feasible sets
+    result = run(make(name, space, landscape), landscape)
+    assert landscape(result) == pytest.approx(landscape.optimum(space))
+
+
+def test_option_values_are_checked():
+    for name, options in [("beam", {"width": 0}), ("beam", {"width": 2.5}), ("ga", {"tournament": 0}),
+                          ("cbo", {"first_order": "yes"}), ("ga", {"mutation": -1.0})]:
+        with pytest.raises(UserError, match="bad value"):
+            SEARCHERS[name].validate_options(options)

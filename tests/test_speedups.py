@@ -31,6 +31,9 @@ def search(objective, name, space, speed, tmp_path, tag):
 def assert_same(naive, fast):
     (r1, v1), (r2, v2) = naive, fast
     assert r1["removed"] == r2["removed"]
+    assert r1["importance"].keys() == r2["importance"].keys()
+    for block, value in r1["importance"].items():
+        assert r2["importance"][block] == pytest.approx(value, rel=1e-6, abs=1e-9)
     assert r1["value"] == pytest.approx(r2["value"], rel=1e-6, abs=1e-9)
     for s in v1.keys() & v2.keys():
         assert v1[s] == pytest.approx(v2[s], rel=1e-6, abs=1e-9)
