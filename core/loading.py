@@ -6,6 +6,7 @@ dtype: bf16 on GPU, fp32 on CPU (losses are always computed in fp32). Several GP
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
@@ -152,6 +153,8 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     source, _, notes = _resolve(spec)
+    local = Path(source).is_dir()
+    revision = None if local else revision  # a local directory has no revisions: it is fingerprinted
     try:
         config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except ValueError as exc:
@@ -173,5 +176,15 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
         notes.append("tokenizer has no pad token: using its EOS token for padding (masked out)")
-    commit = getattr(config, "_commit_hash", None)
-    return LoadedModel(model.eval(), tokenizer, spec, source, family_of(model.config), revision or commit, notes)
+    commit = local_fingerprint(Path(source)) if local else (revision or getattr(config, "_commit_hash", None))
+    return LoadedModel(model.eval(), tokenizer, spec, source, family_of(model.config), commit, notes)
+
+
+def local_fingerprint(path: Path) -> str:
+    """For a local model directory: a hash of its config and of its weight files' names, sizes and
+    modification times, standing in for a hub revision (new weights at the same path differ)."""
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+        stat = f.stat()
+        digest.update(f"{f.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return "local:" + digest.hexdigest()[:16]

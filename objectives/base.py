@@ -10,6 +10,7 @@ abort inside an argmin). An objective never knows which searcher is asking.
 
 from __future__ import annotations
 
+import hashlib
 from abc import ABC, abstractmethod
 from typing import Iterable
 
@@ -35,6 +36,14 @@ class Objective(ABC):
     @property
     def n_blocks(self) -> int:
         return self.engine.n_blocks
+
+    def data_hash(self) -> str:
+        """sha256 of the calibration token ids, so edited calibration data never reuses stored values."""
+        digest = hashlib.sha256()
+        for batch in self.batches:
+            digest.update(batch.input_ids.numpy().tobytes())
+            digest.update(batch.targets.numpy().tobytes())
+        return digest.hexdigest()[:16]
 
     def final_hidden(self, i: int, removed: Iterable[int], keep: frozenset = frozenset()) -> torch.Tensor:
         """Post-norm hidden states of calibration batch i with `removed` skipped; with a prefix cache,

@@ -54,4 +54,5 @@ class ChoiceObjective(Objective):
         return self.reduce(loglik, tokens)
 
     def describe(self) -> dict:
-        return {"objective": self.name, "calib": self.source, "items": [q.id for q in self.questions]}
+        return {"objective": self.name, "calib": self.source, "items": [q.id for q in self.questions],
+                "max_length": self.max_length, "data_sha256": self.data_hash()}

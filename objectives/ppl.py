@@ -37,7 +37,8 @@ class WindowObjective(Objective):
         return sum(s for s, _ in stats) / self.total_tokens
 
     def describe(self) -> dict:
-        return {"objective": self.name, "calib": self.source, "seq_len": self.seq_len, "windows": len(self.pairs)}
+        return {"objective": self.name, "calib": self.source, "seq_len": self.seq_len, "windows": len(self.pairs),
+                "data_sha256": self.data_hash()}
 
 
 class Perplexity(WindowObjective):

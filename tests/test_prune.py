@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from depthprune.core.runs import Run, list_runs
-from depthprune.prune import PruneConfig, resume, start
+from depthprune.prune import PruneConfig, prepare, resume, start
 from depthprune.searchers import SEARCHERS
 
 from .conftest import FAMILY_NAMES
@@ -213,3 +213,18 @@ def test_every_searcher_runs_on_the_real_demo_model(name, demo, tmp_path):
     run, result = start(config, tmp_path, lm=demo)
     assert len(result["removed"]) == 2 and min(result["removed"]) >= 22
     assert list_runs(tmp_path)[0].state == "finished"
+
+
+def test_resume_refuses_a_model_directory_whose_weights_changed(tmp_path):
+    from depthprune.core.loading import load_model
+    from depthprune.core.surgery import export_pruned
+
+    model_dir = tmp_path / "model"
+    export_pruned(load_model("tiny:llama", device="cpu"), (5,), model_dir)
+    config = PruneConfig(model=str(model_dir), objective="ppl", searcher="greedy", k=1, **SMALL)
+    _, _, _, provenance = prepare(config)
+    run = Run.create(tmp_path / "runs", provenance)
+    weights = model_dir / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    with pytest.raises(Exception, match="its revision was 'local:"):
+        resume(str(run.path), tmp_path / "runs")
