@@ -81,13 +81,12 @@ def run_search(objective, searcher, run: Run, listener: Listener | None = None,
     emit = listener or (lambda _event: None)
     memo: dict[frozenset, float] = {}
     bounds: dict[frozenset, float] = {}
-    earlier_seconds = 0.0
-    for e in run.events():
-        if e["type"] == "evaluation":
-            (bounds if e.get("aborted") else memo)[frozenset(e["removed"])] = e["value"]
-            earlier_seconds += e["seconds"]
-    stored = [e for e in run.events() if e["type"] == "evaluation" and not e.get("cached")]
-    counts = {"evaluations": len(stored), "aborted": sum(1 for e in stored if e.get("aborted")), "cached": 0}
+    stored = [e for e in run.events() if e["type"] == "evaluation"]
+    for e in stored:
+        (bounds if e.get("aborted") else memo)[frozenset(e["removed"])] = e["value"]
+    earlier_seconds = sum(e["seconds"] for e in stored)
+    counts = {"evaluations": sum(1 for e in stored if not e.get("cached")),
+              "aborted": sum(1 for e in stored if e.get("aborted")), "cached": 0}
     n = objective.n_blocks if hasattr(objective, "n_blocks") else 0
     if speed.prefix_cache and hasattr(objective, "cache"):
         budget = speed.cache_bytes if speed.cache_bytes is not None else default_cache_bytes(str(objective.engine.device))
