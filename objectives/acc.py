@@ -1,4 +1,5 @@
 """`acc`: 1 - multiple-choice accuracy on calibration questions, scored as lm-evaluation-harness does.
+Early abort uses the questions already known wrong as a lower bound.
 
 Prompts follow lm-eval 0.4.x (`Question: {q}\\nAnswer:` + " {choice}"; OpenBookQA the bare stem;
 Social IQa `Q: {q}\\nA:`; BoolQ without passage `Question: {q}?\\nAnswer:` with " no"/" yes";
@@ -47,6 +48,26 @@ class Accuracy(ChoiceObjective):
     def reduce(self, loglik, tokens) -> float:
         scores = MCScores(loglik, tokens, [it.gold for it in self.items], [it.choice_lengths for it in self.items])
         return 1.0 - accuracy(scores)[self.metric]
+
+    def lower_bound(self, stats) -> float:
+        """The questions already known wrong (all their choices scored in the batches seen) over all
+        questions: the unseen ones can only add errors."""
+        scored = {}
+        for batch, (total, count) in zip(self.batches, stats):
+            for slot, pair in enumerate(batch.pair_ids):
+                scored[pair] = (float(total[slot]), int(count[slot]))
+        loglik, tokens, items, first = [], [], [], 0
+        for item, group in zip(self.items, self.grouped):
+            pairs = range(first, first + len(group))
+            first += len(group)
+            if all(p in scored for p in pairs):
+                loglik.append([scored[p][0] for p in pairs])
+                tokens.append([scored[p][1] for p in pairs])
+                items.append(item)
+        if not items:
+            return 0.0
+        known = MCScores(loglik, tokens, [it.gold for it in items], [it.choice_lengths for it in items])
+        return (1.0 - accuracy(known)[self.metric]) * len(items) / len(self.questions)
 
     def describe(self) -> dict:
         return super().describe() | {"metric": self.metric}

@@ -51,6 +51,16 @@ def test_speedups_give_the_same_search_results_on_tiny_models(family, tmp_path):
         assert_same(naive, fast)
 
 
+@pytest.mark.parametrize("name", ["acc", "margin", "kl"])
+def test_speedups_give_the_same_results_under_every_objective(name, tmp_path):
+    lm = load_model("tiny:llama:8", device="cpu")
+    objective = build_objective(name, lm, calib="demo", samples=12 if name in ("acc", "margin") else 3,
+                                seq_len=48, batch_size=2)
+    for searcher in ("greedy", "beam"):
+        assert_same(search(objective, searcher, Space(8, 2), NAIVE, tmp_path, f"{searcher}-naive"),
+                    search(objective, searcher, Space(8, 2), FAST, tmp_path, f"{searcher}-fast"))
+
+
 def test_prefix_reuse_brings_greedy_close_to_the_exact_lower_bound(tmp_path):
     lm = load_model("tiny:llama:16", device="cpu")
     objective = build_objective("ppl", lm, calib="demo", samples=2, seq_len=32, batch_size=1)
@@ -77,8 +87,8 @@ def test_a_tiny_cache_budget_evicts_but_changes_nothing(tmp_path):
 
 def test_early_abort_bound_never_exceeds_the_true_value():
     lm = load_model("tiny:llama", device="cpu")
-    for name in ("ppl", "kl"):
-        objective = build_objective(name, lm, calib="demo", samples=4, seq_len=32, batch_size=1)
+    for name in ("ppl", "kl", "acc"):
+        objective = build_objective(name, lm, calib="demo", samples=4 if name != "acc" else 12, seq_len=32, batch_size=1)
         for removed in [(), (0,), (2, 3), (1, 4, 5)]:
             value, aborted = objective.evaluate(removed)
             bound, stopped = objective.evaluate(removed, cutoff=-math.inf)
