@@ -65,8 +65,8 @@ def _load(model: str, device: str | None, trust_remote_code: bool):
         return load_model(model, device=device, trust_remote_code=trust_remote_code)
 
 
-def _finished_run(ref: str, runs_dir: Path, source: str) -> tuple[str, str]:
-    """(model spec, removed blocks as '3,7,9') of a finished run; 'latest' is the newest in runs_dir."""
+def _finished_run(ref: str, runs_dir: Path, source: str):
+    """(run, model spec, removed blocks as '3,7,9') of a finished run; 'latest' is the newest in runs_dir."""
     from .core.runs import Run, list_runs
 
     if ref == "latest":
@@ -79,7 +79,7 @@ def _finished_run(ref: str, runs_dir: Path, source: str) -> tuple[str, str]:
     result = run.result()
     if result is None:
         raise UserError(f"run {run.id} (from {source}) has no result yet; finish it with: depthprune prune --resume {run.id}")
-    return run.config["model"], ",".join(map(str, result["removed"]))
+    return run, run.config["model"], ",".join(map(str, result["removed"]))
 
 
 def _check_data_dir(data_dir: Optional[Path]) -> Optional[Path]:
@@ -111,7 +111,7 @@ def eval_cmd(
     if run is not None:
         if remove:
             raise UserError("give either --run or --remove, not both")
-        model, remove = _finished_run(run, runs_dir, "--run")
+        _, model, remove = _finished_run(run, runs_dir, "--run")
 
     task_names = parse_list(tasks)
     if not task_names:
@@ -299,13 +299,11 @@ def export_cmd(
     trust_remote_code: bool = TrustOpt,
 ):
     """Write the pruned model as a stock Hugging Face checkpoint (safetensors) and verify it reloads."""
-    from .core.runs import Run
     from .core.surgery import export_pruned
 
     provenance = {}
     if run is not None:
-        r = Run.open(run, runs_dir)
-        model, removed_text = _finished_run(run, runs_dir, "RUN")
+        r, model, removed_text = _finished_run(run, runs_dir, "RUN")
         removed = parse_indices(removed_text, "RUN")
         trust_remote_code = r.config["config"].get("trust_remote_code", False)
         provenance = {"run": r.id, "run_config": r.config, "objective_value": r.result()["value"]}

@@ -143,11 +143,8 @@ class Engine:
     def per_block_states(self, inputs: BlockInputs) -> list[torch.Tensor]:
         """The dense residual stream: the input of every block, then the last block's output
         (N + 1 states, before the final norm — unlike `output_hidden_states`)."""
-        states = [inputs.hidden]
-        self._count(self.n_blocks, inputs.hidden)
-        with torch.no_grad():
-            for i in range(self.n_blocks):
-                states.append(_hidden_of(self.blocks[i](states[-1], *inputs.args[i], **inputs.kwargs[i])))
+        states: list[torch.Tensor] = []
+        states.append(self.run_blocks(inputs, record=lambda _j, h: states.append(h)))
         return states
 
     def finalize(self, hidden: torch.Tensor) -> torch.Tensor:
