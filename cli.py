@@ -6,7 +6,9 @@ Any user mistake ends with one line `error: ...` naming the bad value and its so
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
@@ -108,10 +110,11 @@ def eval_cmd(
     from .core.surgery import validate_removed
     from .core.tasks import get_task
 
+    source_run = None
     if run is not None:
         if remove:
             raise UserError("give either --run or --remove, not both")
-        _, model, remove = _finished_run(run, runs_dir, "--run")
+        source_run, model, remove = _finished_run(run, runs_dir, "--run")
 
     task_names = parse_list(tasks)
     if not task_names:
@@ -123,8 +126,16 @@ def eval_cmd(
     lm = _load(model, device, trust_remote_code)
     removed = validate_removed(removed_raw, lm.n_blocks)
     with progress_bars() as progress:
-        report = evaluate(lm, task_names, removed, limit=limit, seq_len=seq_len, data_dir=data_dir,
-                          batch_size=batch_size, progress=progress)
+        if source_run is None:
+            report = evaluate(lm, task_names, removed, limit=limit, seq_len=seq_len, data_dir=data_dir,
+                              batch_size=batch_size, progress=progress)
+        else:  # the scores also become an `evaluated` event of the run
+            from .prune import record_evaluation
+
+            with source_run.writing():
+                report = record_evaluation(source_run, lm, removed, task_names, limit=limit, seq_len=seq_len,
+                                           data_dir=str(data_dir) if data_dir else None, batch_size=batch_size,
+                                           progress=progress)
     if as_json:
         print(json.dumps(report))
         return
@@ -174,6 +185,14 @@ def _search_listener(progress):
     return listen
 
 
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGHUP: the search stops between two candidates and stays resumable."""
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
 def _print_result(run, result: dict, objective: str, as_json: bool) -> None:
     from .objectives import report
 
@@ -213,40 +232,56 @@ def prune_cmd(
     no_shared_context: bool = typer.Option(False, "--no-shared-context", help="score each choice as its own sequence"),
     no_memo: bool = typer.Option(False, "--no-memo", help="ignore values stored by other runs"),
     cache_mem: Optional[float] = typer.Option(None, "--cache-mem", min=0.0, help="prefix-cache budget in GiB"),
+    eval_tasks: str = typer.Option("", "--eval-tasks", help="after the search, score the result on these benchmarks"),
+    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", min=1, help="first N items / windows per eval task"),
+    eval_seq_len: int = typer.Option(2048, "--eval-seq-len", min=2, help="window and max input length for --eval-tasks"),
     device: Optional[str] = DeviceOpt,
     trust_remote_code: bool = TrustOpt,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ):
-    """Search for the k blocks whose removal hurts the objective least; every evaluation is stored."""
+    """Search for the k blocks whose removal hurts the objective least; every evaluation is stored.
+
+    SIGTERM or SIGHUP stops the search between two candidates (Ctrl-C at once); either way the run
+    is marked stopped and `--resume` continues it."""
+    from .core.search import SearchStopped
     from .prune import PruneConfig, resume as resume_run, start
 
     if resume:
         given = {"--model": model != "demo", "--objective": objective != "ppl", "--searcher": searcher != "greedy",
                  "--k": k != 3, "--seed": seed != 0, "--protect": bool(protect), "--calib": calib is not None,
                  "--calib-samples": calib_samples is not None, "--calib-seq-len": calib_seq_len is not None,
-                 "--scorer": scorer is not None, "--budget": budget is not None, "--option": bool(option)}
+                 "--scorer": scorer is not None, "--budget": budget is not None, "--option": bool(option),
+                 "--eval-tasks": bool(eval_tasks), "--eval-limit": eval_limit is not None, "--eval-seq-len": eval_seq_len != 2048}
         clashing = [flag for flag, set_ in given.items() if set_]
         if clashing:
             raise UserError(f"{clashing[0]} cannot change a run being resumed (from --resume): it continues "
                             f"with the configuration in its run.json")
+    stop = stop_on_signals()
     with stderr.status("preparing ...") as status:
         listener = _search_listener(status)
-        if resume:
-            run, result = resume_run(resume, runs_dir, listener)
-        else:
-            options = parse_options(option)
-            if scorer is not None:
-                options["scorer"] = scorer
-            if budget is not None:
-                options["budget"] = budget
-            config = PruneConfig(model=model, objective=objective, searcher=searcher, k=k, seed=seed,
-                                 protect=parse_indices(protect, "--protect"), calib=calib, calib_samples=calib_samples,
-                                 calib_seq_len=calib_seq_len, data_dir=str(_check_data_dir(data_dir)) if data_dir else None,
-                                 batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code,
-                                 speed={"prefix_cache": not no_prefix_cache, "early_abort": not no_early_abort,
-                                        "shared_context": not no_shared_context, "memo": not no_memo,
-                                        "cache_bytes": None if cache_mem is None else int(cache_mem * 2**30)})
-            run, result = start(config, runs_dir, listener)
+        try:
+            if resume:
+                run, result = resume_run(resume, runs_dir, listener, stop)
+            else:
+                options = parse_options(option)
+                if scorer is not None:
+                    options["scorer"] = scorer
+                if budget is not None:
+                    options["budget"] = budget
+                config = PruneConfig(
+                    model=model, objective=objective, searcher=searcher, k=k, seed=seed,
+                    protect=parse_indices(protect, "--protect"), calib=calib, calib_samples=calib_samples,
+                    calib_seq_len=calib_seq_len, data_dir=str(_check_data_dir(data_dir)) if data_dir else None,
+                    batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code,
+                    speed={"prefix_cache": not no_prefix_cache, "early_abort": not no_early_abort,
+                           "shared_context": not no_shared_context, "memo": not no_memo,
+                           "cache_bytes": None if cache_mem is None else int(cache_mem * 2**30)},
+                    eval_tasks=parse_list(eval_tasks), eval_limit=eval_limit, eval_seq_len=eval_seq_len)
+                run, result = start(config, runs_dir, listener, stop=stop)
+        except SearchStopped as stopped:
+            stderr.print(f"stopped; everything evaluated is stored. Continue with: depthprune prune --resume {stopped} "
+                         f"--runs-dir {runs_dir}", markup=False, highlight=False, soft_wrap=True)
+            sys.exit(130)
     _print_result(run, result, run.config["objective"]["objective"], as_json)
 
 

@@ -6,7 +6,9 @@ rebuilds everything from a run's `run.json` and continues from its events.
 
 from __future__ import annotations
 
+import os
 import platform
+import threading
 import warnings
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -17,8 +19,9 @@ from .core.calibration import overlapping_tasks
 from .core.errors import UserError
 from .core.loading import LoadedModel, load_model
 from .core.runs import Run
+from .core.evaluate import evaluate
 from .core.search import Listener, SharedMemo, Speedups, run_search
-from .core.tasks import TASKS
+from .core.tasks import TASKS, get_task
 from .objectives import build_objective, objective_class
 from .objectives.signals import SegmentMI, block_proxies, gate_gradients
 from .searchers import Space, searcher_class
@@ -51,6 +54,9 @@ class PruneConfig:
     trust_remote_code: bool = False
     revision: str | None = None  # pinned on resume: the revision the run started with
     speed: dict = field(default_factory=dict)  # Speedups switches: prefix_cache, early_abort, shared_context, memo, cache_bytes
+    eval_tasks: list[str] = field(default_factory=list)  # benchmarks scored on the result after the search
+    eval_limit: int | None = None
+    eval_seq_len: int = 2048
 
     def speedups(self) -> Speedups:
         try:
@@ -90,6 +96,8 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None):
     """(model, objective, searcher, provenance) for a configuration; validates before any heavy work."""
     cls = searcher_class(config.searcher)
     cls.validate_options(config.options)
+    for name in config.eval_tasks:
+        get_task(name)
     objective_class(config.objective)
     config.speedups()
     lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code,
@@ -129,28 +137,50 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None):
         "seed": config.seed,
         "versions": _versions(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pid": os.getpid(),
         "notes": lm.notes,
     }
     return lm, objective, searcher, provenance
 
 
-def _search(config: PruneConfig, runs_dir: Path, run: Run, objective, searcher, provenance, listener):
+def record_evaluation(run: Run, lm: LoadedModel, removed, tasks: list[str], *, limit: int | None, seq_len: int,
+                      data_dir: str | None, batch_size: int = 8, progress=None, listener: Listener | None = None) -> dict:
+    """Score `removed` on benchmark `tasks` and append the scores to `run` as an `evaluated` event."""
+    report = evaluate(lm, tasks, sorted(removed), limit=limit, seq_len=seq_len,
+                      data_dir=Path(data_dir) if data_dir else None, batch_size=batch_size, progress=progress)
+    event = run.append({"type": "evaluated", "removed": report["removed"], "tasks": report["tasks"],
+                        "limit": limit, "seq_len": seq_len, "seconds": report["seconds"]})
+    if listener:
+        listener(event)
+    return report
+
+
+def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher, provenance, listener, stop):
+    """Search under the run's write lock, then score the result on `config.eval_tasks` (once)."""
     speed = config.speedups()
     shared = None
     if speed.memo:
         identity = {k: provenance[k] for k in ("model_id", "revision", "dtype", "objective")}
-        shared = SharedMemo(runs_dir, identity | {"device": provenance["device"].split(":")[0]})
-    return run_search(objective, searcher, run, listener, speed, shared)
+        shared = SharedMemo(run.path.parent, identity | {"device": provenance["device"].split(":")[0]})
+    with run.writing():
+        result = run.result() or run_search(objective, searcher, run, listener, speed, shared, stop)
+        done = any(e["type"] == "evaluated" and e["removed"] == result["removed"] for e in run.events())
+        if config.eval_tasks and not done:
+            record_evaluation(run, lm, result["removed"], config.eval_tasks, limit=config.eval_limit,
+                              seq_len=config.eval_seq_len, data_dir=config.data_dir, batch_size=config.batch_size,
+                              listener=listener)
+    return result
 
 
-def start(config: PruneConfig, runs_dir: Path, listener: Listener | None = None, lm: LoadedModel | None = None):
+def start(config: PruneConfig, runs_dir: Path, listener: Listener | None = None, lm: LoadedModel | None = None,
+          stop: threading.Event | None = None):
     """Create a run for `config` and search; returns (run, result)."""
     lm, objective, searcher, provenance = prepare(config, lm)
     run = Run.create(runs_dir, provenance)
-    return run, _search(config, runs_dir, run, objective, searcher, provenance, listener)
+    return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)
 
 
-def resume(ref: str, runs_dir: Path, listener: Listener | None = None):
+def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: threading.Event | None = None):
     """Continue a run from its stored configuration and events (a finished run returns its result)."""
     run = Run.open(ref, runs_dir, source="--resume")
     stored = run.config.get("config")
@@ -161,7 +191,8 @@ def resume(ref: str, runs_dir: Path, listener: Listener | None = None):
     except TypeError as exc:
         raise UserError(f"{run.path / 'run.json'}: unreadable configuration ({exc}) (from --resume)") from None
     existing = run.result()
-    if existing is not None:
+    if existing is not None and (not config.eval_tasks or any(
+            e["type"] == "evaluated" and e["removed"] == existing["removed"] for e in run.events())):
         return run, existing
     config.revision = run.config.get("revision")
     lm, objective, searcher, provenance = prepare(config)
@@ -169,4 +200,4 @@ def resume(ref: str, runs_dir: Path, listener: Listener | None = None):
         if provenance[key] != run.config.get(key):
             raise UserError(f"run {run.id} (from --resume) cannot continue here: its {key} was "
                             f"{run.config.get(key)!r}, now {provenance[key]!r}; start a new run")
-    return run, _search(config, run.path.parent, run, objective, searcher, provenance, listener)
+    return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)

@@ -4,23 +4,30 @@ A run directory holds
 * `run.json` — the full configuration and provenance (written once, atomically);
 * `events.jsonl` — typed, versioned events, one JSON object a line, flushed and fsynced as written,
   so a crash loses at most the evaluation in flight; a torn last line is ignored on reading;
-* `result.json` — the outcome (written atomically at the end).
+* `result.json` — the outcome (written atomically at the end);
+* `.lock` — held (flock) by the one process writing the run; it names that process's PID.
+
+Event types: `started`, `evaluation` (a removal set and its objective value), `importance` (the
+searcher's per-block scores once it has them), `stopped`, `finished`, and `evaluated` (benchmark
+scores of a removal set, appended by `prune --eval-tasks` or `eval --run`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import tempfile
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import UserError
 
 SCHEMA = 1
-EVENT_TYPES = ("started", "evaluation", "finished", "stopped")
+EVENT_TYPES = ("started", "evaluation", "importance", "stopped", "finished", "evaluated")
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -90,6 +97,44 @@ class Run:
             raise UserError(f"{meta}: not a depthprune run (schema {SCHEMA}) (from {source})")
         return cls(path, config)
 
+    @contextmanager
+    def writing(self):
+        """Hold the run's write lock for the duration; another process holding it is a UserError naming
+        its PID. The lock is an flock, so a killed writer releases it with its last breath."""
+        path = self.path / ".lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            for attempt in range(20):  # a reader's brief shared lock (writer_pid) must not look like a writer
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                    if holder or attempt == 19:
+                        raise UserError(f"run {self.id} is being written by process {holder or '?'} (lock {path}); "
+                                        f"wait for it or stop it first") from None
+                    time.sleep(0.05)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            yield self
+        finally:
+            os.close(fd)
+
+    def writer_pid(self) -> int | None:
+        """The PID of the process writing this run now, or None when nobody holds the lock."""
+        path = self.path / ".lock"
+        if not path.is_file():
+            return None
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return None
+        except BlockingIOError:
+            text = os.pread(fd, 64, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else -1
+        finally:
+            os.close(fd)
+
     # -- events ----------------------------------------------------------------------------
 
     def append(self, event: dict) -> dict:
@@ -152,9 +197,11 @@ class Run:
 
     @property
     def state(self) -> str:
-        """finished | stopped | running-or-interrupted (resumable)."""
+        """finished | running (a live process holds the lock) | stopped | incomplete (killed; resumable)."""
         if (self.path / "result.json").is_file():
             return "finished"
+        if self.writer_pid() is not None:
+            return "running"
         events = self.events()
         if events and events[-1]["type"] == "stopped":
             return "stopped"

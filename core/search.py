@@ -11,6 +11,9 @@ Speed-ups, each switchable and none changing a result:
   width), a candidate stops once the objective's lower bound exceeds the select-th best complete
   value; it is recorded with that bound, never as a value;
 * a memo shared by runs on the same model and objective configuration (`runs/memo/*.jsonl`).
+
+A search stops cleanly between two candidates when `stop` is set (SIGTERM, the TUI's stop key): it
+appends a `stopped` event and raises `SearchStopped`; `--resume` continues it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +31,10 @@ from .prefix import PrefixCache, branch_points, trie_order
 from .runs import Run
 
 Listener = Callable[[dict], None]
+
+
+class SearchStopped(Exception):
+    """The search was asked to stop (or interrupted); everything evaluated is stored. Its argument is the run id."""
 
 
 @dataclass
@@ -75,7 +83,8 @@ class SharedMemo:
 
 
 def run_search(objective, searcher, run: Run, listener: Listener | None = None,
-               speed: Speedups | None = None, shared: SharedMemo | None = None) -> dict:
+               speed: Speedups | None = None, shared: SharedMemo | None = None,
+               stop: threading.Event | None = None) -> dict:
     """Drive `searcher` against `objective`, appending events to `run`; returns and stores the result."""
     speed = speed or Speedups(prefix_cache=False, early_abort=False, memo=False)
     emit = listener or (lambda _event: None)
@@ -94,7 +103,8 @@ def run_search(objective, searcher, run: Run, listener: Listener | None = None,
     engine = getattr(objective, "engine", None)
     start_forwards = (engine.block_forwards, engine.block_tokens) if engine else (0, 0)
     started = time.perf_counter()
-    emit(run.append({"type": "started", "resumed_evaluations": counts["evaluations"]}))
+    emit(run.append({"type": "started", "resumed_evaluations": counts["evaluations"],
+                     "planned_evaluations": searcher.planned_evaluations()}))
 
     def record(removed, value, seconds, aborted=False, cached=False):
         event = {"type": "evaluation", "n": counts["evaluations"], "removed": sorted(removed), "value": value,
@@ -108,6 +118,8 @@ def run_search(objective, searcher, run: Run, listener: Listener | None = None,
     def evaluate(removed: frozenset, cutoff=None, keep=frozenset()) -> float:
         if removed in memo:
             return memo[removed]
+        if stop is not None and stop.is_set():
+            raise SearchStopped
         if shared is not None and removed in shared.values:
             memo[removed] = shared.values[removed]
             counts["cached"] += 1
@@ -149,16 +161,25 @@ def run_search(objective, searcher, run: Run, listener: Listener | None = None,
             scores[s] = evaluate(s, cutoff, k)
         return scores
 
+    importance = None
+
+    def report_importance():
+        nonlocal importance
+        if searcher.importance and searcher.importance != importance:
+            importance = dict(searcher.importance)
+            emit(run.append({"type": "importance", "importance": {str(i): v for i, v in sorted(importance.items())}}))
+
     try:
         batch = searcher.ask()
+        report_importance()
         while batch:
             batch = searcher.tell(evaluate_batch(batch))
+            report_importance()
         chosen = searcher.result
         value = evaluate(chosen)
-    except BaseException as exc:
-        if isinstance(exc, KeyboardInterrupt):
-            run.append({"type": "stopped", "evaluations": counts["evaluations"]})
-        raise
+    except (KeyboardInterrupt, SearchStopped):
+        emit(run.append({"type": "stopped", "evaluations": counts["evaluations"]}))
+        raise SearchStopped(run.id) from None
     result = {
         "run": run.id,
         "removed": sorted(chosen),

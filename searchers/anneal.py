@@ -38,6 +38,9 @@ class Anneal(Searcher):
                 current = proposal
         return argmin(seen, seen)
 
+    def planned_evaluations(self):
+        return self.options["budget"]
+
     def _neighbour(self, current):
         out = sorted(current)
         inside = self.rng.choice(out)

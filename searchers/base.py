@@ -87,6 +87,10 @@ class Searcher(ABC):
     def check(self) -> None:
         """Refuse impossible options before any evaluation (raise UserError); default: nothing to check."""
 
+    def planned_evaluations(self) -> int | None:
+        """How many removal sets the search will score, at most (for progress and ETA); None: unknown."""
+        return None
+
     @abstractmethod
     def search(self) -> Search:
         """Yield batches of removal sets, receive their scores, return the chosen k-set."""

@@ -50,6 +50,9 @@ class Bayesian(Searcher):
             seen.update((yield from self.score([choice])))
         return argmin(seen, seen)
 
+    def planned_evaluations(self):
+        return len(self.space.allowed) + 1 + self.options["trials"]
+
     def _vector(self, s) -> np.ndarray:
         x = np.zeros(self.space.n_blocks)
         x[list(s)] = 1.0

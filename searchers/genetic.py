@@ -50,6 +50,10 @@ class Genetic(Searcher):
             population = elites + children
         return argmin(seen, seen)
 
+    def planned_evaluations(self):
+        o = self.options
+        return len(self.space.allowed) + 1 + o["population"] + o["generations"] * (o["population"] - round(o["elitism"] * o["population"]))
+
     def _pick(self, population, seen):
         entrants = self.rng.sample(population, min(self.options["tournament"], len(population)))
         return argmin(seen, entrants)

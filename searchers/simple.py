@@ -34,6 +34,9 @@ class OneShot(Searcher):
         ranked = sorted(self.space.allowed, key=lambda i: (self.importance[i], i))
         return frozenset(ranked[: self.space.k])
 
+    def planned_evaluations(self):
+        return len(self.space.allowed) + 1 if self.options["scorer"] == "objective" else 0
+
 
 class Greedy(Searcher):
     """SLEB-style iterative deletion: each of k rounds tries removing every remaining allowed block
@@ -52,10 +55,13 @@ class Greedy(Searcher):
             candidates = [removed | {i} for i in self.space.allowed if i not in removed]
             scores = yield from self.score(candidates)
             if first_round is None:
-                first_round = {min(c): scores[c] for c in candidates}
+                first_round = self.importance = {min(c): scores[c] for c in candidates}
             removed = argmin(scores, candidates)
-        self.importance = first_round
         return removed
+
+    def planned_evaluations(self):
+        m = len(self.space.allowed)
+        return sum(m - r for r in range(self.space.k))
 
 
 class Beam(Searcher):
@@ -74,6 +80,10 @@ class Beam(Searcher):
             scores = yield from self.score(candidates)
             beam = sorted(candidates, key=lambda s: (scores[s], sorted(s)))[: self.options["width"]]
         return beam[0]
+
+    def planned_evaluations(self):
+        m, width = len(self.space.allowed), self.options["width"]
+        return m + sum(min(width, math.comb(m, r)) * (m - r) for r in range(1, self.space.k))
 
 
 class Window(Searcher):
@@ -96,6 +106,9 @@ class Window(Searcher):
         scores = yield from self.score(windows)
         return argmin(scores, windows)
 
+    def planned_evaluations(self):
+        return len(self.windows())
+
 
 class Tail(Searcher):
     """Baseline: drop the last k allowed blocks before the final block (0 evaluations)."""
@@ -112,6 +125,9 @@ class Tail(Searcher):
     def search(self):
         yield from ()  # needs no evaluation
         return frozenset(self.candidates()[: self.space.k])
+
+    def planned_evaluations(self):
+        return 0
 
 
 class Exhaustive(Searcher):
@@ -131,6 +147,9 @@ class Exhaustive(Searcher):
         scores = yield from self.score(sets)
         return argmin(scores, sets)
 
+    def planned_evaluations(self):
+        return math.comb(len(self.space.allowed), self.space.k)
+
 
 class RandomSearch(Searcher):
     """Uniform random k-subsets (distinct), `budget` of them; the best wins."""
@@ -146,3 +165,6 @@ class RandomSearch(Searcher):
         candidates = list(sets)
         scores = yield from self.score(candidates)
         return argmin(scores, candidates)
+
+    def planned_evaluations(self):
+        return min(self.options["budget"], math.comb(len(self.space.allowed), self.space.k))

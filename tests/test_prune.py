@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from depthprune.core.runs import Run, list_runs
+from depthprune.core.search import SearchStopped
 from depthprune.prune import PruneConfig, prepare, resume, start
 from depthprune.searchers import SEARCHERS
 
@@ -114,7 +115,7 @@ def test_interrupted_stochastic_search_resumes_to_the_same_result(tmp_path, monk
     import depthprune.prune as prune_module
 
     monkeypatch.setattr(prune_module, "run_search", interrupting)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SearchStopped):
         start(config, tmp_path / "a")
     (run_dir,) = [r.path for r in list_runs(tmp_path / "a")]
     assert Run.open(run_dir).state == "stopped"
