@@ -148,11 +148,18 @@ def record_evaluation(run: Run, lm: LoadedModel, removed, tasks: list[str], *, l
     """Score `removed` on benchmark `tasks` and append the scores to `run` as an `evaluated` event."""
     report = evaluate(lm, tasks, sorted(removed), limit=limit, seq_len=seq_len,
                       data_dir=Path(data_dir) if data_dir else None, batch_size=batch_size, progress=progress)
-    event = run.append({"type": "evaluated", "removed": report["removed"], "tasks": report["tasks"],
-                        "limit": limit, "seq_len": seq_len, "seconds": report["seconds"]})
+    event = append_evaluated(run, report["removed"], report["tasks"], limit=limit, seq_len=seq_len,
+                             seconds=report["seconds"])
     if listener:
         listener(event)
     return report
+
+
+def append_evaluated(run: Run, removed, tasks: dict, *, limit: int | None, seq_len: int, seconds: float,
+                     **extra) -> dict:
+    """Append benchmark scores of `removed` (task -> metrics, as `evaluate` reports them) to `run`."""
+    return run.append({"type": "evaluated", "removed": sorted(removed), "tasks": tasks, "limit": limit,
+                       "seq_len": seq_len, "seconds": seconds, **extra})
 
 
 def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher, provenance, listener, stop):
@@ -173,14 +180,15 @@ def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher,
 
 
 def start(config: PruneConfig, runs_dir: Path, listener: Listener | None = None, lm: LoadedModel | None = None,
-          stop: threading.Event | None = None):
-    """Create a run for `config` and search; returns (run, result)."""
+          stop: threading.Event | None = None, name: str | None = None):
+    """Create a run for `config` (named `name` when given) and search; returns (run, result)."""
     lm, objective, searcher, provenance = prepare(config, lm)
-    run = Run.create(runs_dir, provenance)
+    run = Run.create(runs_dir, provenance, name)
     return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)
 
 
-def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: threading.Event | None = None):
+def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: threading.Event | None = None,
+           lm: LoadedModel | None = None):
     """Continue a run from its stored configuration and events (a finished run returns its result)."""
     run = Run.open(ref, runs_dir, source="--resume")
     stored = run.config.get("config")
@@ -195,7 +203,7 @@ def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: thr
             e["type"] == "evaluated" and e["removed"] == existing["removed"] for e in run.events())):
         return run, existing
     config.revision = run.config.get("revision")
-    lm, objective, searcher, provenance = prepare(config)
+    lm, objective, searcher, provenance = prepare(config, lm)
     for key in ("model_id", "revision", "n_blocks", "dtype", "objective"):
         if provenance[key] != run.config.get(key):
             raise UserError(f"run {run.id} (from --resume) cannot continue here: its {key} was "

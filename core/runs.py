@@ -41,7 +41,7 @@ def write_json_atomic(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-32:] or "model"
 
 
@@ -56,7 +56,9 @@ class Run:
         return self.path.name
 
     @classmethod
-    def create(cls, runs_dir: Path, config: dict) -> "Run":
+    def create(cls, runs_dir: Path, config: dict, name: str | None = None) -> "Run":
+        """A new run directory: `name` when given (a study cell; it must not exist yet), else
+        `<time>-<model>-<objective>-<searcher>-k<k>` made unique."""
         try:
             runs_dir.mkdir(parents=True, exist_ok=True)
             probe = runs_dir / f".write-probe-{os.getpid()}"
@@ -65,13 +67,15 @@ class Run:
         except OSError as exc:
             raise UserError(f"runs directory {str(runs_dir)!r} (from --runs-dir) is not writable ({exc.strerror})") from None
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        base = f"{stamp}-{_slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
-        for n in range(1000):
+        base = name or f"{stamp}-{slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
+        for n in range(1 if name else 1000):
             path = runs_dir / (base if n == 0 else f"{base}-{n}")
             try:
                 path.mkdir()
                 break
             except FileExistsError:
+                if name:
+                    raise UserError(f"run {name!r} already exists in {str(runs_dir)!r}") from None
                 continue
         config = {"schema": SCHEMA, "id": path.name, **config}
         write_json_atomic(path / "run.json", config)

@@ -15,6 +15,7 @@ from .base import Searcher, argmin
 
 class Anneal(Searcher):
     name = "anneal"
+    stochastic = True
     defaults = {"budget": 200, "calibrate": 10, "final_ratio": 1e-3}
 
     def search(self):

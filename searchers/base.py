@@ -48,6 +48,7 @@ class Searcher(ABC):
     name: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
     needs: ClassVar[tuple[str, ...]] = ()  # extra inputs computed by the engine: "gradients", "segment_mi", "proxy"
+    stochastic: ClassVar[bool] = False  # True: the result depends on the seed (studies run every seed)
 
     @classmethod
     def validate_options(cls, options: dict) -> None:

@@ -27,6 +27,7 @@ _NOISES = (1e-6, 1e-3, 1e-2)
 
 class Bayesian(Searcher):
     name = "bo"
+    stochastic = True
     defaults = {"trials": 200, "initial": 10, "pool": 500, "tau": 1.0}
 
     def search(self):

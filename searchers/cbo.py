@@ -28,6 +28,7 @@ from .base import Searcher, argmin
 
 class CBO(Searcher):
     name = "cbo"
+    stochastic = True
     defaults = {"first_order": False, "rescore_top": 1, "top_r": 20, "exact_limit": 20_000_000,
                 "restarts": 20, "iterations": 2000}
     needs = ("gradients",)

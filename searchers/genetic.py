@@ -17,6 +17,7 @@ from .base import Searcher, argmin
 
 class Genetic(Searcher):
     name = "ga"
+    stochastic = True
     defaults = {"population": 16, "elitism": 0.2, "mutation": 0.15, "generations": 10, "tau": 1.0,
                 "uniform_mix": 0.25, "tournament": 3}
 

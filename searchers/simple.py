@@ -155,6 +155,7 @@ class RandomSearch(Searcher):
     """Uniform random k-subsets (distinct), `budget` of them; the best wins."""
 
     name = "random"
+    stochastic = True
     defaults = {"budget": 100}
 
     def search(self):

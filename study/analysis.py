@@ -1,0 +1,185 @@
+"""The study's analyses: pure functions of the collected rows (see `results.collect`).
+
+A row is one cell: model, k, objective, searcher, baseline (bool), seed, removed, value (objective),
+seconds, evaluations, block_forwards, metrics {task: number}, acc_avg, ppl_avg. Accuracies are in
+percent (each multiple-choice task's primary metric: acc, or acc_norm where lm-eval reports that),
+perplexities as is; `acc_avg` / `ppl_avg` are plain means over the suite's tasks of each kind.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from itertools import combinations
+
+from scipy.stats import kendalltau, spearmanr
+
+from ..report import jaccard
+
+NUMBERS = ("value", "acc_avg", "ppl_avg", "seconds", "evaluations", "block_forwards")
+
+
+def summarize(tasks: dict) -> tuple[dict, float | None, float | None]:
+    """Task metrics as `evaluate` reports them → ({task: primary number}, acc_avg %, ppl_avg)."""
+    metrics, accs, ppls = {}, [], []
+    for name, m in tasks.items():
+        if "ppl" in m:
+            metrics[name] = m["ppl"]
+            ppls.append(m["ppl"])
+        else:
+            metrics[name] = 100 * m[m["primary"]]
+            accs.append(metrics[name])
+    return metrics, (statistics.fmean(accs) if accs else None), (statistics.fmean(ppls) if ppls else None)
+
+
+def group(rows: list[dict], *keys: str) -> dict[tuple, list[dict]]:
+    """Rows by the values of `keys`, in first-seen order."""
+    out = defaultdict(list)
+    for r in rows:
+        out[tuple(r[k] for k in keys)].append(r)
+    return dict(out)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.fmean(values) if values else None
+
+
+def seed_means(rows: list[dict]) -> list[dict]:
+    """One row per (model, k, objective, searcher): numbers and task metrics averaged over seeds
+    (`seeds` counts them); the removed set and its mask are those of the first seed."""
+    out = []
+    for _, rs in group(rows, "model", "k", "objective", "searcher").items():
+        first = min(rs, key=lambda r: r["seed"])
+        row = {**first, "seeds": len(rs)}
+        for key in NUMBERS:
+            row[key] = _mean(r.get(key) for r in rs)
+        row["metrics"] = {t: _mean(r["metrics"].get(t) for r in rs) for t in first["metrics"]}
+        out.append(row)
+    return out
+
+
+# 1. Tables 1/2 -----------------------------------------------------------------------------
+
+def results_table(rows: list[dict], dense: dict, model: str, k: int, objective: str) -> list[dict]:
+    """The paper's Table 1/2 for one (model, k, objective): the dense model first, then each
+    searcher (seed means), then the baselines; per-task metrics, averages and the objective value."""
+    d = dense[model]
+    table = [{"searcher": "dense", "removed": [], **d["metrics"], "acc_avg": d["acc_avg"], "ppl_avg": d["ppl_avg"],
+              "value": None}]
+    chosen = [r for r in seed_means(rows) if (r["model"], r["k"], r["objective"]) == (model, k, objective)]
+    for r in sorted(chosen, key=lambda r: r["baseline"]):
+        label = r["searcher"] + (" (baseline)" if r["baseline"] else "") + (f" ×{r['seeds']} seeds" if r["seeds"] > 1 else "")
+        table.append({"searcher": label, "removed": r["removed"], **r["metrics"], "acc_avg": r["acc_avg"],
+                      "ppl_avg": r["ppl_avg"], "value": r["value"]})
+    return table
+
+
+# 2. Removed-layer masks (Figure 1) ---------------------------------------------------------
+
+def masks(rows: list[dict], model: str, k: int) -> list[tuple[str, str, frozenset]]:
+    """(objective, searcher, removed set) for one (model, k), first seed, in grid order."""
+    first = {}
+    for r in rows:
+        if (r["model"], r["k"]) == (model, k):
+            key = (r["objective"], r["searcher"])
+            if key not in first or r["seed"] < first[key]["seed"]:
+                first[key] = r
+    return [(o, s, frozenset(r["removed"])) for (o, s), r in first.items()]
+
+
+def mask_text(entries, n_blocks: int) -> str:
+    """Text masks: one line per (objective, searcher), one column per layer, `█` removed, `·` kept."""
+    width = max(len(f"{o} {s}") for o, s, _ in entries)
+    header = " " * (width + 1) + "".join(str(i // 10) if i % 10 == 0 else " " for i in range(n_blocks))
+    ticks = " " * (width + 1) + "".join(str(i % 10) for i in range(n_blocks))
+    lines = [header, ticks]
+    for o, s, removed in entries:
+        lines.append(f"{o + ' ' + s:<{width}} " + "".join("█" if i in removed else "·" for i in range(n_blocks)))
+    return "\n".join(lines)
+
+
+# 3. Rank agreement (Figure 2) --------------------------------------------------------------
+
+def rank_agreement(rows: list[dict]) -> dict:
+    """Spearman ρ and Kendall τ-b between the perplexity ranking (1 = lowest ppl_avg) and the
+    accuracy ranking (1 = highest acc_avg) of the given models; ties get average ranks. Positive:
+    the rankings agree. None when fewer than three models or a ranking is constant."""
+    pairs = [(r["ppl_avg"], r["acc_avg"]) for r in rows if r["ppl_avg"] is not None and r["acc_avg"] is not None]
+    out = {"n": len(pairs), "spearman": None, "kendall": None}
+    if len(pairs) < 3 or len({p for p, _ in pairs}) < 2 or len({a for _, a in pairs}) < 2:
+        return out
+    ppl = [p for p, _ in pairs]
+    neg_acc = [-a for _, a in pairs]
+    out["spearman"] = float(spearmanr(ppl, neg_acc).statistic)
+    out["kendall"] = float(kendalltau(ppl, neg_acc).statistic)
+    return out
+
+
+# 4. Spread across searchers (Figure 3) -----------------------------------------------------
+
+def spread(values: list[float]) -> dict:
+    """Range, mean and population variance σ² (ddof = 0, the paper's convention) of `values`."""
+    values = [v for v in values if v is not None]
+    if not values:
+        return {"n": 0, "min": None, "max": None, "range": None, "mean": None, "var": None}
+    return {"n": len(values), "min": min(values), "max": max(values), "range": max(values) - min(values),
+            "mean": statistics.fmean(values), "var": statistics.pvariance(values)}
+
+
+# 5. Search cost (Table 3) ------------------------------------------------------------------
+
+def cost_table(rows: list[dict], model: str, k: int) -> list[dict]:
+    """Wall time, evaluations and block-forwards per (objective, searcher), seed means."""
+    return [{"objective": r["objective"], "searcher": r["searcher"], "seconds": r["seconds"],
+             "evaluations": r["evaluations"], "block_forwards": r["block_forwards"]}
+            for r in seed_means(rows) if (r["model"], r["k"]) == (model, k)]
+
+
+# 6. Beyond the paper -----------------------------------------------------------------------
+
+def jaccard_matrix(entries) -> dict:
+    """Pairwise Jaccard overlap of removed sets, and its mean within one objective vs across
+    objectives (pairs of different searchers only)."""
+    labels = [f"{o} {s}" for o, s, _ in entries]
+    matrix = [[jaccard(a, b) for _, _, b in entries] for _, _, a in entries]
+    within, across = [], []
+    for (o1, s1, a), (o2, s2, b) in combinations(entries, 2):
+        if s1 != s2:
+            (within if o1 == o2 else across).append(jaccard(a, b))
+    return {"labels": labels, "matrix": matrix, "within_objective": _mean(within), "across_objectives": _mean(across)}
+
+
+def variance_decomposition(rows: list[dict], metric: str) -> dict | None:
+    """Shares of the total sum of squares of `metric` explained by the objective and by the searcher
+    (two-way main effects, SS_x = Σ_levels n_level (mean_level − grand mean)²; the rest is their
+    interaction). Needs a complete grid: every searcher under every objective; None otherwise."""
+    cells = {(r["objective"], r["searcher"]): r[metric] for r in rows if r[metric] is not None}
+    objectives = sorted({o for o, _ in cells})
+    searchers = sorted({s for _, s in cells})
+    if len(objectives) < 2 or len(searchers) < 2 or len(cells) != len(objectives) * len(searchers):
+        return None
+    grand = statistics.fmean(cells.values())
+    total = sum((v - grand) ** 2 for v in cells.values())
+    if total == 0:
+        return None
+    ss_obj = sum(len(searchers) * (statistics.fmean(cells[o, s] for s in searchers) - grand) ** 2 for o in objectives)
+    ss_search = sum(len(objectives) * (statistics.fmean(cells[o, s] for o in objectives) - grand) ** 2 for s in searchers)
+    return {"objective": ss_obj / total, "searcher": ss_search / total,
+            "interaction": max(0.0, 1 - (ss_obj + ss_search) / total), "n": len(cells)}
+
+
+def seed_variation(rows: list[dict]) -> list[dict]:
+    """Mean ± sample standard deviation (ddof = 1) over seeds, per (model, k, objective, searcher)
+    run with more than one seed."""
+    out = []
+    for (model, k, objective, searcher), rs in group(rows, "model", "k", "objective", "searcher").items():
+        if len(rs) < 2:
+            continue
+        row = {"model": model, "k": k, "objective": objective, "searcher": searcher, "seeds": len(rs),
+               "distinct_sets": len({frozenset(r["removed"]) for r in rs})}
+        for key in ("value", "acc_avg", "ppl_avg"):
+            values = [r[key] for r in rs if r[key] is not None]
+            row[key] = (statistics.fmean(values), statistics.stdev(values)) if len(values) > 1 else None
+        out.append(row)
+    return out

@@ -1,0 +1,215 @@
+"""A study: the grid models × objectives × searchers × k × seeds, read from TOML (or built from flags).
+
+Schema (every key optional except `name`; unknown keys are errors naming the file and key):
+
+    name = "smollm2-cpu"                 # study id: letters, digits, - and _
+    models = ["demo"]
+    objectives = ["ppl", "margin"]
+    searchers = ["oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs"]
+    baselines = ["random", "tail"]       # run in every cell group: a random k-set per seed, the last k blocks
+    k = [4, 7]
+    seeds = [0]                          # seed-dependent searchers run every seed, the others seed 0 only
+    protect = []                         # blocks never removed (negative counts from the end)
+    data_dir = "../shared/data"          # relative paths are relative to the TOML file
+    device = "cpu"                       # default: cuda when available
+    batch_size = 8
+    [calibration.ppl]                    # per objective: source, samples, seq_len (default: prune's)
+    source = "demo"
+    [options.ga]                         # per searcher: its hyperparameters
+    population = 8
+    [evaluation]                         # one suite for every pruned model, whatever its objective
+    tasks = ["wikitext2", "arc_easy", "piqa"]
+    limit = 100                          # first N items / windows per task
+    seq_len = 512
+    [executor]
+    kind = "local"                       # local | ray
+    workers = 1                          # local: processes (default one per GPU, else 1)
+    address = ""                         # ray: cluster address ("" starts a local one)
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..core.errors import UserError
+from ..core.runs import slug
+from ..core.tasks import TASKS
+from ..objectives import OBJECTIVES
+from ..prune import PruneConfig
+from ..searchers import SEARCHERS
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+PAPER_SEARCHERS = ["oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs"]
+BASELINE_OPTIONS = {"random": {"budget": 1}}  # the random-set baseline is one uniform draw, not a search
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One search of the grid; its run directory is named `run_name` inside the runs directory."""
+
+    model: str
+    objective: str
+    searcher: str
+    k: int
+    seed: int
+    baseline: bool = False
+
+    def run_name(self, study: str) -> str:
+        return f"{study}--{slug(self.model)}-{self.objective}-{self.searcher}-k{self.k}-s{self.seed}"
+
+
+@dataclass
+class StudyConfig:
+    name: str
+    models: list[str] = field(default_factory=lambda: ["demo"])
+    objectives: list[str] = field(default_factory=lambda: ["ppl", "margin"])
+    searchers: list[str] = field(default_factory=lambda: list(PAPER_SEARCHERS))
+    baselines: list[str] = field(default_factory=lambda: ["random", "tail"])
+    k: list[int] = field(default_factory=lambda: [4, 7])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    protect: list[int] = field(default_factory=list)
+    data_dir: str | None = None
+    device: str | None = None
+    batch_size: int = 8
+    calibration: dict = field(default_factory=dict)  # objective -> {source, samples, seq_len}
+    options: dict = field(default_factory=dict)  # searcher -> {hyperparameter: value}
+    evaluation: dict = field(default_factory=lambda: {"tasks": ["demo-text", "demo-mc"], "limit": None, "seq_len": 512})
+    executor: dict = field(default_factory=lambda: {"kind": "local", "workers": None, "address": ""})
+
+    def cells(self) -> list[Cell]:
+        """Every search of the grid, in a stable order (model, k, objective, searcher, seed)."""
+        out = []
+        for model in self.models:
+            for k in self.k:
+                for objective in self.objectives:
+                    for searcher in self.searchers + self.baselines:
+                        seeds = self.seeds if SEARCHERS[searcher].stochastic else self.seeds[:1]
+                        out += [Cell(model, objective, searcher, k, s, searcher in self.baselines) for s in seeds]
+        return out
+
+    def prune_config(self, cell: Cell) -> PruneConfig:
+        calib = self.calibration.get(cell.objective, {})
+        options = {**(BASELINE_OPTIONS.get(cell.searcher, {}) if cell.baseline else {}), **self.options.get(cell.searcher, {})}
+        return PruneConfig(model=cell.model, objective=cell.objective, searcher=cell.searcher, k=cell.k, seed=cell.seed,
+                           protect=list(self.protect), calib=calib.get("source"), calib_samples=calib.get("samples"),
+                           calib_seq_len=calib.get("seq_len"), data_dir=self.data_dir, batch_size=self.batch_size,
+                           options=options, device=self.device)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+_TOP = {"name": str, "models": list, "objectives": list, "searchers": list, "baselines": list, "k": list,
+        "seeds": list, "protect": list, "data_dir": str, "device": str, "batch_size": int, "calibration": dict,
+        "options": dict, "evaluation": dict, "executor": dict}
+_CALIBRATION = {"source": str, "samples": int, "seq_len": int}
+_EVALUATION = {"tasks": list, "limit": int, "seq_len": int}
+_EXECUTOR = {"kind": str, "workers": int, "address": str}
+
+
+def _typed(table: dict, schema: dict, where: str) -> dict:
+    for key, value in table.items():
+        if key not in schema:
+            raise UserError(f"unknown key {key!r} in {where}; known: {', '.join(schema)}")
+        want = schema[key]
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise UserError(f"{where}: {key} = {value!r} should be {'an integer' if want is int else want.__name__}")
+    return table
+
+
+def _names(values: list, known, what: str, where: str) -> list:
+    for v in values:
+        if not isinstance(v, str) or v not in known:
+            raise UserError(f"{where}: unknown {what} {v!r}; available: {', '.join(known)}")
+    if len(set(values)) != len(values):
+        raise UserError(f"{where}: {what} listed twice in {values}")
+    return values
+
+
+def _ints(values: list, what: str, where: str, minimum: int | None = None) -> list[int]:
+    for v in values:
+        if not isinstance(v, int) or isinstance(v, bool) or (minimum is not None and v < minimum):
+            bound = f" ≥ {minimum}" if minimum is not None else ""
+            raise UserError(f"{where}: {what} {v!r} should be an integer{bound}")
+    if len(set(values)) != len(values):
+        raise UserError(f"{where}: {what} listed twice in {values}")
+    return values
+
+
+def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfig:
+    """Validate a study table (from TOML or flags); `source` names where it came from in errors."""
+    _typed(data, _TOP, source)
+    if "name" not in data:
+        raise UserError(f"{source}: the study needs a name (name = \"...\")")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", data["name"]):
+        raise UserError(f"{source}: study name {data['name']!r} must be letters, digits, - and _ (≤ 64)")
+    config = StudyConfig(name=data["name"])
+    for key in ("models", "objectives", "searchers", "baselines"):
+        if key in data and not data[key] and key != "baselines":
+            raise UserError(f"{source}: {key} is empty")
+    config.models = data.get("models", config.models)
+    if not all(isinstance(m, str) and m for m in config.models):
+        raise UserError(f"{source}: models must be non-empty strings, got {config.models!r}")
+    config.objectives = _names(data.get("objectives", config.objectives), list(OBJECTIVES), "objective", source)
+    config.searchers = _names(data.get("searchers", config.searchers), list(SEARCHERS), "searcher", source)
+    config.baselines = _names(data.get("baselines", config.baselines), list(SEARCHERS), "baseline", source)
+    if set(config.searchers) & set(config.baselines):
+        raise UserError(f"{source}: {sorted(set(config.searchers) & set(config.baselines))} listed both as searcher "
+                        f"and baseline")
+    config.k = _ints(data.get("k", config.k), "k", source, minimum=1)
+    config.seeds = _ints(data.get("seeds", config.seeds), "seed", source, minimum=0)
+    if not config.k or not config.seeds:
+        raise UserError(f"{source}: k and seeds need at least one value")
+    config.protect = _ints(data.get("protect", []), "protected block", source)
+    if "data_dir" in data:
+        path = Path(data["data_dir"]).expanduser()
+        path = path if path.is_absolute() or base is None else base / path
+        if not path.is_dir():
+            raise UserError(f"{source}: data_dir {data['data_dir']!r} is not a directory")
+        config.data_dir = str(path.resolve())
+    config.device = data.get("device")
+    config.batch_size = data.get("batch_size", config.batch_size)
+    if config.batch_size < 1:
+        raise UserError(f"{source}: batch_size {config.batch_size} should be ≥ 1")
+    for objective, table in data.get("calibration", {}).items():
+        where = f"{source} [calibration.{objective}]"
+        if objective not in OBJECTIVES or not isinstance(table, dict):
+            raise UserError(f"{source}: [calibration.{objective}] is not an objective table; objectives: {', '.join(OBJECTIVES)}")
+        config.calibration[objective] = _typed(table, _CALIBRATION, where)
+    for searcher, table in data.get("options", {}).items():
+        if searcher not in SEARCHERS or not isinstance(table, dict):
+            raise UserError(f"{source}: [options.{searcher}] is not a searcher table; searchers: {', '.join(SEARCHERS)}")
+        try:
+            SEARCHERS[searcher].validate_options(table)
+        except UserError as exc:
+            raise UserError(f"{source} [options.{searcher}]: {exc}".replace(" (from --option)", "")) from None
+        config.options[searcher] = table
+    evaluation = {**config.evaluation, **_typed(data.get("evaluation", {}), _EVALUATION, f"{source} [evaluation]")}
+    _names(evaluation["tasks"], list(TASKS), "evaluation task", f"{source} [evaluation]")
+    config.evaluation = evaluation
+    executor = {**config.executor, **_typed(data.get("executor", {}), _EXECUTOR, f"{source} [executor]")}
+    if executor["kind"] not in EXECUTORS:
+        raise UserError(f"{source} [executor]: kind {executor['kind']!r} should be one of {', '.join(EXECUTORS)}")
+    config.executor = executor
+    return config
+
+
+def load_study(path: Path) -> StudyConfig:
+    """A study from a TOML file (UserError naming the file for anything unreadable or invalid)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"study file {str(path)!r} (from --config) not found") from None
+    except (UnicodeDecodeError, IsADirectoryError):
+        raise UserError(f"study file {str(path)!r} (from --config) is not a TOML text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: malformed TOML ({exc})") from None
+    return parse_study(data, str(path), path.parent)

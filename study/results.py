@@ -1,0 +1,58 @@
+"""Collect a study's results from disk: one row per cell (its run's result and suite scores) and the
+dense model's scores, ready for `analysis`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..core.errors import UserError
+from ..core.runs import Run
+from .analysis import summarize
+from .config import StudyConfig, parse_study
+from .runner import EvaluationStore, study_dir, suite_key
+
+
+def open_study(ref: str, runs_dir: Path) -> tuple[StudyConfig, Path]:
+    """A study by name (inside `<runs_dir>/studies/`) or by its directory."""
+    folder = Path(ref) if (Path(ref) / "study.json").is_file() else study_dir(runs_dir, ref)
+    path = folder / "study.json"
+    if not path.is_file():
+        raise UserError(f"study {ref!r} (from STUDY) not found in {str(runs_dir / 'studies')!r}")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path}: corrupt study.json (from STUDY)") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not a depthprune study (from STUDY)")
+    data = {k: v for k, v in data.items() if v is not None}
+    data.pop("data_dir", None)  # already resolved when the study ran; it need not exist here
+    return parse_study(data, str(path)), folder
+
+
+def collect(config: StudyConfig, runs_dir: Path) -> dict:
+    """{"rows": [...], "dense": {model: {...}}, "n_blocks": {model: n}, "missing": [run names]}."""
+    store = EvaluationStore(study_dir(runs_dir, config.name) / "evaluations.jsonl", suite_key(config))
+    rows, missing, n_blocks = [], [], {}
+    for cell in config.cells():
+        name = cell.run_name(config.name)
+        path = runs_dir / name
+        result = Run.open(path).result() if (path / "run.json").is_file() else None
+        scores = store.scores.get((cell.model, tuple(result["removed"]))) if result else None
+        if result is None or scores is None:
+            missing.append(name)
+            continue
+        metrics, acc_avg, ppl_avg = summarize(scores["tasks"])
+        n_blocks[cell.model] = scores["n_blocks"]
+        rows.append({"model": cell.model, "k": cell.k, "objective": cell.objective, "searcher": cell.searcher,
+                     "baseline": cell.baseline, "seed": cell.seed, "run": name, "removed": result["removed"],
+                     "value": result["value"], "seconds": result["seconds"], "evaluations": result["evaluations"],
+                     "block_forwards": result.get("block_forwards"), "metrics": metrics, "acc_avg": acc_avg,
+                     "ppl_avg": ppl_avg})
+    dense = {}
+    for model in config.models:
+        scores = store.scores.get((model, ()))
+        if scores is not None:
+            metrics, acc_avg, ppl_avg = summarize(scores["tasks"])
+            dense[model] = {"metrics": metrics, "acc_avg": acc_avg, "ppl_avg": ppl_avg}
+    return {"rows": rows, "dense": dense, "n_blocks": n_blocks, "missing": missing}

@@ -1,0 +1,144 @@
+"""Running a study: every cell is a normal run in the runs directory (resumable; a finished cell is
+skipped), then every distinct pruned model — and the dense model — is scored once on the study's
+evaluation suite, whatever objective found it.
+
+Study files live in `<runs_dir>/studies/<name>/`: `study.json` (the configuration, rewritten on
+every start) and `evaluations.jsonl` (append-only: one line per (model, removed set), tagged with
+the suite it was scored on). The scores are also appended to each cell's run as `evaluated` events,
+so `runs`, the TUI and reports see them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+from ..core.runs import Run, write_json_atomic
+from ..prune import PruneConfig, append_evaluated, resume, start
+from .config import StudyConfig
+from .executors import make_executor
+
+Progress = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+def study_dir(runs_dir: Path, name: str) -> Path:
+    return runs_dir / "studies" / name
+
+
+def suite_key(config: StudyConfig) -> str:
+    """Identity of the evaluation suite (tasks, limit, seq_len): scores on another suite are not reused."""
+    e = config.evaluation
+    return hashlib.sha256(json.dumps([sorted(e["tasks"]), e["limit"], e["seq_len"]]).encode()).hexdigest()[:16]
+
+
+class EvaluationStore:
+    """{(model, removed): task metrics} for one suite, backed by an append-only JSON-lines file."""
+
+    def __init__(self, path: Path, suite: str):
+        self.path, self.suite = path, suite
+        self.scores: dict[tuple[str, tuple[int, ...]], dict] = {}
+        if path.is_file():
+            for line in path.read_text().split("\n")[:-1]:  # a torn last line is an unfinished write
+                try:
+                    row = json.loads(line)
+                    if row["suite"] == suite:
+                        self.scores[(row["model"], tuple(row["removed"]))] = row
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a damaged line costs a re-evaluation, nothing else
+
+    def add(self, row: dict) -> None:
+        row = {"suite": self.suite, **row}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        self.scores[(row["model"], tuple(row["removed"]))] = row
+
+
+# -- work units (run in executor workers: plain functions of plain arguments) -------------------
+
+_loaded: dict = {}
+
+
+def _model(config: PruneConfig):
+    """The model for `config`, loaded once per worker process (the last one only: memory)."""
+    from ..core.loading import load_model
+
+    key = (config.model, config.device, config.trust_remote_code)
+    if key not in _loaded:
+        _loaded.clear()
+        _loaded[key] = load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code)
+    return _loaded[key]
+
+
+def search_cell(config: dict, runs_dir: str, name: str) -> dict:
+    """Run (or resume) one cell's search; returns its result."""
+    config = PruneConfig(**config)
+    lm = _model(config)
+    path = Path(runs_dir) / name
+    if (path / "run.json").is_file():
+        _, result = resume(str(path), Path(runs_dir), lm=lm)
+    else:
+        _, result = start(config, Path(runs_dir), lm=lm, name=name)
+    return {"name": name, "removed": result["removed"], "value": result["value"]}
+
+
+def evaluate_model(config: dict, removed: list[int], evaluation: dict) -> dict:
+    """Score one (model, removed set) on the suite."""
+    from ..core.evaluate import evaluate
+
+    config = PruneConfig(**config)
+    report = evaluate(_model(config), evaluation["tasks"], removed, limit=evaluation["limit"],
+                      seq_len=evaluation["seq_len"], data_dir=Path(config.data_dir) if config.data_dir else None,
+                      batch_size=config.batch_size)
+    return {"model": config.model, "removed": report["removed"], "tasks": report["tasks"], "seconds": report["seconds"],
+            "n_blocks": report["n_blocks"]}
+
+
+# -- the study loop ----------------------------------------------------------------------------
+
+def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = None) -> dict:
+    """Search every pending cell, then evaluate every distinct pruned model; returns counts."""
+    tick = progress or (lambda *_: None)
+    folder = study_dir(runs_dir, config.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "study.json", config.to_dict())
+    cells = config.cells()
+    names = {c: c.run_name(config.name) for c in cells}
+    pending = [c for c in cells if not (runs_dir / names[c] / "result.json").is_file()]
+    executor = make_executor(config.executor, config.device)
+    try:
+        done = len(cells) - len(pending)
+        tick("search", done, len(cells))
+        jobs = [(search_cell, (asdict(config.prune_config(c)), str(runs_dir), names[c])) for c in pending]
+        for _ in executor.run(jobs):
+            done += 1
+            tick("search", done, len(cells))
+
+        store = EvaluationStore(folder / "evaluations.jsonl", suite_key(config))
+        found = {c: Run.open(runs_dir / names[c]).result()["removed"] for c in cells}
+        wanted = {(c.model, ()) for c in cells} | {(c.model, tuple(found[c])) for c in cells}
+        todo = sorted(w for w in wanted if w not in store.scores)
+        any_cell = {c.model: c for c in cells}
+        jobs = [(evaluate_model, (asdict(config.prune_config(any_cell[model])), list(removed), config.evaluation))
+                for model, removed in todo]
+        evaluated = len(wanted) - len(todo)
+        tick("evaluate", evaluated, len(wanted))
+        for row in executor.run(jobs):
+            store.add(row)
+            evaluated += 1
+            tick("evaluate", evaluated, len(wanted))
+    finally:
+        executor.close()
+
+    for c in cells:
+        row = store.scores[(c.model, tuple(found[c]))]
+        run = Run.open(runs_dir / names[c])
+        if not any(e["type"] == "evaluated" and e["removed"] == row["removed"] and e.get("suite") == store.suite
+                   for e in run.events()):
+            with run.writing():
+                append_evaluated(run, row["removed"], row["tasks"], limit=config.evaluation["limit"],
+                                 seq_len=config.evaluation["seq_len"], seconds=row["seconds"], suite=store.suite)
+    return {"study": config.name, "cells": len(cells), "searched": len(pending), "models_evaluated": len(wanted),
+            "evaluations_run": len(todo), "path": str(folder)}
