@@ -1,9 +1,156 @@
-"""`depthprune-tui` entry point. The terminal UI is not built yet; the headless CLI does the work."""
+"""`depthprune-tui`: the Textual application and its command line.
 
+Two modes — Setup (the default) and Runs — with the Live, Compare and Help screens pushed on top.
+Searches run in child processes (`launch.py`); the app only reads their run directories, so
+quitting is instant and leaves them running (the exit message says how to reattach).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
 import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from textual.app import App
+
+from ..core.errors import UserError
+from ..core.runs import Run
+from .actions import ACTIONS, bindings
+from .config import Settings, default_config_dir, load_settings
+from .launch import Launch
+from .palette import ActionCommands
+from .screens.compare import CompareScreen
+from .screens.help import HelpScreen
+from .screens.live import LiveScreen
+from .screens.runs import RunsScreen
+from .screens.setup import SetupScreen
+from .themes import DEFAULT_THEME, load_themes, theme_files, variable_defaults
+
+TERMINAL_CHECK_SECONDS = 2.0
 
 
-def main() -> None:
-    print("depthprune-tui: the terminal UI is not available in this version yet; "
-          "use the headless commands (`depthprune --help`).", file=sys.stderr)
-    sys.exit(1)
+class DepthpruneApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "depthprune"
+    BINDINGS = bindings("app")
+    MODES = {"setup": SetupScreen, "runs": RunsScreen}
+    COMMANDS = App.COMMANDS | {ActionCommands}
+
+    def __init__(self, runs_dir: Path, *, data_dir: Path | None = None, attach: Run | None = None,
+                 theme: str | None = None, config_dir: Path | None = None, clock: Callable[[], float] = time.time):
+        """`config_dir` None: no user settings or themes (tests); `clock` gives the time shown as elapsed."""
+        super().__init__()
+        self.runs_dir, self.data_dir, self.attach, self.clock = runs_dir, data_dir, attach, clock
+        self.launches: list[Launch] = []
+        self.watched: dict[str, Run] = {}  # runs opened in Live: the exit message names those still running
+        self.settings = load_settings(config_dir) if config_dir is not None else Settings()
+        themes, theme_problems = load_themes(theme_files(config_dir / "themes" if config_dir is not None else None))
+        for loaded in themes:
+            self.register_theme(loaded)
+        self.problems = self.settings.problems + theme_problems
+        self.keys = {a.id: a.key for a in ACTIONS} | self.settings.keys
+        name = theme or self.settings.theme or DEFAULT_THEME
+        if name not in self.available_themes:
+            self.problems.append(f"unknown theme {name!r}; using {DEFAULT_THEME}")
+            name = DEFAULT_THEME
+        self.theme = name
+        self.animation_level = "none"
+
+    def get_theme_variable_defaults(self) -> dict[str, str]:
+        return variable_defaults(self.current_theme)
+
+    def on_mount(self) -> None:
+        self.set_keymap(self.settings.keys)
+        if self.problems:
+            self.notify("\n".join(self.problems), title="Settings and themes (defaults used)", severity="error",
+                        timeout=15)
+        if self.attach is not None:
+            self.switch_mode("runs")
+            self.open_live(self.attach)
+        else:
+            self.switch_mode("setup")
+        self.set_interval(1.0, self.reap)
+        if not self.is_headless:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.exit)
+            self.set_interval(TERMINAL_CHECK_SECONDS, self.check_terminal)
+
+    def check_terminal(self) -> None:
+        """A lost terminal (stdin no longer a TTY after a hangup) ends the app instead of spinning."""
+        if not sys.stdin.isatty():
+            self.exit()
+
+    def reap(self) -> None:
+        """Collect the exit status of finished children (no zombies)."""
+        for launched in self.launches:
+            launched.process.poll()
+
+    def open_live(self, run: Run) -> None:
+        self.watched[run.id] = run
+        self.push_screen(LiveScreen(run))
+
+    def open_compare(self, runs: list[Run]) -> None:
+        self.push_screen(CompareScreen(runs))
+
+    def action_open_setup(self) -> None:
+        self.switch_mode("setup")
+
+    def action_open_runs(self) -> None:
+        self.switch_mode("runs")
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def detach_message(self) -> str:
+        """How to reattach to every watched or launched run that a process still writes."""
+        runs = dict(self.watched)
+        runs.update((run.id, run) for run in (launched.run() for launched in self.launches) if run is not None)
+        return "\n".join(f"run {run.id} keeps going (process {pid}); reattach with: "
+                         f"depthprune-tui --attach {run.id} --runs-dir {self.runs_dir}"
+                         for run in runs.values() if (pid := run.writer_pid()) is not None)
+
+    async def action_quit(self) -> None:
+        self.exit(message=self.detach_message() or None)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="depthprune-tui", description="Terminal UI of depthprune: start, watch, "
+                                     "stop and compare block-pruning searches.")
+    parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are stored (default: runs)")
+    parser.add_argument("--data-dir", type=Path, help="folder with the official benchmark files, preset in Setup")
+    parser.add_argument("--attach", metavar="RUN", help="open the Live screen on this run (id or directory): "
+                        "tails it while it is written, replays it once finished")
+    parser.add_argument("--theme", help="theme name (shipped: depthprune-dark, depthprune-light, "
+                        "depthprune-high-contrast; user themes; Textual's)")
+    return parser.parse_args(argv)
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad arguments are one line `error: ...` and exit code 2."""
+    try:
+        args = parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage and the error
+        sys.exit(0 if exc.code == 0 else 2)
+    if args.data_dir is not None and not args.data_dir.is_dir():
+        fail(f"data directory {str(args.data_dir)!r} (from --data-dir) not found")
+    try:
+        attach = Run.open(args.attach, args.runs_dir, "--attach") if args.attach else None
+    except UserError as exc:
+        fail(str(exc))
+    app = DepthpruneApp(args.runs_dir, data_dir=args.data_dir, attach=attach, config_dir=default_config_dir())
+    if args.theme is not None:
+        if args.theme not in app.available_themes:
+            fail(f"unknown theme {args.theme!r} (from --theme); available: {', '.join(sorted(app.available_themes))}")
+        app.theme = args.theme
+    app.run()
+    if app.return_code:
+        sys.exit(app.return_code)

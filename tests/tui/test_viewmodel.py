@@ -1,0 +1,128 @@
+"""The Live view model, the event tail and the Compare table against hand-written events."""
+
+import json
+
+from depthprune.tui.comparison import RunSummary, compare, export, mask, visible
+from depthprune.tui.tail import EventTail
+from depthprune.tui.viewmodel import RunView
+
+CONFIG = {"model": "tiny:llama:4", "n_blocks": 4, "k": 2, "searcher": "greedy", "seed": 0, "objective": {"objective": "ppl"}}
+
+
+def ev(kind, t=0.0, **fields):
+    return {"v": 1, "t": t, "type": kind, **fields}
+
+
+def evaluation(removed, value, seconds=1.0, **flags):
+    return ev("evaluation", removed=removed, value=value, seconds=seconds, status="round", **flags)
+
+
+def test_single_block_values_are_importance_until_the_searcher_reports_its_own():
+    view = RunView(CONFIG)
+    view.fold([ev("started", planned_evaluations=8), evaluation([0], 12.0), evaluation([1], 11.0)])
+    assert view.importance == {0: 12.0, 1: 11.0}
+    view.fold([ev("importance", importance={"0": 0.5, "1": 0.25, "2": 0.75, "3": 1.0}), evaluation([2], 99.0)])
+    assert view.importance == {0: 0.5, 1: 0.25, 2: 0.75, 3: 1.0}
+
+
+def test_aborted_evaluations_are_counted_but_never_scores():
+    view = RunView(CONFIG)
+    view.fold([evaluation([0], 12.0), evaluation([1], 5.0, aborted=True), evaluation([2], 13.0)])
+    assert view.aborted == 1 and view.done == 3
+    assert view.best.removed == (0,) and view.best.value == 12.0
+    assert 1 not in view.importance
+    assert view.configurations.get((1,)) is None
+    assert [c.removed for c in view.top(5)] == [(0,), (2,)]
+
+
+def test_best_so_far_follows_the_largest_scored_size():
+    view = RunView(CONFIG)
+    view.fold([evaluation([0], 12.0), evaluation([1], 11.0), evaluation([1, 2], 15.0), evaluation([0, 1], 14.0),
+               evaluation([1, 3], 16.0)])
+    assert view.best_curve == [12.0, 11.0, 15.0, 14.0, 14.0]
+    assert view.removed == (0, 1)
+    view.fold([ev("finished", removed=[1, 2], value=15.0, evaluations=5)])
+    assert view.removed == (1, 2) and view.state(writer_alive=True) == "finished"
+
+
+def test_eta_uses_mean_model_seconds_and_ignores_cached_time():
+    view = RunView(CONFIG)
+    view.fold([ev("started", t=100.0, planned_evaluations=10), evaluation([0], 1.0, seconds=2.0),
+               evaluation([1], 1.0, seconds=4.0), evaluation([2], 1.0, seconds=0.0, cached=True)])
+    assert view.cached == 1 and view.done == 3
+    assert view.eta_seconds() == 3.0 * 7
+    assert view.elapsed(now=130.0) == 30.0
+    view.fold([ev("stopped", t=110.0, evaluations=3)])
+    assert view.eta_seconds() is None and view.elapsed(now=500.0) == 10.0
+    assert view.state(writer_alive=False) == "stopped"
+
+
+def test_state_without_an_outcome_depends_on_the_writer():
+    view = RunView(CONFIG)
+    view.fold([ev("started", planned_evaluations=None)])
+    assert view.state(writer_alive=True) == "running"
+    assert view.state(writer_alive=False) == "incomplete"
+    assert view.eta_seconds() is None
+
+
+def test_evaluated_metrics_join_their_configuration():
+    view = RunView(CONFIG)
+    view.fold([evaluation([0, 1], 14.0), evaluation([1, 2], 13.0),
+               ev("evaluated", removed=[0, 1], tasks={"demo-mc": {"acc": 0.4, "acc_norm": 0.3, "primary": "acc_norm", "items": 5}})])
+    assert view.task_columns() == [("demo-mc", "acc_norm")]
+    assert [c.removed for c in view.top(1)] == [(1, 2), (0, 1)]  # the benchmarked set is kept beyond the top 1
+
+
+def test_tail_reads_only_completed_lines(tmp_path):
+    path = tmp_path / "events.jsonl"
+    tail = EventTail(path)
+    assert tail.read() == []
+    first = json.dumps(ev("started", planned_evaluations=3))
+    path.write_text(first + "\n" + '{"v": 1, "type": "evalu')
+    assert [e["type"] for e in tail.read()] == ["started"]
+    assert tail.read() == []
+    with open(path, "a") as f:
+        f.write('ation", "removed": [0], "value": 2.0, "seconds": 1}\nnot json\n\n')
+    events = tail.read()
+    assert [e["type"] for e in events] == ["evaluation"]
+    assert tail.problems == [f"{path}:3: not an event, skipped"]
+
+
+def summary(run_id, removed, value, tasks=None, state="finished"):
+    view = RunView({**CONFIG, "id": run_id})
+    view.fold([evaluation(removed, value), ev("finished", removed=removed, value=value, evaluations=1)])
+    if tasks:
+        view.fold([ev("evaluated", removed=removed, tasks=tasks)])
+    return RunSummary(run_id, state, view)
+
+
+def test_compare_deltas_jaccard_and_differences_only():
+    mc = lambda acc: {"demo-mc": {"acc": acc, "primary": "acc", "items": 10}}  # noqa: E731
+    runs = [summary("a", [1, 2], 10.0, mc(0.5)), summary("b", [1, 3], 12.5, mc(0.25))]
+    rows = {r.label: r for r in compare(runs, baseline=0)}
+    assert rows["value"].cells == ["10", "12.5 (+2.5)"]
+    assert rows["demo-mc acc"].cells == ["0.5", "0.25 (-0.25)"]
+    assert rows["jaccard A"].values == [1.0, round(1 / 3, 4)]
+    assert rows["mask"].cells == ["·✖✖·", "·✖·✖"]
+    rebased = {r.label: r for r in compare(runs, baseline=1)}
+    assert rebased["value"].cells == ["10 (-2.5)", "12.5"]
+    shown = [r.label for r in visible(compare(runs), differences_only=True)]
+    assert "model" not in shown and "k" not in shown and {"value", "removed", "mask", "demo-mc acc"} <= set(shown)
+
+
+def test_compare_marks_missing_metrics_and_exports_rows():
+    runs = [summary("a", [0, 1], 10.0, {"demo-text": {"ppl": 20.0, "nll": 3.0, "windows": 1, "tokens": 9}}),
+            summary("b", [0, 1], 10.0)]
+    rows = compare(runs)
+    ppl = next(r for r in rows if r.label == "demo-text ppl")
+    assert ppl.cells == ["20", "—"] and ppl.differs
+    md = export(visible(rows, differences_only=True), runs, "md")
+    assert md.splitlines()[0] == "| field | a | b |"
+    assert "| demo-text ppl | 20 | — |" in md
+    assert "value" not in md  # equal values are not a difference
+    csv = export(rows, runs, "csv")
+    assert csv.splitlines()[0] == "field,a,b"
+
+
+def test_mask_character_i_is_block_i():
+    assert mask((0, 10, 11), 12) == "✖·········✖✖"

@@ -1,0 +1,78 @@
+"""The user's TUI settings: `<config dir>/config.toml` and `<config dir>/themes/`.
+
+config.toml (every key optional):
+
+    theme = "depthprune-light"        # any theme name, shipped, user or Textual built-in
+    [keys]                           # action id = keys (comma-separated), see tui/actions.py
+    "live.stop" = "X"
+
+The config dir is platformdirs' user config dir for "depthprune" (on Linux ~/.config/depthprune).
+A broken file never stops the app: its problems are reported and the defaults apply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from .actions import keymap_problems
+
+
+class ConfigError(Exception):
+    pass
+
+
+def read_toml(path: Path) -> dict:
+    """A TOML file as a dict; ConfigError naming the file when it is unreadable or not TOML."""
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path.name}: cannot read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path.name}: not valid TOML ({exc})") from None
+
+
+def default_config_dir() -> Path:
+    return platformdirs.user_config_path("depthprune")
+
+
+@dataclass
+class Settings:
+    theme: str | None = None
+    keys: dict[str, str] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def load_settings(config_dir: Path) -> Settings:
+    """The settings in `config_dir/config.toml` (defaults when absent); bad entries are dropped
+    and named in `problems`."""
+    path = config_dir / "config.toml"
+    if not path.is_file():
+        return Settings()
+    try:
+        data = read_toml(path)
+    except ConfigError as exc:
+        return Settings(problems=[str(exc)])
+    settings = Settings()
+    theme = data.get("theme")
+    if theme is not None and not isinstance(theme, str):
+        settings.problems.append(f"{path.name}: theme must be a string")
+    else:
+        settings.theme = theme
+    keys = data.get("keys", {})
+    if not isinstance(keys, dict):
+        settings.problems.append(f"{path.name}: [keys] must be a table")
+        keys = {}
+    bad = keymap_problems(keys)
+    settings.problems += [f"{path.name}: [keys] {p}" for p in bad]
+    settings.keys = {k: v for k, v in keys.items() if not keymap_problems({k: v})}
+    unknown = set(data) - {"theme", "keys"}
+    settings.problems += [f"{path.name}: unknown key {k!r}" for k in sorted(unknown)]
+    return settings

@@ -1,0 +1,1 @@
+"""The screens: Setup, Live run, Runs, Compare, Help and the confirmation modal."""
