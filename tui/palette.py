@@ -6,6 +6,7 @@ from functools import partial
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.keys import format_key
+from textual.markup import escape
 
 from .actions import Action, actions
 
@@ -18,7 +19,7 @@ class ActionCommands(Provider):
         out = []
         for action, target in [(a, self.screen) for a in actions(scope)] + [(a, self.app) for a in actions("app")]:
             shown = " ".join(format_key(k) for k in keys.get(action.id, action.key).split(","))
-            out.append((f"{action.scope}: {action.description} [{shown}]", action, target))
+            out.append((escape(f"{action.scope}: {action.description} ({shown})"), action, target))
         return out
 
     async def discover(self) -> Hits:

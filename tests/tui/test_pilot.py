@@ -1,0 +1,309 @@
+"""The real app driven with keys (Textual's Pilot, no terminal): recorded runs for fast, deterministic
+checks, and real searches on a tiny model in a child process for start, live updates and stop."""
+
+import asyncio
+import io
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from textual.widgets import DataTable, Input, Log, Static
+
+from depthprune.core.runs import Run, list_runs
+from depthprune.tui.actions import ACTIONS
+from depthprune.tui.app import DepthpruneApp, main
+from depthprune.tui.screens.compare import CompareScreen
+from depthprune.tui.screens.help import HelpScreen
+from depthprune.tui.screens.live import LiveScreen
+from depthprune.tui.screens.runs import RunsScreen
+from depthprune.tui.screens.setup import SetupScreen
+from depthprune.tui.widgets.bars import ImportanceBars
+
+SIZE = (80, 24)
+
+
+async def wait_for(pilot, condition, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await pilot.pause(0.1)
+
+
+def run_app(app, scenario):
+    async def go():
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await scenario(pilot)
+    asyncio.run(go())
+
+
+def text(widget: Static) -> str:
+    return str(widget.render())
+
+
+def test_replay_of_a_finished_run_fills_every_pane(recorded_runs, fixtures):
+    run = Run.open("20260101-000000-tiny-llama-8-ppl-greedy-k2", recorded_runs)
+    app = DepthpruneApp(recorded_runs, attach=run, clock=lambda: fixtures.T0 + 1000)
+
+    async def scenario(pilot):
+        live = app.screen
+        assert isinstance(live, LiveScreen)
+        assert live.view.outcome == "finished" and live.view.done == 15
+        bars = live.query_one(ImportanceBars)
+        assert len(bars.importance) == 8 and bars.removed == frozenset(live.view.result)
+        assert "FINISHED" in text(live.query_one("#title"))
+        progress = text(live.query_one("#progress"))
+        assert "evaluations 15/16" in progress and "ended" in progress
+        table = live.query_one("#configs", DataTable)
+        assert [str(c.label) for c in table.columns.values()] == ["removed", "ppl", "demo-text\nppl", "demo-mc\nacc"]
+        assert table.get_row_at(0)[2:] == ["12.5", "0.45"]
+        await pilot.press("l")
+        assert live.query_one(Log).display and live.query_one(Log).line_count == len(live.view.log)
+        await pilot.press("down", "down")
+        assert bars.cursor == 2
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+    run_app(app, scenario)
+
+
+def test_live_tail_follows_appended_events_and_ignores_a_torn_line(tmp_path, fixtures):
+    events = fixtures.greedy_events(8, 2)
+    runs_dir = tmp_path / "runs"
+    path = fixtures.write_run(runs_dir, "growing", events[:4], result=False)
+    app = DepthpruneApp(runs_dir, attach=Run.open(path), clock=lambda: fixtures.T0 + 10)
+
+    async def scenario(pilot):
+        live = app.screen
+        await wait_for(pilot, lambda: live.view.done == 3, 5, "the first events")
+        assert "INCOMPLETE" in text(live.query_one("#title"))  # nobody writes it
+        await pilot.press("p")  # paused: events are folded, the screen is not redrawn
+        with open(path / "events.jsonl", "a") as f:
+            f.write(json.dumps(events[4]) + "\n" + json.dumps(events[5])[:20])
+        await wait_for(pilot, lambda: live.view.done == 4, 5, "the appended event")
+        assert "evaluations 3/" in text(live.query_one("#progress")) and "PAUSED" in text(live.query_one("#title"))
+        await pilot.press("p")
+        await pilot.pause(0.2)
+        assert "evaluations 4/" in text(live.query_one("#progress"))
+        with open(path / "events.jsonl", "a") as f:
+            f.write(json.dumps(events[5])[20:] + "\n")
+        await wait_for(pilot, lambda: live.view.done == 5, 5, "the completed torn line")
+        assert live.tail.problems == []
+
+    run_app(app, scenario)
+
+
+def test_runs_mark_compare_differences_baseline_and_export(recorded_runs):
+    app = DepthpruneApp(recorded_runs)
+
+    async def scenario(pilot):
+        await pilot.press("f3")
+        runs = app.screen
+        assert isinstance(runs, RunsScreen) and runs.query_one(DataTable).row_count == 3
+        await pilot.press("c")
+        assert isinstance(app.screen, RunsScreen)  # fewer than two marked
+        await pilot.press("space", "down", "space", "c")
+        compare = app.screen
+        assert isinstance(compare, CompareScreen) and len(compare.runs) == 2
+        table = compare.query_one(DataTable)
+        all_rows = table.row_count
+        await pilot.press("d")
+        assert compare.differences_only and table.row_count < all_rows
+        labels = [table.get_row_at(i)[0] for i in range(table.row_count)]
+        assert "model" not in labels and "mask" in labels and "demo-text ppl" in labels
+        await pilot.press("b")
+        assert compare.baseline == 1
+        await pilot.press("e", "E")
+        ids = [r.id for r in compare.runs]
+        md = recorded_runs / f"compare-{'_'.join(ids)}.md"
+        csv = recorded_runs / f"compare-{'_'.join(ids)}.csv"
+        assert md.read_text().startswith(f"| field | {ids[0]} | {ids[1]} |")
+        assert csv.read_text().startswith(f"field,{ids[0]},{ids[1]}")
+        assert app.clipboard == csv.read_text().rstrip("\n")
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+    run_app(app, scenario)
+
+
+def test_runs_filter_and_sort(recorded_runs):
+    app = DepthpruneApp(recorded_runs)
+
+    async def scenario(pilot):
+        await pilot.press("f3")
+        runs = app.screen
+        table = runs.query_one(DataTable)
+        await pilot.press("slash", *"k3", "enter")
+        assert table.row_count == 1 and runs.current_id().endswith("-k3")
+        runs.query_one("#filter", Input).value = ""
+        await pilot.pause()
+        await pilot.press("s")  # state: finished before stopped
+        assert [table.get_row_at(i)[1] for i in range(3)] == ["finished", "finished", "stopped"]
+        await pilot.press("S")
+        assert table.get_row_at(0)[1] == "stopped"
+
+    run_app(app, scenario)
+
+
+def test_setup_explains_bad_values_and_does_not_start(tmp_path):
+    app = DepthpruneApp(tmp_path / "runs")
+
+    async def scenario(pilot):
+        setup = app.screen
+        assert isinstance(setup, SetupScreen)
+        setup.query_one("#model", Input).value = "tiny:llama:8"
+        setup.query_one("#k", Input).value = "8"
+        setup.query_one("#eval_tasks", Input).value = "demo-text,nope"
+        await pilot.pause()
+        assert "must be smaller than the 8 removable blocks" in text(setup.query_one("#k-note"))
+        assert "unknown task 'nope'" in text(setup.query_one("#eval_tasks-note"))
+        await pilot.press("ctrl+s")
+        assert setup.pending is None and not app.launches
+        assert "2 field(s) to fix" in text(setup.query_one("#status"))
+
+    run_app(app, scenario)
+
+
+def test_help_and_palette_come_from_the_registry(recorded_runs):
+    app = DepthpruneApp(recorded_runs)
+
+    async def scenario(pilot):
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        console = Console(width=160, record=True, file=io.StringIO())
+        console.print(app.screen.query_one("#help-table", Static).content)
+        shown = console.export_text()
+        assert all(a.description in shown and a.id in shown for a in ACTIONS)
+        await pilot.press("escape")
+        await pilot.press("f3", "space", "down", "space")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"compare the marked")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, CompareScreen), 5, "the palette's compare command")
+
+    run_app(app, scenario)
+
+
+def test_user_keymap_and_bad_files_fall_back_with_one_notification(recorded_runs, tmp_path):
+    config = tmp_path / "config"
+    (config / "themes").mkdir(parents=True)
+    (config / "config.toml").write_text('theme = "nope"\n[keys]\n"app.runs" = "f9"\n"no.such" = "x"\n')
+    (config / "themes" / "broken.toml").write_text('name = "broken"\nprimary = "not-a-colour"\n')
+    (config / "themes" / "mine.toml").write_text('name = "mine"\nprimary = "#ff0000"\n')
+    app = DepthpruneApp(recorded_runs, config_dir=config)
+
+    async def scenario(pilot):
+        assert app.theme == "depthprune-dark" and "mine" in app.available_themes
+        [note] = app._notifications
+        assert "unknown action 'no.such'" in note.message
+        assert "broken.toml: primary = 'not-a-colour' is not a colour" in note.message
+        assert "unknown theme 'nope'" in note.message
+        await pilot.press("f9")
+        assert isinstance(app.screen, RunsScreen)
+        app.theme = "mine"  # a user theme without app variables gets them derived
+        await pilot.pause()
+        assert app.theme_variables["importance-high"]
+
+    run_app(app, scenario)
+
+
+def test_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys):
+    for argv, message in [(["--attach", "nope", "--runs-dir", str(tmp_path)], "error: run 'nope' (from --attach) not found"),
+                          (["--data-dir", str(tmp_path / "none")], "(from --data-dir) not found"),
+                          (["--theme", "nope", "--runs-dir", str(tmp_path)], "error: unknown theme 'nope' (from --theme)")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2
+        assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["--bogus"])
+    assert exit_.value.code == 2
+
+
+# -- real searches in a child process -------------------------------------------------------------
+
+def start_from_setup(app, pilot, **values):
+    setup = app.screen
+    for name, value in values.items():
+        setup.query_one(f"#{name}", Input).value = value
+
+
+def live_or_failed(app):
+    """True once the Live screen is up; an AssertionError with Setup's status when the start failed."""
+    if isinstance(app.screen, LiveScreen):
+        return True
+    status = text(app.screen.query_one("#status"))
+    assert "did not start" not in status, status
+    return False
+
+
+def test_a_child_that_fails_before_its_run_exists_shows_its_error_in_setup(tmp_path):
+    app = DepthpruneApp(tmp_path / "runs")
+
+    async def scenario(pilot):
+        start_from_setup(app, pilot, model="tiny:llama:24", searcher="exhaustive", k="8", eval_tasks="")
+        await pilot.press("ctrl+s")
+        status = app.screen.query_one("#status")
+        await wait_for(pilot, lambda: "did not start" in text(status), 90, "the child's error")
+        assert "error: exhaustive search needs C(24,8) = 735,471 evaluations" in text(status)
+        assert isinstance(app.screen, SetupScreen) and app.screen.pending is None
+
+    run_app(app, scenario)
+
+
+def test_start_a_tiny_run_and_watch_bars_and_progress_move(tmp_path):
+    runs_dir = tmp_path / "runs"
+    app = DepthpruneApp(runs_dir)
+
+    async def scenario(pilot):
+        start_from_setup(app, pilot, model="tiny:llama:8", k="2", eval_tasks="demo-text", eval_seq_len="64")
+        await pilot.pause()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: live_or_failed(app), 90, "the run directory")
+        live = app.screen
+        assert live.run.config["pid"] == app.launches[0].pid
+        await wait_for(pilot, lambda: live.view.outcome == "finished" and live.view.task_columns(), 90, "the end")
+        await pilot.pause(0.3)
+        bars = live.query_one(ImportanceBars)
+        assert len(bars.importance) == 8 and len(bars.removed) == 2
+        assert live.view.done == live.view.planned
+        assert f"evaluations {live.view.done}/{live.view.planned} (100%)" in text(live.query_one("#progress"))
+        assert live.query_one("#configs", DataTable).row_count >= 1
+        assert app.detach_message() == ""  # nothing left running
+
+    run_app(app, scenario)
+
+
+def test_stop_a_running_search_after_confirmation(tmp_path):
+    runs_dir = tmp_path / "runs"
+    app = DepthpruneApp(runs_dir)
+
+    async def scenario(pilot):
+        start_from_setup(app, pilot, model="tiny:llama:24", searcher="anneal", k="8", budget="100000", eval_tasks="")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: live_or_failed(app), 90, "the run directory")
+        live = app.screen
+        await wait_for(pilot, lambda: live.view.done >= 3, 60, "some evaluations")
+        assert live.state == "running"
+        assert f"--attach {live.run.id}" in app.detach_message()
+        await pilot.press("x")
+        await pilot.press("n")  # not confirmed: keeps running
+        await pilot.pause(0.5)
+        assert live.state == "running"
+        await pilot.press("x", "y")
+        await wait_for(pilot, lambda: live.view.outcome == "stopped", 30, "the stopped event")
+        assert app.launches[0].process.wait(30) == 130
+        await wait_for(pilot, lambda: "STOPPED" in text(live.query_one("#title")), 5, "the stopped title")
+
+    try:
+        run_app(app, scenario)
+    finally:
+        for launched in app.launches:  # never leave a search running after a failed test
+            if launched.process.poll() is None:
+                os.kill(launched.pid, signal.SIGKILL)
