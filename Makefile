@@ -1,4 +1,5 @@
-# Two commands do all set-up: `make demo` runs the product on the embedded default, `make test` runs the tests.
+# Two commands do all set-up: `make demo` opens the terminal UI on the embedded default, `make test` runs the tests.
+# `make demo-headless` runs the same demo without a terminal UI (for scripts).
 # Both create ./.venv on first use and install the pinned versions of requirements.lock.
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA_DIR ?= ../shared/data
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo demo-headless test bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +20,9 @@ $(STAMP): pyproject.toml requirements.lock
 venv: $(STAMP)
 
 demo: $(STAMP)
+	$(VENV)/bin/depthprune-tui --runs-dir runs/demo
+
+demo-headless: $(STAMP)
 	$(VENV)/bin/depthprune eval --model demo --tasks demo-text,demo-mc --seq-len 512
 	$(VENV)/bin/depthprune prune --model demo --objective ppl --searcher greedy --k 3 --runs-dir runs/demo
 	$(VENV)/bin/depthprune eval --run latest --runs-dir runs/demo --tasks demo-text,demo-mc --seq-len 512
