@@ -12,8 +12,8 @@ import asyncio
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from textual.app import App
 
@@ -113,8 +113,13 @@ class DepthpruneApp(App):
                          f"depthprune-tui --attach {run.id} --runs-dir {self.runs_dir}"
                          for run in runs.values() if (pid := run.writer_pid()) is not None)
 
+    def leave(self) -> None:
+        """Exit, leaving runs going; the app's result (and the message printed after) says how to reattach."""
+        message = self.detach_message()
+        self.exit(result=message, message=message or None)
+
     async def action_quit(self) -> None:
-        self.exit(message=self.detach_message() or None)
+        self.leave()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -104,7 +104,7 @@ def validate(values: dict[str, str]) -> dict[str, str]:
         if searcher is not None and budget is not None and "budget" not in searcher.defaults:
             errors["budget"] = f"searcher {searcher.name!r} takes no budget; leave empty"
     for task in parse_list(values["eval_tasks"]):
-        check("eval_tasks", lambda: get_task(task, "eval tasks"))
+        check("eval_tasks", lambda task=task: get_task(task, "eval tasks"))
     check("eval_seq_len", lambda: _integer(values["eval_seq_len"], 2))
     data_dir = values["data_dir"].strip()
     if data_dir and not Path(data_dir).expanduser().is_dir():

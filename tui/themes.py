@@ -44,7 +44,7 @@ def load_theme(path: Path) -> Theme:
         raise ThemeError(str(exc)) from None
     unknown = set(data) - {"name", "dark", "variables", *COLOURS, *NUMBERS}
     if unknown:
-        raise ThemeError(f"{path.name}: unknown key {sorted(unknown)[0]!r}")
+        raise ThemeError(f"{path.name}: unknown key {min(unknown)!r}")
     for key in ("name", "primary"):
         if not isinstance(data.get(key), str):
             raise ThemeError(f"{path.name}: {key} is required (a string)")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+
 @dataclass
 class Configuration:
     """A removal set with its objective value (None when it was only benchmarked) and task metrics."""

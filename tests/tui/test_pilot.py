@@ -7,13 +7,9 @@ import json
 import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
-from rich.console import Console
-from textual.widgets import DataTable, Input, Log, Static
-
-from depthprune.core.runs import Run, list_runs
+from depthprune.core.runs import Run
 from depthprune.tui.actions import ACTIONS
 from depthprune.tui.app import DepthpruneApp, main
 from depthprune.tui.screens.compare import CompareScreen
@@ -22,6 +18,8 @@ from depthprune.tui.screens.live import LiveScreen
 from depthprune.tui.screens.runs import RunsScreen
 from depthprune.tui.screens.setup import SetupScreen
 from depthprune.tui.widgets.bars import ImportanceBars
+from rich.console import Console
+from textual.widgets import DataTable, Input, Log, Static
 
 SIZE = (80, 24)
 
@@ -96,6 +94,19 @@ def test_live_tail_follows_appended_events_and_ignores_a_torn_line(tmp_path, fix
         assert live.tail.problems == []
 
     run_app(app, scenario)
+
+
+def test_detach_quits_and_names_the_running_run(recorded_runs):
+    run = Run.open("20260101-000200-tiny-llama-8-ppl-greedy-k2-1", recorded_runs)
+    app = DepthpruneApp(recorded_runs, attach=run)
+
+    async def scenario(pilot):
+        await pilot.press("d")
+
+    with run.writing():  # this process plays the writer: the run counts as running
+        run_app(app, scenario)
+    assert app.return_value == (f"run {run.id} keeps going (process {os.getpid()}); reattach with: "
+                                f"depthprune-tui --attach {run.id} --runs-dir {recorded_runs}")
 
 
 def test_runs_mark_compare_differences_baseline_and_export(recorded_runs):
@@ -228,7 +239,7 @@ def test_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 # -- real searches in a child process -------------------------------------------------------------
 
-def start_from_setup(app, pilot, **values):
+def fill_setup(app, **values):
     setup = app.screen
     for name, value in values.items():
         setup.query_one(f"#{name}", Input).value = value
@@ -247,7 +258,7 @@ def test_a_child_that_fails_before_its_run_exists_shows_its_error_in_setup(tmp_p
     app = DepthpruneApp(tmp_path / "runs")
 
     async def scenario(pilot):
-        start_from_setup(app, pilot, model="tiny:llama:24", searcher="exhaustive", k="8", eval_tasks="")
+        fill_setup(app, model="tiny:llama:24", searcher="exhaustive", k="8", eval_tasks="")
         await pilot.press("ctrl+s")
         status = app.screen.query_one("#status")
         await wait_for(pilot, lambda: "did not start" in text(status), 90, "the child's error")
@@ -262,7 +273,7 @@ def test_start_a_tiny_run_and_watch_bars_and_progress_move(tmp_path):
     app = DepthpruneApp(runs_dir)
 
     async def scenario(pilot):
-        start_from_setup(app, pilot, model="tiny:llama:8", k="2", eval_tasks="demo-text", eval_seq_len="64")
+        fill_setup(app, model="tiny:llama:8", k="2", eval_tasks="demo-text", eval_seq_len="64")
         await pilot.pause()
         await pilot.press("enter")
         await wait_for(pilot, lambda: live_or_failed(app), 90, "the run directory")
@@ -285,7 +296,7 @@ def test_stop_a_running_search_after_confirmation(tmp_path):
     app = DepthpruneApp(runs_dir)
 
     async def scenario(pilot):
-        start_from_setup(app, pilot, model="tiny:llama:24", searcher="anneal", k="8", budget="100000", eval_tasks="")
+        fill_setup(app, model="tiny:llama:24", searcher="anneal", k="8", budget="100000", eval_tasks="")
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: live_or_failed(app), 90, "the run directory")
         live = app.screen

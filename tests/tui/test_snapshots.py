@@ -8,7 +8,6 @@ after a deliberate change (or a Textual upgrade), and look at the new SVGs befor
 from pathlib import Path
 
 import pytest
-
 from depthprune.core.runs import Run
 from depthprune.tui.app import DepthpruneApp
 

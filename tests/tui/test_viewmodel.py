@@ -97,7 +97,7 @@ def summary(run_id, removed, value, tasks=None, state="finished"):
 
 
 def test_compare_deltas_jaccard_and_differences_only():
-    mc = lambda acc: {"demo-mc": {"acc": acc, "primary": "acc", "items": 10}}  # noqa: E731
+    mc = lambda acc: {"demo-mc": {"acc": acc, "primary": "acc", "items": 10}}
     runs = [summary("a", [1, 2], 10.0, mc(0.5)), summary("b", [1, 3], 12.5, mc(0.25))]
     rows = {r.label: r for r in compare(runs, baseline=0)}
     assert rows["value"].cells == ["10", "12.5 (+2.5)"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rich.markup import escape
 from rich.table import Table
-from textual.keys import format_key
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Static
 

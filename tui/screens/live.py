@@ -29,7 +29,7 @@ def duration(seconds: float | None) -> str:
     """h:mm:ss (m:ss under an hour); "?" when unknown."""
     if seconds is None:
         return "?"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
@@ -114,8 +114,8 @@ class LiveScreen(Screen):
         percent = f" ({100 * view.done / view.planned:.0f}%)" if view.planned else ""
         best = view.best
         lines = [f"evaluations [b]{view.done}[/b]/{planned}{percent}",
-                 f"elapsed {duration(view.elapsed(self.app.clock()))} · "
-                 f"{'ended' if view.outcome else 'ETA ' + duration(view.eta_seconds())}",
+                 (f"elapsed {duration(view.elapsed(self.app.clock()))} · "
+                  f"{'ended' if view.outcome else 'ETA ' + duration(view.eta_seconds())}"),
                  f"[$best-score]best[/] {best.value:.5g} · removed {blocks(best.removed)}" if best else "best: none yet",
                  f"[$candidate]candidate[/] {blocks(view.current)} · {view.status}" if view.current is not None
                  else "candidate: none yet",
@@ -164,7 +164,7 @@ class LiveScreen(Screen):
                                      f"resumed with depthprune prune --resume."), answered)
 
     def action_detach(self) -> None:
-        self.app.action_quit()
+        self.app.leave()
 
     def action_back(self) -> None:
         self.app.pop_screen()
