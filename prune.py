@@ -9,16 +9,21 @@ from __future__ import annotations
 import os
 import platform
 import threading
+import types
+import typing
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+import torch
+
 from .core.calibration import overlapping_tasks
 from .core.errors import UserError
 from .core.loading import LoadedModel, load_model
-from .core.runs import Run
+from .core.runs import Run, check_writable
+from .core.scoring import halving_on_oom
 from .core.evaluate import evaluate
 from .core.search import Listener, SharedMemo, Speedups, run_search
 from .core.tasks import TASKS, get_task
@@ -58,6 +63,17 @@ class PruneConfig:
     eval_limit: int | None = None
     eval_seq_len: int = 2048
 
+    def check(self, source: str) -> None:
+        """Every field holds its declared type and the counts are positive (a run.json or a study file
+        may hold anything); a UserError naming the field, its value and `source` otherwise."""
+        hints = typing.get_type_hints(PruneConfig)
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if not _has_type(value, hints[f.name]):
+                raise UserError(f"{f.name}={value!r} (from {source}) should be {_type_name(hints[f.name])}")
+            if f.name in _POSITIVE and value is not None and value < 1:
+                raise UserError(f"{f.name}={value!r} (from {source}) must be at least 1")
+
     def speedups(self) -> Speedups:
         try:
             return Speedups(**self.speed)
@@ -68,6 +84,29 @@ class PruneConfig:
         table = GPU_CALIBRATION if device.startswith("cuda") else CPU_CALIBRATION
         source, samples, seq_len = table.get(self.objective, CPU_CALIBRATION["ppl"])
         return self.calib or source, self.calib_samples or samples, self.calib_seq_len or seq_len
+
+
+_POSITIVE = ("batch_size", "calib_samples", "calib_seq_len", "eval_limit", "eval_seq_len")
+
+
+def _has_type(value, hint) -> bool:
+    """Whether `value` (as read from JSON or TOML) fits the annotation `hint`; bool is not an int."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+
+
+def _type_name(hint) -> str:
+    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
 def resolve_protected(protect: list[int], n_blocks: int) -> frozenset[int]:
@@ -94,10 +133,11 @@ def _versions() -> dict:
 
 def prepare(config: PruneConfig, lm: LoadedModel | None = None):
     """(model, objective, searcher, provenance) for a configuration; validates before any heavy work."""
+    config.check("the search configuration")
     cls = searcher_class(config.searcher)
     cls.validate_options(config.options)
     for name in config.eval_tasks:
-        get_task(name)
+        get_task(name, "--eval-tasks")
     objective_class(config.objective)
     config.speedups()
     lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code,
@@ -106,8 +146,9 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None):
     data_dir = Path(config.data_dir) if config.data_dir else None
     source, samples, seq_len = config.calibration(lm.device)
     options = {"shared_context": config.speedups().shared_context} if objective_class(config.objective).multiple_choice else {}
-    objective = build_objective(config.objective, lm, calib=source, data_dir=data_dir, samples=samples,
-                                seq_len=seq_len, seed=config.seed, batch_size=config.batch_size, **options)
+    objective = halving_on_oom(lambda size: build_objective(
+        config.objective, lm, calib=source, data_dir=data_dir, samples=samples, seq_len=seq_len, seed=config.seed,
+        batch_size=size, **options), config.batch_size, "capturing the calibration batches")
     biased = overlapping_tasks(objective.describe()["calib"], list(TASKS), data_dir)
     if biased:
         warnings.warn(f"CALIBRATING ON EVALUATION DATA: {source!r} is the evaluation file of {', '.join(biased)}; "
@@ -170,7 +211,12 @@ def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher,
         identity = {k: provenance[k] for k in ("model_id", "revision", "dtype", "objective")}
         shared = SharedMemo(run.path.parent, identity | {"device": provenance["device"].split(":")[0]})
     with run.writing():
-        result = run.result() or run_search(objective, searcher, run, listener, speed, shared, stop)
+        try:
+            result = run.result() or run_search(objective, searcher, run, listener, speed, shared, stop)
+        except torch.OutOfMemoryError:
+            raise UserError(f"out of GPU memory evaluating a candidate (from --batch-size {config.batch_size}); "
+                            f"everything evaluated is stored: free GPU memory and continue with "
+                            f"depthprune prune --resume {run.path}") from None
         done = any(e["type"] == "evaluated" and e["removed"] == result["removed"] for e in run.events())
         if config.eval_tasks and not done:
             record_evaluation(run, lm, result["removed"], config.eval_tasks, limit=config.eval_limit,
@@ -182,6 +228,7 @@ def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher,
 def start(config: PruneConfig, runs_dir: Path, listener: Listener | None = None, lm: LoadedModel | None = None,
           stop: threading.Event | None = None, name: str | None = None):
     """Create a run for `config` (named `name` when given) and search; returns (run, result)."""
+    check_writable(runs_dir, "--runs-dir")
     lm, objective, searcher, provenance = prepare(config, lm)
     run = Run.create(runs_dir, provenance, name)
     return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)
@@ -198,6 +245,9 @@ def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: thr
         config = PruneConfig(**stored)
     except TypeError as exc:
         raise UserError(f"{run.path / 'run.json'}: unreadable configuration ({exc}) (from --resume)") from None
+    config.check(f"{run.path / 'run.json'}")
+    run.refuse_if_written()
+    check_writable(run.path, "--resume")
     existing = run.result()
     if existing is not None and (not config.eval_tasks or any(
             e["type"] == "evaluated" and e["removed"] == existing["removed"] for e in run.events())):

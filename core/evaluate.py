@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 from .engine import Engine
 from .errors import UserError
 from .loading import LoadedModel
-from .scoring import choice_batches, encode_pair, make_batches, score_pairs, windows
+from .scoring import choice_batches, encode_pair, halving_on_oom, make_batches, score_pairs, windows
 from .tasks import MCItem, get_task
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -84,18 +84,19 @@ class Evaluator:
         pairs = windows(ids, seq_len, limit)
         if not pairs:
             raise UserError(f"{label}: the text has {len(ids)} tokens, fewer than one window of --seq-len {seq_len}")
-        batches = make_batches(pairs, self.batch_size, seq_len, self.lm.tokenizer.pad_token_id)
-        total, count, _ = score_pairs(batches, self._hidden(removed), self.engine.head_logprobs, len(pairs),
-                                      self._tick(label, len(pairs)))
+        total, count, _ = halving_on_oom(lambda size: score_pairs(
+            make_batches(pairs, size, seq_len, self.lm.tokenizer.pad_token_id), self._hidden(removed),
+            self.engine.head_logprobs, len(pairs), self._tick(label, len(pairs))), self.batch_size, f"scoring {label}")
         nll = -float(total.sum()) / int(count.sum())
         return {"ppl": math.exp(nll), "nll": nll, "windows": len(pairs), "tokens": int(count.sum())}
 
     def multiple_choice(self, items: Sequence[MCItem], removed=(), label: str = "mc") -> MCScores:
         pairs, owner = mc_pairs(items, self.lm.tokenizer)
-        batches = choice_batches(pairs, owner, self.batch_size, self.max_length, self.lm.tokenizer.pad_token_id,
-                                 self.shared, self.engine.sliding_window)
-        total, count, _ = score_pairs(batches, self._hidden(removed), self.engine.head_logprobs, len(pairs),
-                                      self._tick(label, len(pairs)))
+        total, count, _ = halving_on_oom(lambda size: score_pairs(
+            choice_batches(pairs, owner, size, self.max_length, self.lm.tokenizer.pad_token_id, self.shared,
+                           self.engine.sliding_window),
+            self._hidden(removed), self.engine.head_logprobs, len(pairs), self._tick(label, len(pairs))),
+            self.batch_size, f"scoring {label}")
         loglik = [[] for _ in items]
         tokens = [[] for _ in items]
         for j, i in enumerate(owner):

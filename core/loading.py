@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -86,8 +87,12 @@ def converted_gguf(gguf: Path) -> Path:
     target = cache_dir() / "models" / f"{gguf.stem}-{gguf.stat().st_size}"
     if (target / "config.json").is_file():
         return target
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    except (ValueError, KeyError, OSError, EOFError) as exc:  # what transformers' GGUF reader raises on bad files
+        raise UserError(f"GGUF file {str(gguf)!r} (from --model) cannot be read: "
+                        f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -111,6 +116,41 @@ def _check_causal(config, source: str) -> None:
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise UserError(f"model {source!r} (from --model) is a {config.model_type!r} model, not a causal language model")
     family_of(config)
+
+
+def available_memory() -> int:
+    """Bytes of RAM available to a new allocation (MemAvailable; free pages where /proc is absent)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def weight_bytes(directory: Path, dtype: torch.dtype) -> int:
+    """Memory the weights of a local model directory take in `dtype`: parameter count (read from the
+    safetensors headers, no tensor loaded) times the dtype's size; other weight files by their size."""
+    from safetensors import SafetensorError, safe_open
+
+    total = 0
+    for f in directory.glob("*.safetensors"):
+        try:
+            with safe_open(f, framework="pt") as st:
+                total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys()) * dtype.itemsize
+        except (OSError, SafetensorError):  # an unreadable file is reported by the loader itself
+            total += f.stat().st_size
+    return total + sum(f.stat().st_size for f in directory.glob("*.bin"))
+
+
+def _check_fits(directory: Path, spec: str, dtype: torch.dtype) -> None:
+    """Refuse a CPU load whose weights alone exceed the available RAM (it would swap or be killed)."""
+    need, have = weight_bytes(directory, dtype), available_memory()
+    if need > have:
+        raise UserError(f"model {spec!r} (from --model) needs about {need / 2**30:.1f} GiB of memory in "
+                        f"{str(dtype).replace('torch.', '')}, but only {have / 2**30:.1f} GiB is available; "
+                        f"use a GPU (--device cuda), free memory or pick a smaller model")
 
 
 def _resolve(spec: str) -> tuple[str, str | None, list[str]]:
@@ -162,9 +202,11 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
             raise UserError(f"model {spec!r} (from --model) needs custom code; pass --trust-remote-code if you trust it") from None
         raise UserError(f"cannot read the config of model {spec!r} (from --model): {str(exc).splitlines()[0]}") from None
     except OSError as exc:
-        raise UserError(f"cannot load model {spec!r} (from --model): not a local directory, and the hub "
-                        f"lookup failed ({str(exc).splitlines()[0]})") from None
+        where = "the local directory is unreadable" if local else "not a local directory, and the hub lookup failed"
+        raise UserError(f"cannot load model {spec!r} (from --model): {where} ({str(exc).splitlines()[0]})") from None
     _check_causal(config, spec)
+    if local and device == "cpu":
+        _check_fits(Path(source), spec, dtype)
     multi_gpu = device.startswith("cuda") and torch.cuda.device_count() > 1 and device == "cuda"
     model = AutoModelForCausalLM.from_pretrained(
         source, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code,
@@ -174,6 +216,9 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
         model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
+        if tokenizer.eos_token is None:
+            raise UserError(f"the tokenizer of model {spec!r} (from --model) has neither a pad nor an EOS token; "
+                            f"set pad_token in its tokenizer_config.json")
         tokenizer.pad_token = tokenizer.eos_token
         notes.append("tokenizer has no pad token: using its EOS token for padding (masked out)")
     commit = local_fingerprint(Path(source)) if local else (revision or getattr(config, "_commit_hash", None))

@@ -7,6 +7,10 @@ A run directory holds
 * `result.json` — the outcome (written atomically at the end);
 * `.lock` — held (flock) by the one process writing the run; it names that process's PID.
 
+Files a run writes are opened without following symbolic links, so a crafted run directory cannot
+redirect a write outside it. A write that fails (disk full, read-only) is undone to the last complete
+line and reported as a UserError: everything written before it is kept and the run stays resumable.
+
 Event types: `started`, `evaluation` (a removal set and its objective value), `importance` (the
 searcher's per-block scores once it has them), `stopped`, `finished`, and `evaluated` (benchmark
 scores of a removal set, appended by `prune --eval-tasks` or `eval --run`).
@@ -18,6 +22,7 @@ import fcntl
 import json
 import os
 import re
+import signal
 import tempfile
 import time
 from contextlib import contextmanager
@@ -28,21 +33,105 @@ from .errors import UserError
 
 SCHEMA = 1
 EVENT_TYPES = ("started", "evaluation", "importance", "stopped", "finished", "evaluated")
+FAULT_ENV = "DEPTHPRUNE_FAULT"
+_fault_hits: dict[str, int] = {}
+
+
+def fault_point(name: str, before=None) -> None:
+    """Test-only fault injection, inert unless $DEPTHPRUNE_FAULT is set to `<name>:<n>[:<signal>]`:
+    the n-th time this process reaches point `name` it calls `before()` (if given) and sends itself
+    <signal> (default KILL). Points: `evaluate` (a candidate computed, not yet recorded), `append`
+    (before a line is written), `torn-append` (half the line written), `appended` (line fsynced),
+    `rename` (a JSON file's temporary copy complete, before the rename)."""
+    spec = os.environ.get(FAULT_ENV)
+    if not spec or spec.split(":")[0] != name:
+        return
+    _, n, *sig = spec.split(":")
+    _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    if _fault_hits[name] == int(n):
+        if before is not None:
+            before()
+        os.kill(os.getpid(), getattr(signal, "SIG" + (sig[0] if sig else "KILL")))
+
+
+def _write_failed(path: Path, exc: OSError) -> UserError:
+    return UserError(f"cannot write {path} ({exc.strerror or exc}); everything written before is kept")
+
+
+def check_writable(directory: Path, source: str) -> None:
+    """Create `directory` if needed and prove a small file can be written and synced there, so a
+    read-only or full disk is reported before any work starts."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory, prefix=".write-probe-") as f:
+            f.write(b"\0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as exc:
+        raise UserError(f"directory {str(directory)!r} (from {source}) is not writable ({exc.strerror or exc})") from None
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    """Write JSON to a temporary file in the same directory, fsync it, and rename it into place."""
+    """Write JSON to a temporary file in the same directory, fsync it, and rename it into place:
+    readers see the old file or the new one, never a mix. A failed write leaves the old file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        fault_point("rename")
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_failed(path, exc) from None
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line (no newline inside) durably: a torn last line left by a crash is cut off
+    first, so it never merges with the new one; a failed write is cut back to the previous end.
+    Symbolic links are not followed."""
+    data = (line + "\n").encode()
+    fault_point("append")
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise _write_failed(path, exc) from None
+    with os.fdopen(fd, "rb+") as f:
+        size = f.seek(0, os.SEEK_END)
+        try:
+            if size:
+                f.seek(max(0, size - 65536))
+                tail = f.read()
+                if not tail.endswith(b"\n"):
+                    cut = tail.rfind(b"\n")
+                    size = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size)
+                    f.truncate(size)
+            f.seek(size)
+            fault_point("torn-append", lambda: (f.write(data[: len(data) // 2]), f.flush()))
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        except OSError as exc:
+            f.truncate(size)
+            raise _write_failed(path, exc) from None
+    fault_point("appended")
 
 
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-32:] or "model"
+
+
+def _is_event(event) -> bool:
+    """A known event type; an evaluation also carries its removal set (block indices), value and time."""
+    if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
+        return False
+    if event["type"] != "evaluation":
+        return True
+    removed, value, seconds = event.get("removed"), event.get("value"), event.get("seconds")
+    return (isinstance(removed, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in removed)
+            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (value, seconds)))
 
 
 class Run:
@@ -59,13 +148,9 @@ class Run:
     def create(cls, runs_dir: Path, config: dict, name: str | None = None) -> "Run":
         """A new run directory: `name` when given (a study cell; it must not exist yet), else
         `<time>-<model>-<objective>-<searcher>-k<k>` made unique."""
-        try:
-            runs_dir.mkdir(parents=True, exist_ok=True)
-            probe = runs_dir / f".write-probe-{os.getpid()}"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise UserError(f"runs directory {str(runs_dir)!r} (from --runs-dir) is not writable ({exc.strerror})") from None
+        if name is not None and (Path(name).name != name or name in ("", ".", "..")):
+            raise UserError(f"run name {name!r} must be a plain directory name inside the runs directory")
+        check_writable(runs_dir, "--runs-dir")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         base = name or f"{stamp}-{slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
         for n in range(1 if name else 1000):
@@ -95,7 +180,7 @@ class Run:
             raise UserError(f"{str(path)!r} (from {source}) is not a depthprune run directory (no run.json)")
         try:
             config = json.loads(meta.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise UserError(f"{meta}: corrupt run.json (from {source})") from None
         if not isinstance(config, dict) or config.get("schema") != SCHEMA or not isinstance(config.get("objective"), dict):
             raise UserError(f"{meta}: not a depthprune run (schema {SCHEMA}) (from {source})")
@@ -106,7 +191,10 @@ class Run:
         """Hold the run's write lock for the duration; another process holding it is a UserError naming
         its PID. The lock is an flock, so a killed writer releases it with its last breath."""
         path = self.path / ".lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            raise UserError(f"cannot lock run {self.id} ({path}: {exc.strerror or exc})") from None
         try:
             for attempt in range(20):  # a reader's brief shared lock (writer_pid) must not look like a writer
                 try:
@@ -115,14 +203,23 @@ class Run:
                 except BlockingIOError:
                     holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
                     if holder or attempt == 19:
-                        raise UserError(f"run {self.id} is being written by process {holder or '?'} (lock {path}); "
-                                        f"wait for it or stop it first") from None
+                        raise self._busy(holder or "?") from None
                     time.sleep(0.05)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
             yield self
         finally:
             os.close(fd)
+
+    def _busy(self, holder) -> UserError:
+        return UserError(f"run {self.id} is being written by process {holder} (lock {self.path / '.lock'}); "
+                         f"wait for it or stop it first")
+
+    def refuse_if_written(self) -> None:
+        """A UserError naming the PID of the process writing this run, if one is (checked before slow work)."""
+        holder = self.writer_pid()
+        if holder is not None:
+            raise self._busy(holder)
 
     def writer_pid(self) -> int | None:
         """The PID of the process writing this run now, or None when nobody holds the lock."""
@@ -142,21 +239,13 @@ class Run:
     # -- events ----------------------------------------------------------------------------
 
     def append(self, event: dict) -> dict:
-        """Append one event (stamped with schema version and time), flushed to disk before returning.
-        A torn last line left by a crash is cut off first, so it never merges with the new event."""
+        """Append one event (stamped with schema version and time), fsynced before returning
+        (`append_line`); a failed write is a UserError that says how to continue the run."""
         event = {"v": SCHEMA, "t": round(time.time(), 3), **event}
-        path = self.path / "events.jsonl"
-        with open(path, "ab+") as f:
-            size = f.seek(0, os.SEEK_END)
-            if size:
-                f.seek(max(0, size - 65536))
-                tail = f.read()
-                if not tail.endswith(b"\n"):
-                    cut = tail.rfind(b"\n")
-                    f.truncate(size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size))
-            f.write((json.dumps(event) + "\n").encode())
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            append_line(self.path / "events.jsonl", json.dumps(event))
+        except UserError as exc:
+            raise UserError(f"{exc}; continue with: depthprune prune --resume {self.path}") from None
         return event
 
     def events(self) -> list[dict]:
@@ -173,10 +262,9 @@ class Run:
                 continue
             try:
                 event = json.loads(line)
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise UserError(f"{path}:{lineno}: broken event line") from None
-            if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES or (
-                    event["type"] == "evaluation" and not {"removed", "value", "seconds"} <= event.keys()):
+            if not _is_event(event):
                 raise UserError(f"{path}:{lineno}: not a depthprune event")
             events.append(event)
         return events
@@ -195,9 +283,12 @@ class Run:
         if not path.is_file():
             return None
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError:
-            raise UserError(f"{path}: corrupt result.json") from None
+            result = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            result = None
+        if not isinstance(result, dict) or not isinstance(result.get("removed"), list) or "value" not in result:
+            raise UserError(f"{path}: corrupt result.json")
+        return result
 
     @property
     def state(self) -> str:

@@ -8,11 +8,30 @@ log p(continuation token | everything before it), in fp32, as lm-evaluation-harn
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import torch
 
+from .errors import UserError
+
 Pair = tuple[list[int], list[int]]
+T = TypeVar("T")
+
+
+def halving_on_oom(work: Callable[[int], T], batch_size: int, what: str, source: str = "--batch-size") -> T:
+    """`work(batch_size)`; after a GPU out-of-memory error, again with half the batch size, down to 1.
+    Out of memory even at 1 is a UserError. Batching never changes a score, only memory and speed."""
+    size = batch_size
+    while True:
+        try:
+            return work(size)
+        except torch.OutOfMemoryError:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if size == 1:
+                raise UserError(f"out of GPU memory {what} even at batch size 1 (from {source} {batch_size}); "
+                                f"use a shorter sequence length, fewer samples or a larger GPU") from None
+            size //= 2
 
 
 def _encode(tokenizer, text: str, prefix: str) -> list[int]:

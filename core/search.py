@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .prefix import PrefixCache, branch_points, trie_order
-from .runs import Run
+from .runs import Run, append_line, fault_point
 
 Listener = Callable[[dict], None]
 
@@ -68,17 +68,16 @@ class SharedMemo:
         self.path = runs_dir / "memo" / f"{key}.jsonl"
         self.values: dict[frozenset, float] = {}
         if self.path.is_file():
-            for line in self.path.read_text().split("\n")[:-1]:
+            for line in self.path.read_text(errors="replace").split("\n")[:-1]:
                 try:
                     row = json.loads(line)
                     self.values[frozenset(row["removed"])] = float(row["value"])
-                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                except (KeyError, TypeError, ValueError, RecursionError):
                     continue  # a foreign or damaged line costs a re-evaluation, nothing else
 
     def add(self, removed: frozenset, value: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"removed": sorted(removed), "value": value}) + "\n")
+        append_line(self.path, json.dumps({"removed": sorted(removed), "value": value}))
         self.values[removed] = value
 
 
@@ -130,6 +129,7 @@ def run_search(objective, searcher, run: Run, listener: Listener | None = None,
             value, aborted = objective.evaluate(removed, cutoff, keep)
         else:
             value, aborted = float(objective(removed)), False
+        fault_point("evaluate")
         counts["evaluations"] += 1
         if aborted:
             counts["aborted"] += 1
