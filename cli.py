@@ -161,9 +161,11 @@ def parse_options(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise UserError(f"searcher option {item!r} (from --option) is not key=value")
+        if key in out:
+            raise UserError(f"searcher option {key!r} (from --option) given twice")
         try:
             out[key] = json.loads(value)
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON (or nested too deeply): the text itself
             out[key] = value
     return out
 
@@ -393,15 +395,7 @@ def study_cmd(
                                  str(_check_data_dir(data_dir)) if data_dir else None)
     if executor or workers:
         overrides["executor"] = {key: v for key, v in {"kind": executor, "workers": workers}.items() if v}
-    if config is not None:
-        study = load_study(config)
-        base = study.to_dict() | {"data_dir": study.data_dir}
-        merged = {key: v for key, v in base.items() if v is not None}
-        for key, v in overrides.items():
-            merged[key] = merged[key] | v if isinstance(v, dict) else v
-        study = parse_study(merged, f"{config} and flags")
-    else:
-        study = parse_study(overrides, "flags")
+    study = load_study(config, overrides) if config is not None else parse_study(overrides, "flags")
     with progress_bars() as progress:
         try:
             summary = run_study(study, runs_dir, progress)

@@ -19,7 +19,8 @@ Schema (every key optional except `name`; unknown keys are errors naming the fil
     population = 8
     [evaluation]                         # one suite for every pruned model, whatever its objective
     tasks = ["wikitext2", "arc_easy", "piqa"]
-    limit = 100                          # first N items / windows per task
+    limit = 100                          # first N items of each multiple-choice task
+    windows = 16                         # first N windows of each perplexity task (default: limit)
     seq_len = 512
     [executor]
     kind = "local"                       # local | ray
@@ -81,7 +82,8 @@ class StudyConfig:
     batch_size: int = 8
     calibration: dict = field(default_factory=dict)  # objective -> {source, samples, seq_len}
     options: dict = field(default_factory=dict)  # searcher -> {hyperparameter: value}
-    evaluation: dict = field(default_factory=lambda: {"tasks": ["demo-text", "demo-mc"], "limit": None, "seq_len": 512})
+    evaluation: dict = field(default_factory=lambda: {"tasks": ["demo-text", "demo-mc"], "limit": None, "windows": None,
+                                                       "seq_len": 512})
     executor: dict = field(default_factory=lambda: {"kind": "local", "workers": None, "address": ""})
 
     def cells(self) -> list[Cell]:
@@ -111,7 +113,7 @@ _TOP = {"name": str, "models": list, "objectives": list, "searchers": list, "bas
         "seeds": list, "protect": list, "data_dir": str, "device": str, "batch_size": int, "calibration": dict,
         "options": dict, "evaluation": dict, "executor": dict}
 _CALIBRATION = {"source": str, "samples": int, "seq_len": int}
-_EVALUATION = {"tasks": list, "limit": int, "seq_len": int}
+_EVALUATION = {"tasks": list, "limit": int, "windows": int, "seq_len": int}
 _EXECUTOR = {"kind": str, "workers": int, "address": str}
 
 
@@ -120,6 +122,8 @@ def _typed(table: dict, schema: dict, where: str) -> dict:
         if key not in schema:
             raise UserError(f"unknown key {key!r} in {where}; known: {', '.join(schema)}")
         want = schema[key]
+        if value is None:  # JSON's null (a stored study.json): the default
+            continue
         if not isinstance(value, want) or (want is int and isinstance(value, bool)):
             raise UserError(f"{where}: {key} = {value!r} should be {'an integer' if want is int else want.__name__}")
     return table
@@ -146,7 +150,7 @@ def _ints(values: list, what: str, where: str, minimum: int | None = None) -> li
 
 def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfig:
     """Validate a study table (from TOML or flags); `source` names where it came from in errors."""
-    _typed(data, _TOP, source)
+    data = {key: value for key, value in _typed(data, _TOP, source).items() if value is not None}
     if "name" not in data:
         raise UserError(f"{source}: the study needs a name (name = \"...\")")
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", data["name"]):
@@ -202,14 +206,21 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
     return config
 
 
-def load_study(path: Path) -> StudyConfig:
-    """A study from a TOML file (UserError naming the file for anything unreadable or invalid)."""
+def load_study(path: Path, overrides: dict | None = None) -> StudyConfig:
+    """A study from a TOML file, with `overrides` (tables merge key by key) on top; a UserError
+    naming the file for anything unreadable or invalid."""
+    data = read_toml(path)
+    for key, value in (overrides or {}).items():
+        data[key] = data.get(key, {}) | value if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    return parse_study(data, str(path), path.parent)
+
+
+def read_toml(path: Path) -> dict:
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise UserError(f"study file {str(path)!r} (from --config) not found") from None
     except (UnicodeDecodeError, IsADirectoryError):
         raise UserError(f"study file {str(path)!r} (from --config) is not a TOML text file") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: malformed TOML ({exc})") from None
-    return parse_study(data, str(path), path.parent)

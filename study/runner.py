@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
+from ..core.errors import UserError
 from ..core.runs import Run, write_json_atomic
 from ..prune import PruneConfig, append_evaluated, resume, start
 from .config import StudyConfig
@@ -29,9 +30,9 @@ def study_dir(runs_dir: Path, name: str) -> Path:
 
 
 def suite_key(config: StudyConfig) -> str:
-    """Identity of the evaluation suite (tasks, limit, seq_len): scores on another suite are not reused."""
+    """Identity of the evaluation suite (tasks, limits, seq_len): scores on another suite are not reused."""
     e = config.evaluation
-    return hashlib.sha256(json.dumps([sorted(e["tasks"]), e["limit"], e["seq_len"]]).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps([sorted(e["tasks"]), e["limit"], e["windows"], e["seq_len"]]).encode()).hexdigest()[:16]
 
 
 class EvaluationStore:
@@ -85,15 +86,38 @@ def search_cell(config: dict, runs_dir: str, name: str) -> dict:
 
 
 def evaluate_model(config: dict, removed: list[int], evaluation: dict) -> dict:
-    """Score one (model, removed set) on the suite."""
+    """Score one (model, removed set) on the suite: perplexity tasks on their first `windows`
+    windows (default `limit`), multiple-choice tasks on their first `limit` items."""
     from ..core.evaluate import evaluate
+    from ..core.tasks import get_task
 
     config = PruneConfig(**config)
-    report = evaluate(_model(config), evaluation["tasks"], removed, limit=evaluation["limit"],
-                      seq_len=evaluation["seq_len"], data_dir=Path(config.data_dir) if config.data_dir else None,
-                      batch_size=config.batch_size)
-    return {"model": config.model, "removed": report["removed"], "tasks": report["tasks"], "seconds": report["seconds"],
-            "n_blocks": report["n_blocks"]}
+    tasks, seconds, report = {}, 0.0, {}
+    for kind, limit in (("ppl", evaluation["windows"] or evaluation["limit"]), ("mc", evaluation["limit"])):
+        names = [t for t in evaluation["tasks"] if get_task(t).kind == kind]
+        if names:
+            report = evaluate(_model(config), names, removed, limit=limit, seq_len=evaluation["seq_len"],
+                              data_dir=Path(config.data_dir) if config.data_dir else None, batch_size=config.batch_size)
+            tasks |= report["tasks"]
+            seconds += report["seconds"]
+    return {"model": config.model, "removed": sorted(removed), "tasks": {t: tasks[t] for t in evaluation["tasks"]},
+            "seconds": round(seconds, 3), "n_blocks": report["n_blocks"]}
+
+
+SEARCH_KEYS = ("model", "objective", "searcher", "k", "seed", "protect", "calib", "calib_samples", "calib_seq_len", "options")
+
+
+def check_cell(config: StudyConfig, cell, path: Path) -> None:
+    """A cell's existing run must have been started with the cell's search settings (a changed study
+    file under the same name would otherwise mix two grids)."""
+    if not (path / "run.json").is_file():
+        return
+    stored = Run.open(path).config.get("config", {})
+    wanted = asdict(config.prune_config(cell))
+    for key in SEARCH_KEYS:
+        if stored.get(key) != wanted[key]:
+            raise UserError(f"study {config.name!r}: cell {path.name} was run with {key} = {stored.get(key)!r}, the "
+                            f"study now asks for {wanted[key]!r}; give the changed study a new name")
 
 
 # -- the study loop ----------------------------------------------------------------------------
@@ -106,6 +130,8 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
     write_json_atomic(folder / "study.json", config.to_dict())
     cells = config.cells()
     names = {c: c.run_name(config.name) for c in cells}
+    for c in cells:
+        check_cell(config, c, runs_dir / names[c])
     pending = [c for c in cells if not (runs_dir / names[c] / "result.json").is_file()]
     executor = make_executor(config.executor, config.device)
     try:

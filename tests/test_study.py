@@ -1,0 +1,273 @@
+"""Study mode: the analyses against hand-computed values and the paper's own numbers, the config
+parser, and a whole study on a tiny model (resumable, every format, local and Ray executors agree)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from depthprune.core.errors import UserError
+from depthprune.core.runs import Run
+from depthprune.study import analysis as A
+from depthprune.study.config import StudyConfig, load_study, parse_study
+from depthprune.study.report import FORMATS, write_report
+from depthprune.study.results import collect, open_study
+from depthprune.study.runner import run_study
+
+
+def models(pairs):
+    """Rows with the given (ppl_avg, acc_avg) pairs."""
+    return [{"ppl_avg": p, "acc_avg": a} for p, a in pairs]
+
+
+# -- analyses ----------------------------------------------------------------------------------
+
+def test_spearman_and_kendall_match_a_worked_example():
+    # ppl ranks 1,2,3,4; accuracy ranks (1 = highest) 1,4,2,3: Σd² = 6, ρ = 1 − 6·6/(4·15) = 0.4;
+    # concordant pairs 4, discordant 2: τ = (4 − 2)/6.
+    out = A.rank_agreement(models([(10, 40), (20, 10), (30, 30), (40, 20)]))
+    assert out["spearman"] == pytest.approx(0.4)
+    assert out["kendall"] == pytest.approx(1 / 3)
+
+
+def test_spearman_uses_average_ranks_for_ties():
+    # ppl ranks 1.5,1.5,3,4 vs accuracy ranks 1,4,2,3: Pearson of the ranks = 0.5 / sqrt(4.5·5).
+    out = A.rank_agreement(models([(10, 40), (10, 10), (30, 30), (40, 20)]))
+    assert out["spearman"] == pytest.approx(0.5 / math.sqrt(22.5))
+
+
+# The paper's Figure 2: (perplexity rank, accuracy rank) of its seven searchers and the printed ρ.
+FIGURE_2 = {
+    -0.78: [(1, 6), (5, 3), (5, 3), (4, 5), (1, 6), (3, 2), (7, 1)],
+    -0.08: [(7, 2), (3, 5), (3, 5), (3, 5), (1, 4), (2, 1), (6, 3)],
+    -0.13: [(5, 5), (2, 2), (2, 2), (4, 4), (1, 6), (7, 1), (6, 7)],
+    -0.42: [(5, 1), (4, 2), (2, 6), (1, 4), (2, 6), (6, 5), (7, 3)],
+    -0.46: [(3, 2), (7, 3), (1, 7), (2, 6), (4, 1), (5, 5), (6, 4)],
+    0.11: [(5, 3), (1, 5), (1, 5), (4, 2), (3, 1), (7, 7), (5, 3)],
+}
+
+
+@pytest.mark.parametrize("rho", list(FIGURE_2))
+def test_spearman_reproduces_the_papers_figure_2(rho):
+    pairs = [(ppl_rank, -acc_rank) for ppl_rank, acc_rank in FIGURE_2[rho]]  # accuracy rank 1 = highest
+    assert round(A.rank_agreement(models(pairs))["spearman"], 2) == rho
+
+
+def test_rank_agreement_is_undefined_for_constant_rankings():
+    assert A.rank_agreement(models([(1, 5), (2, 5), (3, 5)]))["spearman"] is None
+    assert A.rank_agreement(models([(1, 5), (2, 6)]))["spearman"] is None
+
+
+def test_spread_is_the_population_variance_of_the_papers_figure_3():
+    # Table 2 average perplexities of the seven searchers; the paper prints σ² = 1.1 and 1015.7.
+    llama3_m7 = [19.35, 19.90, 19.90, 19.65, 19.35, 19.61, 22.55]
+    qwen3_m9 = [32.42, 27.56, 27.56, 29.72, 27.58, 120.44, 32.42]
+    assert round(A.spread(llama3_m7)["var"], 1) == 1.1
+    assert round(A.spread(qwen3_m9)["var"], 1) == 1015.7
+    s = A.spread([1, 2, 4])
+    assert (s["min"], s["max"], s["range"], s["n"]) == (1, 4, 3, 3)
+    assert s["mean"] == pytest.approx(7 / 3) and s["var"] == pytest.approx(42 / 27)
+
+
+def test_variance_decomposition_of_a_two_by_two_grid():
+    # cells 1, 3 (ppl) and 5, 7 (margin): grand mean 4, SS_total 20, SS_objective 16, SS_searcher 4.
+    rows = [{"objective": o, "searcher": s, "acc_avg": v}
+            for (o, s), v in {("ppl", "a"): 1, ("ppl", "b"): 3, ("margin", "a"): 5, ("margin", "b"): 7}.items()]
+    out = A.variance_decomposition(rows, "acc_avg")
+    assert out["objective"] == pytest.approx(0.8) and out["searcher"] == pytest.approx(0.2)
+    assert out["interaction"] == pytest.approx(0.0)
+    assert A.variance_decomposition(rows[:3], "acc_avg") is None  # incomplete grid
+
+
+def test_jaccard_matrix_separates_within_and_across_objectives():
+    entries = [("ppl", "a", frozenset({1, 2})), ("ppl", "b", frozenset({1, 3})),
+               ("margin", "a", frozenset({7, 8})), ("margin", "b", frozenset({7, 8}))]
+    out = A.jaccard_matrix(entries)
+    assert out["matrix"][0][1] == pytest.approx(1 / 3) and out["matrix"][2][3] == 1.0
+    assert out["within_objective"] == pytest.approx((1 / 3 + 1) / 2)
+    assert out["across_objectives"] == 0.0
+
+
+def test_seed_variation_and_seed_means():
+    rows = [{"model": "m", "k": 2, "objective": "ppl", "searcher": "ga", "baseline": False, "seed": s,
+             "removed": r, "value": v, "acc_avg": a, "ppl_avg": 10.0, "seconds": 1.0, "evaluations": 5,
+             "block_forwards": 9, "metrics": {"t": a}}
+            for s, r, v, a in [(0, [1, 2], 1.0, 50.0), (1, [1, 3], 3.0, 40.0)]]
+    (var,) = A.seed_variation(rows)
+    assert var["value"] == pytest.approx((2.0, math.sqrt(2))) and var["distinct_sets"] == 2
+    (mean,) = A.seed_means(rows)
+    assert mean["acc_avg"] == 45.0 and mean["metrics"]["t"] == 45.0 and mean["removed"] == [1, 2]
+
+
+def test_summarize_reads_primary_metrics_in_percent():
+    metrics, acc, ppl = A.summarize({"wikitext2": {"ppl": 20.0}, "lambada": {"ppl": 30.0},
+                                     "arc_easy": {"acc": 0.5, "acc_norm": 0.25, "primary": "acc"},
+                                     "hellaswag": {"acc": 0.1, "acc_norm": 0.3, "primary": "acc_norm"}})
+    assert metrics == {"wikitext2": 20.0, "lambada": 30.0, "arc_easy": 50.0, "hellaswag": 30.0}
+    assert acc == 40.0 and ppl == 25.0
+
+
+def test_mask_text_marks_removed_layers_with_a_glyph():
+    text = A.mask_text([("ppl", "greedy", frozenset({0, 11})), ("margin", "beam", frozenset({5}))], 12)
+    lines = text.split("\n")
+    assert lines[1].endswith("012345678901")
+    assert lines[2].endswith("█··········█") and lines[3].endswith("·····█······")
+
+
+# -- configuration ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("table, message", [
+    ({}, "needs a name"),
+    ({"name": "a b"}, "must be letters"),
+    ({"name": "s", "searcher": ["greedy"]}, "unknown key 'searcher'"),
+    ({"name": "s", "k": [0]}, "k 0 should be an integer ≥ 1"),
+    ({"name": "s", "k": "4"}, "k = '4' should be list"),
+    ({"name": "s", "searchers": ["greedy", "greedy"]}, "listed twice"),
+    ({"name": "s", "searchers": ["nope"]}, "unknown searcher 'nope'"),
+    ({"name": "s", "objectives": ["ppl", "bleu"]}, "unknown objective 'bleu'"),
+    ({"name": "s", "options": {"ga": {"population": 0}}}, "bad value 0 for option 'population'"),
+    ({"name": "s", "options": {"ga": {"popsize": 3}}}, "unknown option 'popsize'"),
+    ({"name": "s", "evaluation": {"tasks": ["mmlu"]}}, "unknown evaluation task 'mmlu'"),
+    ({"name": "s", "evaluation": {"limit": True}}, "limit = True should be an integer"),
+    ({"name": "s", "executor": {"kind": "slurm"}}, "kind 'slurm'"),
+    ({"name": "s", "calibration": {"bleu": {}}}, "[calibration.bleu]"),
+    ({"name": "s", "searchers": ["tail"], "baselines": ["tail"]}, "both as searcher and baseline"),
+    ({"name": "s", "data_dir": "/no/such/dir"}, "data_dir '/no/such/dir'"),
+])
+def test_bad_study_tables_name_the_value_and_the_source(table, message):
+    with pytest.raises(UserError) as err:
+        parse_study(table, "study.toml")
+    assert message in str(err.value) and "study.toml" in str(err.value)
+
+
+def test_malformed_toml_names_the_file(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text("name = 'x'\nk = [4,\n")
+    with pytest.raises(UserError, match="s.toml: malformed TOML"):
+        load_study(path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["name", "models", "objectives", "searchers", "k", "seeds", "protect",
+                                        "batch_size", "evaluation", "executor", "options", "bogus"]),
+                       st.recursive(st.none() | st.booleans() | st.integers(-3, 40) | st.text(max_size=6),
+                                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                                    max_leaves=6)))
+def test_the_config_parser_accepts_or_names_the_problem(table):
+    """Any TOML-shaped table either parses into a valid grid or raises one UserError."""
+    try:
+        config = parse_study(table, "study.toml")
+    except UserError as exc:
+        assert "\n" not in str(exc)
+        return
+    assert config.cells() and all(c.k >= 1 for c in config.cells())
+
+
+# -- a whole study on a tiny model -----------------------------------------------------------------
+
+def tiny_study(**changes) -> StudyConfig:
+    table = {"name": "tiny", "models": ["tiny:llama:8"], "objectives": ["ppl", "margin"],
+             "searchers": ["oneshot", "greedy", "ga"], "k": [2, 3], "seeds": [0, 1],
+             "options": {"ga": {"population": 4, "generations": 2}},
+             "evaluation": {"tasks": ["demo-text", "demo-mc"], "limit": 12, "windows": 2, "seq_len": 64}}
+    return parse_study(table | changes, "test")
+
+
+@pytest.fixture(scope="module")
+def finished_study(tmp_path_factory):
+    runs_dir = tmp_path_factory.mktemp("runs")
+    config = tiny_study()
+    summary = run_study(config, runs_dir)
+    return config, runs_dir, summary
+
+
+def outcome(config, runs_dir):
+    return {c.run_name(config.name): Run.open(runs_dir / c.run_name(config.name)).result()
+            for c in config.cells()}
+
+
+def test_a_study_runs_every_cell_and_evaluates_every_distinct_model(finished_study):
+    config, runs_dir, summary = finished_study
+    cells = config.cells()
+    # 2 k × 2 objectives × (oneshot + greedy + tail + ga×2 seeds + random×2 seeds)
+    assert len(cells) == summary["cells"] == summary["searched"] == 2 * 2 * 7
+    results = outcome(config, runs_dir)
+    distinct = {tuple(r["removed"]) for r in results.values()}
+    assert summary["models_evaluated"] == len(distinct) + 1  # + the dense model
+    for cell in cells:
+        run = Run.open(runs_dir / cell.run_name(config.name))
+        assert len(results[run.id]["removed"]) == cell.k
+        (evaluated,) = [e for e in run.events() if e["type"] == "evaluated"]
+        assert evaluated["removed"] == results[run.id]["removed"]
+        assert set(evaluated["tasks"]) == {"demo-text", "demo-mc"}
+
+
+def test_running_a_study_again_skips_what_is_done(finished_study):
+    config, runs_dir, _ = finished_study
+    before = outcome(config, runs_dir)
+    again = run_study(config, runs_dir)
+    assert again["searched"] == 0 and again["evaluations_run"] == 0
+    assert outcome(config, runs_dir) == before
+    for cell in config.cells():  # no second `evaluated` event either
+        run = Run.open(runs_dir / cell.run_name(config.name))
+        assert sum(e["type"] == "evaluated" for e in run.events()) == 1
+
+
+def test_the_report_holds_every_analysis_in_every_format(finished_study, tmp_path):
+    config, runs_dir, _ = finished_study
+    data = collect(config, runs_dir)
+    assert not data["missing"] and len(data["rows"]) == len(config.cells())
+    paths = {fmt: write_report(config, data, fmt, tmp_path) for fmt in FORMATS}
+    md = paths["md"].read_text()
+    for heading in ("models pruned for `ppl`", "models pruned for `margin`", ": removed layers\n",
+                    "perplexity rank vs accuracy rank", "spread across searchers", "search cost",
+                    "Jaccard overlap", "variance decomposition", "seed-to-seed variation"):
+        assert md.count(heading) == 2, heading  # one per budget
+    assert "| dense |" in md and "random (baseline) ×2 seeds" in md and "tail (baseline)" in md
+    assert (tmp_path / "masks-tiny-llama-8-k2.png").stat().st_size > 1000
+    report = json.loads(paths["json"].read_text())
+    group = report["groups"][0]
+    assert group["tables"]["ppl"][0]["searcher"] == "dense"
+    for row in group["tables"]["ppl"][1:]:
+        cell = [r for r in data["rows"] if (r["objective"], r["searcher"], r["k"], r["seed"]) ==
+                ("ppl", row["searcher"].split()[0], group["k"], 0)][0]
+        assert len(row["removed"]) == group["k"] and row["removed"] == cell["removed"]
+    csv_lines = paths["csv"].read_text().strip().split("\n")
+    assert len(csv_lines) == 1 + 1 + len(config.cells())  # header, dense, cells
+    assert "<table>" in paths["html"].read_text()
+
+
+def test_open_study_by_name_finds_the_stored_configuration(finished_study):
+    config, runs_dir, _ = finished_study
+    stored, folder = open_study("tiny", runs_dir)
+    assert stored.cells() == config.cells() and folder == runs_dir / "studies" / "tiny"
+    with pytest.raises(UserError, match="study 'nope'"):
+        open_study("nope", runs_dir)
+
+
+def test_worker_processes_give_the_same_study(finished_study, tmp_path):
+    config, runs_dir, _ = finished_study
+    small = tiny_study(k=[2], executor={"kind": "local", "workers": 2})
+    run_study(small, tmp_path / "runs")
+    reference = outcome(config, runs_dir)
+    for name, result in outcome(small, tmp_path / "runs").items():
+        assert (result["removed"], result["value"]) == (reference[name]["removed"], reference[name]["value"])
+
+
+def test_ray_tasks_give_the_same_study(finished_study, tmp_path):
+    import ray  # the ray extra: installed by make test
+
+    config, runs_dir, _ = finished_study
+    small = tiny_study(k=[3], executor={"kind": "ray"})
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_study(small, tmp_path / "runs")
+    finally:
+        ray.shutdown()
+    reference = outcome(config, runs_dir)
+    for name, result in outcome(small, tmp_path / "runs").items():
+        assert (result["removed"], result["value"]) == (reference[name]["removed"], reference[name]["value"])
