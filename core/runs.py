@@ -254,7 +254,7 @@ class Run:
         path = self.path / "events.jsonl"
         if not path.is_file():
             return []
-        text = path.read_text(errors="replace")
+        text = path.read_bytes().decode(errors="replace")  # bytes: a stray "\r" is no line end
         lines = text.split("\n")[:-1]  # whatever follows the last newline is an unfinished write
         events = []
         for lineno, line in enumerate(lines, start=1):

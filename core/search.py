@@ -68,7 +68,7 @@ class SharedMemo:
         self.path = runs_dir / "memo" / f"{key}.jsonl"
         self.values: dict[frozenset, float] = {}
         if self.path.is_file():
-            for line in self.path.read_text(errors="replace").split("\n")[:-1]:
+            for line in self.path.read_bytes().decode(errors="replace").split("\n")[:-1]:
                 try:
                     row = json.loads(line)
                     self.values[frozenset(row["removed"])] = float(row["value"])
