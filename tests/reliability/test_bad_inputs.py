@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from depthprune import cli
 from depthprune.core.loading import load_model
 from depthprune.core.surgery import export_pruned
 from depthprune.prune import PruneConfig, start
+
+from ..test_cli import run_cli
 
 SMALL = ["--calib", "demo", "--calib-samples", "1", "--calib-seq-len", "32"]
 PRUNE = ["prune", "--model", "tiny:llama", "--runs-dir", "{w}/runs", *SMALL]
@@ -154,14 +155,7 @@ def _check(code, err: str, expected: str) -> None:
 @pytest.mark.parametrize("argv,expected", [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
 def test_bad_input_is_one_line_naming_value_and_source(argv, expected, workspace, monkeypatch, capsys, tally):
     before = _digest(workspace)
-    argv = [a.replace("{w}", str(workspace)) for a in argv]
-    monkeypatch.setattr(sys, "argv", ["depthprune", *argv])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code
-    _, err = capsys.readouterr()
+    code, _, err = run_cli(monkeypatch, capsys, *[a.replace("{w}", str(workspace)) for a in argv])
     _check(code, err, expected.replace("{w}", str(workspace)))
     assert _digest(workspace) == before, "a bad input changed files"
     tally["bad inputs"] += 1

@@ -2,11 +2,9 @@
 model too big for RAM, and a second writer."""
 
 import errno
-import json
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -16,7 +14,7 @@ from depthprune.core import loading, runs
 from depthprune.core.errors import UserError
 from depthprune.core.evaluate import evaluate
 from depthprune.core.loading import load_model
-from depthprune.core.runs import Run, list_runs
+from depthprune.core.runs import list_runs
 from depthprune.core.surgery import export_pruned
 from depthprune.prune import PruneConfig, resume, start
 
