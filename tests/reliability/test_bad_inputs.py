@@ -162,10 +162,10 @@ def test_bad_input_is_one_line_naming_value_and_source(argv, expected, workspace
 
 
 @pytest.mark.parametrize("row", [r for r in ROWS if r[0] in SUBPROCESS_ROWS], ids=lambda r: r[0])
-def test_bad_input_exit_code_from_a_real_process(row, workspace):
+def test_bad_input_exit_code_from_a_real_process(row, workspace, single_thread_env):
     _, argv, expected = row
     proc = subprocess.run([sys.executable, "-m", "depthprune.cli", *[a.replace("{w}", str(workspace)) for a in argv]],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=single_thread_env)
     _check(proc.returncode, proc.stderr, expected.replace("{w}", str(workspace)))
 
 

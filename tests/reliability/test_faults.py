@@ -30,10 +30,11 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.parametrize("sig,kept", [("TERM", 5), ("HUP", 5), ("INT", 4)])
-def test_a_signal_stops_between_candidates_and_the_run_resumes_to_the_same_result(sig, kept, reference, tmp_path):
+def test_a_signal_stops_between_candidates_and_the_run_resumes_to_the_same_result(sig, kept, reference, tmp_path,
+                                                                                 single_thread_env):
     """SIGTERM/SIGHUP arriving during the 5th candidate: it is recorded, then the search stops; Ctrl-C
     (SIGINT) stops at once, dropping only the candidate in flight."""
-    env = os.environ | {"DEPTHPRUNE_FAULT": f"evaluate:5:{sig}"}
+    env = single_thread_env | {"DEPTHPRUNE_FAULT": f"evaluate:5:{sig}"}
     proc = subprocess.run([sys.executable, "-m", "depthprune.cli", *ARGS, "--runs-dir", str(tmp_path)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 130, proc.stderr
@@ -156,14 +157,15 @@ def test_a_model_too_big_for_ram_is_refused_before_loading(tmp_path, monkeypatch
         load_model(str(model_dir), device="cpu")
 
 
-def test_a_second_writer_process_is_refused_naming_the_holders_pid(tmp_path):
+def test_a_second_writer_process_is_refused_naming_the_holders_pid(tmp_path, single_thread_env):
     config = PruneConfig(**{**CONFIG.__dict__, "k": 1})
     run, _ = start(config, tmp_path)
     (run.path / "result.json").unlink()
     with run.writing():
         assert run.state == "running" and run.writer_pid() == os.getpid()
         proc = subprocess.run([sys.executable, "-m", "depthprune.cli", "prune", "--resume", run.id,
-                               "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=300)
+                               "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=300,
+                              env=single_thread_env)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert f"run {run.id} is being written by process {os.getpid()}" in lines[0]

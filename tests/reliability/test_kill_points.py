@@ -22,8 +22,9 @@ SEED = 20261130
 PER_KIND = {"evaluate": 5, "append": 5, "torn-append": 5, "appended": 5}
 
 CHILD = """
-import os
+import os, torch
 os.environ["DEPTHPRUNE_FAULT"] = fault
+torch.set_num_threads(1)
 from depthprune.prune import start
 start(config, runs_dir)
 """
@@ -52,7 +53,7 @@ def kill_points(reference) -> list[str]:
 @pytest.fixture(scope="module")
 def forkserver():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["depthprune.prune"])
+    ctx.set_forkserver_preload(["depthprune.prune", "depthprune.core.tiny", "transformers.models.llama.modeling_llama"])
     return ctx
 
 
