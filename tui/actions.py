@@ -19,7 +19,7 @@ class Action:
     action: str
     label: str  # short, for the footer
     description: str  # for help and the palette
-    scope: str  # "app" | "setup" | "live" | "runs" | "compare" | "help"
+    scope: str  # one of SCOPES
     show: bool = True  # in the footer
 
 
@@ -27,6 +27,8 @@ ACTIONS = (
     Action("app.help", "f1,question_mark", "help", "Help", "Help: every key", "app"),
     Action("app.setup", "f2", "open_setup", "Setup", "New run (Setup screen)", "app", show=False),
     Action("app.runs", "f3", "open_runs", "Runs", "Runs in the runs directory", "app", show=False),
+    Action("app.studies", "f4", "open_studies", "Studies", "Studies: grid progress, tables, masks", "app",
+           show=False),
     Action("app.palette", "ctrl+p", "command_palette", "Palette", "Command palette (also: change theme)", "app", show=False),
     Action("app.quit", "ctrl+q", "quit", "Quit", "Quit; runs keep going in the background", "app"),
     Action("setup.start", "ctrl+s,f5", "start", "Start", "Start the run (Enter in a field too)", "setup"),
@@ -48,11 +50,18 @@ ACTIONS = (
     Action("compare.export_md", "e", "export('md')", "Export md", "Export Markdown to a file (and copy)", "compare"),
     Action("compare.export_csv", "E", "export('csv')", "Export csv", "Export CSV to a file (and copy)", "compare"),
     Action("compare.back", "escape", "back", "Back", "Back to the previous screen", "compare"),
+    Action("studies.open", "enter", "open", "Open", "Open the study (Study screen)", "studies", show=False),
+    Action("study.group", "n", "next_group(1)", "Group", "Next (model, k) group", "study"),
+    Action("study.group_back", "N", "next_group(-1)", "Prev group", "Previous (model, k) group", "study", show=False),
+    Action("study.objective", "o", "next_objective(1)", "Objective", "Next objective", "study"),
+    Action("study.objective_back", "O", "next_objective(-1)", "Prev objective", "Previous objective", "study",
+           show=False),
+    Action("study.back", "escape", "back", "Back", "Back to the list of studies", "study"),
     Action("help.close", "escape,q", "dismiss", "Close", "Close help", "help"),
 )
 
 BY_ID = {a.id: a for a in ACTIONS}
-SCOPES = ("app", "setup", "live", "runs", "compare", "help")
+SCOPES = ("app", "setup", "live", "runs", "compare", "studies", "study", "help")
 
 
 def actions(scope: str) -> list[Action]:

@@ -1,6 +1,7 @@
 """`depthprune-tui`: the Textual application and its command line.
 
-Two modes — Setup (the default) and Runs — with the Live, Compare and Help screens pushed on top.
+Three modes — Setup (the default), Runs and Studies — with the Live, Compare, Study and Help screens
+pushed on top.
 Searches run in child processes (`launch.py`); the app only reads their run directories, so
 quitting is instant and leaves them running (the exit message says how to reattach).
 """
@@ -28,6 +29,9 @@ from .screens.help import HelpScreen
 from .screens.live import LiveScreen
 from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
+from .screens.studies import StudiesScreen
+from .screens.study import StudyScreen
+from .study_view import list_studies
 from .themes import DEFAULT_THEME, load_themes, theme_files, variable_defaults
 
 TERMINAL_CHECK_SECONDS = 2.0
@@ -37,14 +41,16 @@ class DepthpruneApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "depthprune"
     BINDINGS = bindings("app")
-    MODES = {"setup": SetupScreen, "runs": RunsScreen}
+    MODES = {"setup": SetupScreen, "runs": RunsScreen, "studies": StudiesScreen}
     COMMANDS = App.COMMANDS | {ActionCommands}
 
     def __init__(self, runs_dir: Path, *, data_dir: Path | None = None, attach: Run | None = None,
-                 theme: str | None = None, config_dir: Path | None = None, clock: Callable[[], float] = time.time):
-        """`config_dir` None: no user settings or themes (tests); `clock` gives the time shown as elapsed."""
+                 study: str | None = None, theme: str | None = None, config_dir: Path | None = None,
+                 clock: Callable[[], float] = time.time):
+        """`attach` opens on the Live screen, else `study` (a study's name) on the Study screen;
+        `config_dir` None: no user settings or themes (tests); `clock` gives the time shown as elapsed."""
         super().__init__()
-        self.runs_dir, self.data_dir, self.attach, self.clock = runs_dir, data_dir, attach, clock
+        self.runs_dir, self.data_dir, self.attach, self.study, self.clock = runs_dir, data_dir, attach, study, clock
         self.launches: list[Launch] = []
         self.watched: dict[str, Run] = {}  # runs opened in Live: the exit message names those still running
         self.settings = load_settings(config_dir) if config_dir is not None else Settings()
@@ -71,6 +77,9 @@ class DepthpruneApp(App):
         if self.attach is not None:
             self.switch_mode("runs")
             self.open_live(self.attach)
+        elif self.study is not None:
+            self.switch_mode("studies")
+            self.push_screen(StudyScreen(self.study))
         else:
             self.switch_mode("setup")
         self.set_interval(1.0, self.reap)
@@ -101,6 +110,9 @@ class DepthpruneApp(App):
     def action_open_runs(self) -> None:
         self.switch_mode("runs")
 
+    def action_open_studies(self) -> None:
+        self.switch_mode("studies")
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
@@ -129,6 +141,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data-dir", type=Path, help="folder with the official benchmark files, preset in Setup")
     parser.add_argument("--attach", metavar="RUN", help="open the Live screen on this run (id or directory): "
                         "tails it while it is written, replays it once finished")
+    parser.add_argument("--study", metavar="NAME", help="open the Study screen on this study of the runs directory")
     parser.add_argument("--theme", help="theme name (shipped: depthprune-dark, depthprune-light, "
                         "depthprune-high-contrast; user themes; Textual's)")
     return parser.parse_args(argv)
@@ -151,7 +164,10 @@ def main(argv: list[str] | None = None) -> None:
         attach = Run.open(args.attach, args.runs_dir, "--attach") if args.attach else None
     except UserError as exc:
         fail(str(exc))
-    app = DepthpruneApp(args.runs_dir, data_dir=args.data_dir, attach=attach, config_dir=default_config_dir())
+    if args.study is not None and args.study not in list_studies(args.runs_dir):
+        fail(f"study {args.study!r} (from --study) not found in {str(args.runs_dir / 'studies')!r}")
+    app = DepthpruneApp(args.runs_dir, data_dir=args.data_dir, attach=attach, study=args.study,
+                        config_dir=default_config_dir())
     if args.theme is not None:
         if args.theme not in app.available_themes:
             fail(f"unknown theme {args.theme!r} (from --theme); available: {', '.join(sorted(app.available_themes))}")

@@ -50,12 +50,14 @@ def evaluated_event(removed, t: float, ppl: float, acc: float) -> dict:
 
 
 def write_run(runs_dir: Path, run_id: str, events: list[dict], *, model="tiny:llama:8", n_blocks=8, k=2,
-              searcher="greedy", seed=0, result: bool = True, torn_tail: str = "") -> Path:
-    """A run directory as `core.runs` writes it, with fixed ids and timestamps."""
+              searcher="greedy", seed=0, objective="ppl", result: bool = True, result_extra: dict | None = None,
+              torn_tail: str = "") -> Path:
+    """A run directory as `core.runs` writes it, with fixed ids and timestamps; `result_extra` adds
+    fields to result.json (a study reads seconds and block_forwards from it)."""
     path = runs_dir / run_id
     path.mkdir(parents=True)
     config = {"schema": 1, "id": run_id, "model": model, "n_blocks": n_blocks, "k": k, "searcher": searcher,
-              "seed": seed, "objective": {"objective": "ppl"}, "protected": [], "started": "2026-01-01T00:00:00+00:00",
+              "seed": seed, "objective": {"objective": objective}, "protected": [], "started": "2026-01-01T00:00:00+00:00",
               "pid": 999_999_999, "config": {"model": model, "k": k, "searcher": searcher, "seed": seed}}
     (path / "run.json").write_text(json.dumps(config, indent=2))
     (path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events) + torn_tail)
@@ -63,7 +65,8 @@ def write_run(runs_dir: Path, run_id: str, events: list[dict], *, model="tiny:ll
     if result and finished:
         (path / "result.json").write_text(json.dumps({"run": run_id, "removed": finished[-1]["removed"],
                                                       "value": finished[-1]["value"],
-                                                      "evaluations": finished[-1]["evaluations"]}))
+                                                      "evaluations": finished[-1]["evaluations"],
+                                                      **(result_extra or {})}))
     return path
 
 
@@ -80,6 +83,72 @@ def recorded_runs(tmp_path) -> Path:
     stopped = greedy_events(8, 2, finish=False)[:6]
     stopped.append({"v": 1, "t": stopped[-1]["t"] + 0.5, "type": "stopped", "evaluations": 5})
     write_run(runs_dir, "20260101-000200-tiny-llama-8-ppl-greedy-k2-1", stopped)
+    return runs_dir
+
+
+STUDY = "fixture-grid"
+# (objective, searcher, k) -> (state, removed set); cells not listed are not started
+STUDY_CELLS = {
+    ("ppl", "oneshot", 2): ("finished", [3, 4]), ("ppl", "greedy", 2): ("finished", [3, 5]),
+    ("ppl", "beam", 2): ("finished", [2, 3]), ("ppl", "tail", 2): ("finished", [5, 6]),
+    ("margin", "oneshot", 2): ("finished", [1, 6]), ("margin", "greedy", 2): ("finished", [3, 4]),
+    ("margin", "beam", 2): ("finished", [1, 4]), ("margin", "tail", 2): ("finished", [5, 6]),
+    ("ppl", "oneshot", 3): ("finished", [2, 3, 4]), ("ppl", "greedy", 3): ("finished", [3, 4, 5]),
+    ("ppl", "beam", 3): ("stopped", [3, 4, 5]), ("ppl", "tail", 3): ("finished", [4, 5, 6]),
+    ("margin", "oneshot", 3): ("incomplete", [1, 4, 6]),
+}
+STUDY_UNSCORED = [(4, 5, 6)]  # finished, not yet evaluated on the suite
+STUDY_COST = {"oneshot": (2.5, 9), "greedy": (6.0, 15), "beam": (14.0, 41), "tail": (0.5, 1)}  # seconds, evaluations
+
+
+def suite_scores(removed) -> dict:
+    """Fixed suite scores of a removed set (the dense model: `()`), as `evaluate` reports them."""
+    ppl = round(20.0 + 8 * sum(block_cost(b, 8) for b in removed) + 0.5 * len(removed), 3)
+    acc = round(0.5 - 0.03 * len(removed) - 0.01 * (sum(removed) % 4), 4)
+    return {"demo-text": {"ppl": ppl, "nll": 3.0, "windows": 4, "tokens": 512},
+            "demo-mc": {"acc": acc, "acc_norm": acc, "primary": "acc", "items": 20}}
+
+
+def write_study(runs_dir: Path) -> Path:
+    """The study `STUDY` on disk: study.json, the cells of `STUDY_CELLS` and the suite scores of every
+    finished cell's set (but `STUDY_UNSCORED`) and the dense model; returns the study folder."""
+    from depthprune.study.config import StudyConfig
+    from depthprune.study.runner import study_dir, suite_key
+
+    config = StudyConfig(name=STUDY, models=["tiny:llama:8"], objectives=["ppl", "margin"],
+                         searchers=["oneshot", "greedy", "beam"], baselines=["tail"], k=[2, 3], seeds=[0])
+    folder = study_dir(runs_dir, STUDY)
+    folder.mkdir(parents=True)
+    (folder / "study.json").write_text(json.dumps(config.to_dict(), indent=2))
+    scored = {()}
+    for cell in config.cells():
+        if (cell.objective, cell.searcher, cell.k) not in STUDY_CELLS:
+            continue
+        state, removed = STUDY_CELLS[cell.objective, cell.searcher, cell.k]
+        value = value_of(removed, 8) if cell.objective == "ppl" else round(-value_of(removed, 8) / 40, 4)
+        seconds, evaluations = STUDY_COST[cell.searcher]
+        events = [{"type": "started", "resumed_evaluations": 0, "planned_evaluations": evaluations},
+                  {"type": "evaluation", "n": 0, "removed": removed, "value": value, "seconds": seconds, "status": ""}]
+        events.append({"type": "finished", "removed": removed, "value": value, "evaluations": evaluations}
+                      if state == "finished" else {"type": "stopped", "evaluations": 1} if state == "stopped" else None)
+        write_run(runs_dir, cell.run_name(STUDY), [{"v": 1, "t": T0 + i, **e} for i, e in enumerate(events) if e],
+                  k=cell.k, searcher=cell.searcher, objective=cell.objective,
+                  result_extra={"seconds": seconds, "block_forwards": 6 * evaluations})
+        if state == "finished" and tuple(removed) not in STUDY_UNSCORED:
+            scored.add(tuple(removed))
+    suite = suite_key(config)
+    (folder / "evaluations.jsonl").write_text("".join(
+        json.dumps({"suite": suite, "model": "tiny:llama:8", "removed": list(removed), "tasks": suite_scores(removed),
+                    "seconds": 1.0, "n_blocks": 8}) + "\n" for removed in sorted(scored)))
+    return folder
+
+
+@pytest.fixture
+def recorded_study(tmp_path) -> Path:
+    """A runs directory holding the study `STUDY` (16 cells: 11 finished, 1 stopped, 1 incomplete,
+    3 not started; 9 of its 10 models evaluated) and nothing else."""
+    runs_dir = tmp_path / "runs"
+    write_study(runs_dir)
     return runs_dir
 
 

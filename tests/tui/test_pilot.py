@@ -17,9 +17,13 @@ from depthprune.tui.screens.help import HelpScreen
 from depthprune.tui.screens.live import LiveScreen
 from depthprune.tui.screens.runs import RunsScreen
 from depthprune.tui.screens.setup import SetupScreen
+from depthprune.tui.screens.studies import StudiesScreen
+from depthprune.tui.screens.study import StudyScreen
 from depthprune.tui.widgets.bars import ImportanceBars
 from rich.console import Console
 from textual.widgets import DataTable, Input, Log, Static
+
+from .conftest import STUDY, suite_scores
 
 SIZE = (80, 24)
 
@@ -42,6 +46,13 @@ def run_app(app, scenario):
 
 def text(widget: Static) -> str:
     return str(widget.render())
+
+
+def printed(widget: Static) -> str:
+    """What a Static shows, Rich tables included, as plain text."""
+    console = Console(width=160, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()
 
 
 def test_replay_of_a_finished_run_fills_every_pane(recorded_runs, fixtures):
@@ -161,6 +172,63 @@ def test_runs_filter_and_sort(recorded_runs):
     run_app(app, scenario)
 
 
+def test_study_screen_shows_tables_and_masks_and_follows_new_scores(recorded_study):
+    app = DepthpruneApp(recorded_study)
+
+    async def scenario(pilot):
+        await pilot.press("f3", "f4")
+        studies = app.screen
+        assert isinstance(studies, StudiesScreen)
+        assert studies.query_one(DataTable).get_row_at(0) == [STUDY, "11/16", "9/10",
+                                                              "1 stopped · 1 incomplete · 3 not started"]
+        await pilot.press("enter")
+        study = app.screen
+        assert isinstance(study, StudyScreen)
+        assert "cells 11/16 finished" in text(study.query_one("#title"))
+        assert "k = 2 of 8 blocks (1/2) · objective ppl (1/2)" in text(study.query_one("#heading"))
+        table = printed(study.query_one("#results")).splitlines()
+        assert table[0].split() == ["searcher", "removed", "demo-text", "demo-mc", "acc", "avg", "ppl", "avg", "value"]
+        assert table[2].split() == ["oneshot", "3,4", "22.9", "41", "41", "22.9", "10.285"]
+        masks = printed(study.query_one("#masks")).splitlines()
+        assert masks[2:4] == ["ppl oneshot    ···██···", "ppl greedy     ···█·█··"]
+        assert "Spearman ρ -0.500" in text(study.query_one("#agreement"))
+        await pilot.press("o")
+        assert "objective margin (2/2)" in text(study.query_one("#heading"))
+        assert "-0.2721" in printed(study.query_one("#results"))
+        await pilot.press("n")  # the k = 3 group has ppl only
+        assert "k = 3 of 8 blocks (2/2) · objective ppl (1/1)" in text(study.query_one("#heading"))
+        assert "tail" not in printed(study.query_one("#results"))
+        store = recorded_study / "studies" / STUDY / "evaluations.jsonl"
+        suite = json.loads(store.read_text().splitlines()[0])["suite"]
+        row = {"suite": suite, "model": "tiny:llama:8", "removed": [4, 5, 6], "tasks": suite_scores([4, 5, 6]),
+               "seconds": 1.0, "n_blocks": 8}
+        store.write_text(store.read_text() + json.dumps(row) + "\n")  # the last model scored: the tail k = 3 row
+        await wait_for(pilot, lambda: "tail (baseline)" in printed(study.query_one("#results")), 10, "the reload")
+        assert "models evaluated 10/10" in text(study.query_one("#title"))
+        await pilot.press("escape")
+        assert isinstance(app.screen, StudiesScreen)
+
+    run_app(app, scenario)
+
+
+def test_study_screen_before_any_scores_says_so(recorded_study, tmp_path):
+    runs_dir = tmp_path / "fresh"
+    (runs_dir / "studies" / STUDY).mkdir(parents=True)
+    (runs_dir / "studies" / STUDY / "study.json").write_bytes((recorded_study / "studies" / STUDY / "study.json").read_bytes())
+    app = DepthpruneApp(runs_dir, study=STUDY)
+
+    async def scenario(pilot):
+        study = app.screen
+        assert isinstance(study, StudyScreen)
+        assert "cells 0/16 finished · 16 not started" in text(study.query_one("#title"))
+        assert text(study.query_one("#heading")).startswith("no results yet")
+        assert not study.query_one("#results").display
+        await pilot.press("n", "o", "escape")
+        assert isinstance(app.screen, StudiesScreen)
+
+    run_app(app, scenario)
+
+
 def test_setup_explains_bad_values_and_does_not_start(tmp_path):
     app = DepthpruneApp(tmp_path / "runs")
 
@@ -186,9 +254,7 @@ def test_help_and_palette_come_from_the_registry(recorded_runs):
     async def scenario(pilot):
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
-        console = Console(width=160, record=True, file=io.StringIO())
-        console.print(app.screen.query_one("#help-table", Static).content)
-        shown = console.export_text()
+        shown = printed(app.screen.query_one("#help-table", Static))
         assert all(a.description in shown and a.id in shown for a in ACTIONS)
         await pilot.press("escape")
         await pilot.press("f3", "space", "down", "space")
@@ -227,7 +293,8 @@ def test_user_keymap_and_bad_files_fall_back_with_one_notification(recorded_runs
 def test_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys):
     for argv, message in [(["--attach", "nope", "--runs-dir", str(tmp_path)], "error: run 'nope' (from --attach) not found"),
                           (["--data-dir", str(tmp_path / "none")], "(from --data-dir) not found"),
-                          (["--theme", "nope", "--runs-dir", str(tmp_path)], "error: unknown theme 'nope' (from --theme)")]:
+                          (["--theme", "nope", "--runs-dir", str(tmp_path)], "error: unknown theme 'nope' (from --theme)"),
+                          (["--study", "nope", "--runs-dir", str(tmp_path)], "error: study 'nope' (from --study) not found")]:
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2

@@ -11,6 +11,8 @@ import pytest
 from depthprune.core.runs import Run
 from depthprune.tui.app import DepthpruneApp
 
+from .conftest import STUDY
+
 SIZES = [(80, 24), (160, 48)]
 THEMES = ["depthprune-dark", "depthprune-light"]
 FINISHED = "20260101-000000-tiny-llama-8-ppl-greedy-k2"
@@ -25,6 +27,11 @@ SCREENS = {
     "compare": (None, ["f3", "space", "down", "space", "c", "d"]),
     "help": (None, ["f1"]),
 }
+# study screens, on the fixture study: screen -> (study to open or None, keys pressed before the snapshot)
+STUDY_SCREENS = {
+    "studies": (None, ["f4"]),
+    "study": (STUDY, []),
+}
 
 
 @pytest.mark.parametrize("theme", THEMES)
@@ -36,4 +43,14 @@ def test_screen(screen, size, theme, recorded_runs, fixtures, monkeypatch, snap_
     attach, keys = SCREENS[screen]
     app = DepthpruneApp(runs_dir, attach=Run.open(attach, runs_dir) if attach else None, theme=theme,
                         clock=lambda: fixtures.T0 + 3600)
+    assert snap_compare(app, press=keys, terminal_size=size)
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("screen", list(STUDY_SCREENS))
+def test_study_screen(screen, size, theme, recorded_study, fixtures, monkeypatch, snap_compare):
+    monkeypatch.chdir(recorded_study.parent)
+    study, keys = STUDY_SCREENS[screen]
+    app = DepthpruneApp(Path("runs"), study=study, theme=theme, clock=lambda: fixtures.T0 + 3600)
     assert snap_compare(app, press=keys, terminal_size=size)
