@@ -187,12 +187,17 @@ def _search_listener(progress):
     return listen
 
 
-def stop_on_signals() -> threading.Event:
-    """An event set by SIGTERM or SIGHUP: the search stops between two candidates and stays resumable."""
+@contextmanager
+def stop_on_signals():
+    """An event set by SIGTERM or SIGHUP while the block runs (the search stops between two candidates
+    and stays resumable); the previous handlers come back afterwards."""
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.set())
-    return stop
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _print_result(run, result: dict, objective: str, as_json: bool) -> None:
@@ -258,8 +263,7 @@ def prune_cmd(
         if clashing:
             raise UserError(f"{clashing[0]} cannot change a run being resumed (from --resume): it continues "
                             f"with the configuration in its run.json")
-    stop = stop_on_signals()
-    with stderr.status("preparing ...") as status:
+    with stop_on_signals() as stop, stderr.status("preparing ...") as status:
         listener = _search_listener(status)
         try:
             if resume:

@@ -153,7 +153,7 @@ def _check_fits(directory: Path, spec: str, dtype: torch.dtype) -> None:
                         f"use a GPU (--device cuda), free memory or pick a smaller model")
 
 
-def _resolve(spec: str) -> tuple[str, str | None, list[str]]:
+def resolve_spec(spec: str) -> tuple[str, str | None, list[str]]:
     """(directory or hub id, gguf file name or None, notes) for a non-tiny spec."""
     if spec == "demo":
         gguf = demo_gguf()
@@ -192,7 +192,7 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    source, _, notes = _resolve(spec)
+    source, _, notes = resolve_spec(spec)
     local = Path(source).is_dir()
     revision = None if local else revision  # a local directory has no revisions: it is fingerprinted
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import UserError
-from ..core.runs import Run, write_json_atomic
+from ..core.runs import Run, append_line, write_json_atomic
 from ..prune import PruneConfig, append_evaluated, resume, start
 from .config import StudyConfig
 from .executors import make_executor
@@ -52,8 +52,7 @@ class EvaluationStore:
 
     def add(self, row: dict) -> None:
         row = {"suite": self.suite, **row}
-        with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        append_line(self.path, json.dumps(row))
         self.scores[(row["model"], tuple(row["removed"]))] = row
 
 

@@ -81,6 +81,3 @@ def test_installed_console_script_reports_errors_without_traceback():
     assert proc.stderr.strip() == "error: block index 9 out of range (from --remove): the model has 6 blocks, 0-5"
 
 
-def test_tui_placeholder_says_it_is_not_built_yet():
-    proc = subprocess.run([sys.executable, "-c", "from depthprune.tui.app import main; main()"], capture_output=True, text=True)
-    assert proc.returncode == 1 and "not available" in proc.stderr

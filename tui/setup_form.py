@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..cli import parse_indices, parse_list
 from ..core.errors import UserError
-from ..core.loading import _resolve
+from ..core.loading import resolve_spec
 from ..core.tasks import TASKS, get_task
 from ..core.tiny import parse_tiny
 from ..objectives import OBJECTIVES
@@ -70,7 +70,7 @@ def model_blocks(spec: str) -> int | None:
         return parse_tiny(spec)[1]
     if not spec.strip():
         raise UserError("a model is required")
-    path, _gguf, _notes = _resolve(spec)
+    path, _gguf, _notes = resolve_spec(spec)
     config = Path(path) / "config.json"
     if config.is_file():
         blocks = json.loads(config.read_text()).get("num_hidden_layers")
