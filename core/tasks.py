@@ -128,13 +128,18 @@ def _arc(split_dir: str, file: str, hub_name: str, task: str):
         path = _data_file(data_dir, f"{split_dir}/{file}")
         rows = read_jsonl(path, "--data-dir", ("question", "answerKey")) if path else _hub("allenai/ai2_arc", hub_name, "test", task)
         items = []
-        for row in rows:
+        for n, row in enumerate(rows, start=1):
             q = row["question"]
-            if isinstance(q, dict):  # original ARC schema: question.stem, question.choices[{text,label}]
-                texts, labels, stem = [c["text"] for c in q["choices"]], [c["label"] for c in q["choices"]], q["stem"]
-            else:  # Hugging Face schema
-                texts, labels, stem = list(row["choices"]["text"]), list(row["choices"]["label"]), q
-            items.append(mc_item(f"Question: {stem}\nAnswer:", texts, labels.index(row["answerKey"])))
+            try:
+                if isinstance(q, dict):  # original ARC schema: question.stem, question.choices[{text,label}]
+                    texts, labels, stem = [c["text"] for c in q["choices"]], [c["label"] for c in q["choices"]], q["stem"]
+                else:  # Hugging Face schema
+                    texts, labels, stem = list(row["choices"]["text"]), list(row["choices"]["label"]), q
+                gold = labels.index(row["answerKey"])
+            except (KeyError, TypeError, ValueError):
+                raise UserError(f"{path or 'hub allenai/ai2_arc'}: item {n} of {task} is not an ARC question with its "
+                                f"answer key {row.get('answerKey')!r} among the choice labels (from --data-dir)") from None
+            items.append(mc_item(f"Question: {stem}\nAnswer:", texts, gold))
         return items
 
     return load

@@ -56,6 +56,8 @@ ROWS = [
     ("calibration text too short", [*PRUNE[:-2], "--calib-seq-len", "10000000"], "fewer than one window of 10000000"),
     ("labels file of the wrong length", [*EVAL[:3], "--tasks", "piqa", "--data-dir", "{w}/data"],
      "valid-labels.lst' (from --data-dir) has 1 lines, expected 2"),
+    ("ARC answer key not among the choices", [*EVAL[:3], "--tasks", "arc_easy", "--data-dir", "{w}/data"],
+     "item 1 of arc_easy is not an ARC question with its answer key 'Z' among the choice labels (from --data-dir)"),
     # model directories and files
     ("model dir without config.json", [*EVAL[:1], "--model", "{w}/noconfig", *EVAL[3:]], "'{w}/noconfig' (from --model) has no config.json"),
     ("model config not JSON", [*EVAL[:1], "--model", "{w}/badjson", *EVAL[3:]], "'{w}/badjson' (from --model): the local directory is unreadable"),
@@ -126,6 +128,10 @@ def workspace(tmp_path_factory) -> Path:
     piqa = {"goal": "open a jar", "sol1": "twist the lid", "sol2": "eat the lid"}
     (w / "data/piqa/valid.jsonl").write_text(json.dumps(piqa) + "\n" + json.dumps(piqa) + "\n")
     (w / "data/piqa/valid-labels.lst").write_text("0\n")
+    (w / "data/arc_easy").mkdir()
+    arc = {"question": {"stem": "Which?", "choices": [{"text": "a", "label": "A"}, {"text": "b", "label": "B"}]},
+           "answerKey": "Z"}
+    (w / "data/arc_easy/ARC-Easy-Test.jsonl").write_text(json.dumps(arc) + "\n")
     (w / "noconfig").mkdir()
     (w / "badjson").mkdir()
     (w / "badjson/config.json").write_text('{"model_type": "llama", ')

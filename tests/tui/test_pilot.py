@@ -69,7 +69,7 @@ def test_replay_of_a_finished_run_fills_every_pane(recorded_runs, fixtures):
         progress = text(live.query_one("#progress"))
         assert "evaluations 15/16" in progress and "ended" in progress
         table = live.query_one("#configs", DataTable)
-        assert [str(c.label) for c in table.columns.values()] == ["removed", "ppl", "demo-text\nppl", "demo-mc\nacc"]
+        assert [str(c.label) for c in table.columns.values()] == ["removed", "ppl\nobjective", "demo-text\nppl", "demo-mc\nacc"]
         assert table.get_row_at(0)[2:] == ["12.5", "0.45"]
         await pilot.press("l")
         assert live.query_one(Log).display and live.query_one(Log).line_count == len(live.view.log)

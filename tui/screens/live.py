@@ -127,7 +127,7 @@ class LiveScreen(Screen):
     def render_table(self) -> None:
         table = self.query_one("#configs", DataTable)
         tasks = self.view.task_columns()
-        columns = ["removed", self.view.objective] + [f"{task}\n{metric}" for task, metric in tasks]
+        columns = ["removed", f"{self.view.objective}\nobjective"] + [f"{task}\n{metric}" for task, metric in tasks]
         if [str(c.label) for c in table.columns.values()] != columns:
             table.clear(columns=True)
             table.add_columns(*columns)
