@@ -427,7 +427,7 @@ def report_cmd(
     runs_root = folder.parent.parent
     path = write_report(config, collect(config, runs_root), fmt, out or folder / "report")
     if fmt == "md":
-        stdout.print(path.read_text(), markup=False, highlight=False)
+        print(path.read_text())
     print(path)
 
 

@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import math
 from pathlib import Path
 
 from ..core.errors import UserError
@@ -22,7 +23,8 @@ def build(config, data: dict) -> dict:
     for (model, k), rs in A.group(rows, "model", "k").items():
         if model not in dense:
             continue
-        searched = [r for r in A.seed_means(rs) if not r["baseline"]]
+        searched = [{**r, "log_ppl_avg": math.log(r["ppl_avg"]) if r["ppl_avg"] else None}
+                    for r in A.seed_means(rs) if not r["baseline"]]  # log: one exploded model cannot own the variance
         entries = A.masks(rs, model, k)
         by_objective = A.group(searched, "objective")
         groups.append({
@@ -35,7 +37,7 @@ def build(config, data: dict) -> dict:
                        for (o,), g in by_objective.items()},
             "cost": A.cost_table(rs, model, k),
             "jaccard": A.jaccard_matrix(entries),
-            "variance": {m: A.variance_decomposition(searched, m) for m in ("acc_avg", "ppl_avg")},
+            "variance": {m: A.variance_decomposition(searched, m) for m in ("acc_avg", "ppl_avg", "log_ppl_avg")},
             "seeds": A.seed_variation(rs),
         })
     return {"study": config.name, "grid": {"models": config.models, "objectives": config.objectives,
