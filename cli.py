@@ -188,16 +188,15 @@ def _search_listener(progress):
 
 
 @contextmanager
-def stop_on_signals():
-    """An event set by SIGTERM or SIGHUP while the block runs (the search stops between two candidates
-    and stays resumable); the previous handlers come back afterwards."""
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGHUP)}
+def signals_handled(handler):
+    """`handler` for SIGTERM and SIGHUP (a closed SSH session) while the block runs; the previous
+    handlers come back afterwards."""
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        yield stop
+        yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 def _print_result(run, result: dict, objective: str, as_json: bool) -> None:
@@ -263,7 +262,8 @@ def prune_cmd(
         if clashing:
             raise UserError(f"{clashing[0]} cannot change a run being resumed (from --resume): it continues "
                             f"with the configuration in its run.json")
-    with stop_on_signals() as stop, stderr.status("preparing ...") as status:
+    stop = threading.Event()  # set by SIGTERM/SIGHUP: the search stops between two candidates
+    with signals_handled(lambda *_: stop.set()), stderr.status("preparing ...") as status:
         listener = _search_listener(status)
         try:
             if resume:
@@ -400,7 +400,7 @@ def study_cmd(
     if executor or workers:
         overrides["executor"] = {key: v for key, v in {"kind": executor, "workers": workers}.items() if v}
     study = load_study(config, overrides) if config is not None else parse_study(overrides, "flags")
-    with progress_bars() as progress:
+    with progress_bars() as progress, signals_handled(signal.default_int_handler):  # as Ctrl-C
         try:
             summary = run_study(study, runs_dir, progress)
         except SearchStopped as stopped:

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..core.runs import slug
 from . import analysis as A
 
 FORMATS = ("md", "csv", "json", "html")
@@ -72,15 +73,11 @@ def write_figures(report: dict, folder: Path) -> dict[tuple, str]:
             ax.set_xlabel("layer (original index)", fontsize=7)
         fig.suptitle(f"{g['model']}, k = {g['k']}: removed layers (black)", fontsize=9)
         fig.tight_layout()
-        name = f"masks-{_file_slug(g['model'])}-k{g['k']}.png"
+        name = f"masks-{slug(g['model'])}-k{g['k']}.png"
         fig.savefig(folder / name, dpi=120)
         plt.close(fig)
         names[(g["model"], g["k"])] = name
     return names
-
-
-def _file_slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text).strip("-")
 
 
 # -- rendering ---------------------------------------------------------------------------------

@@ -270,3 +270,32 @@ def test_ray_tasks_give_the_same_study(finished_study, tmp_path):
     reference = outcome(config, runs_dir)
     for name, result in outcome(small, tmp_path / "runs").items():
         assert (result["removed"], result["value"]) == (reference[name]["removed"], reference[name]["value"])
+
+
+def test_sigterm_stops_a_study_and_running_it_again_finishes_it(tmp_path):
+    """SIGTERM acts as Ctrl-C: the cell in flight is marked stopped, exit code 130; the same command
+    then resumes that cell and completes the grid."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    argv = [sys.executable, "-m", "depthprune.cli", "study", "--name", "long", "--models", "tiny:llama:12",
+            "--objectives", "ppl", "--searchers", "exhaustive", "--k", "4", "--eval-tasks", "demo-text",
+            "--eval-limit", "1", "--runs-dir", str(tmp_path)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cell = tmp_path / "long--tiny-llama-12-ppl-exhaustive-k4-s0"
+    events = cell / "events.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not events.is_file() or events.read_text().count('"evaluation"') < 5):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Run the same command to continue" in err and "Traceback" not in err
+    assert Run.open(cell).state == "stopped"
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert Run.open(cell).state == "finished"
+    starts = [e for e in Run.open(cell).events() if e["type"] == "started"]
+    assert len(starts) == 2 and starts[1]["resumed_evaluations"] >= 5  # continued, not restarted
