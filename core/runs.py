@@ -119,6 +119,12 @@ def append_line(path: Path, line: str) -> None:
     fault_point("appended")
 
 
+def complete_lines(path: Path) -> list[str]:
+    """The complete lines of an append-only file; whatever follows the last newline is an unfinished
+    write and is left out. Read as bytes, so a stray "\r" is no line end."""
+    return path.read_bytes().decode(errors="replace").split("\n")[:-1] if path.is_file() else []
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-32:] or "model"
 
@@ -252,12 +258,8 @@ class Run:
         """All complete events; a torn last line (crash mid-write) is ignored, a broken line elsewhere
         is an error naming it."""
         path = self.path / "events.jsonl"
-        if not path.is_file():
-            return []
-        text = path.read_bytes().decode(errors="replace")  # bytes: a stray "\r" is no line end
-        lines = text.split("\n")[:-1]  # whatever follows the last newline is an unfinished write
         events = []
-        for lineno, line in enumerate(lines, start=1):
+        for lineno, line in enumerate(complete_lines(path), start=1):
             if not line.strip():
                 continue
             try:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from .prefix import PrefixCache, branch_points, trie_order
-from .runs import Run, append_line, fault_point
+from .runs import Run, append_line, complete_lines, fault_point
 
 Listener = Callable[[dict], None]
 
@@ -67,13 +67,12 @@ class SharedMemo:
         key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:20]
         self.path = runs_dir / "memo" / f"{key}.jsonl"
         self.values: dict[frozenset, float] = {}
-        if self.path.is_file():
-            for line in self.path.read_bytes().decode(errors="replace").split("\n")[:-1]:
-                try:
-                    row = json.loads(line)
-                    self.values[frozenset(row["removed"])] = float(row["value"])
-                except (KeyError, TypeError, ValueError, RecursionError):
-                    continue  # a foreign or damaged line costs a re-evaluation, nothing else
+        for line in complete_lines(self.path):
+            try:
+                row = json.loads(line)
+                self.values[frozenset(row["removed"])] = float(row["value"])
+            except (KeyError, TypeError, ValueError, RecursionError):
+                continue  # a foreign or damaged line costs a re-evaluation, nothing else
 
     def add(self, removed: frozenset, value: float) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import UserError
-from ..core.runs import Run, append_line, write_json_atomic
+from ..core.runs import Run, append_line, complete_lines, write_json_atomic
 from ..prune import PruneConfig, append_evaluated, resume, start
 from .config import StudyConfig
 from .executors import make_executor
@@ -41,14 +41,13 @@ class EvaluationStore:
     def __init__(self, path: Path, suite: str):
         self.path, self.suite = path, suite
         self.scores: dict[tuple[str, tuple[int, ...]], dict] = {}
-        if path.is_file():
-            for line in path.read_text().split("\n")[:-1]:  # a torn last line is an unfinished write
-                try:
-                    row = json.loads(line)
-                    if row["suite"] == suite:
-                        self.scores[(row["model"], tuple(row["removed"]))] = row
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a damaged line costs a re-evaluation, nothing else
+        for line in complete_lines(path):
+            try:
+                row = json.loads(line)
+                if row["suite"] == suite:
+                    self.scores[(row["model"], tuple(row["removed"]))] = row
+            except (KeyError, TypeError, ValueError, RecursionError):
+                continue  # a damaged line costs a re-evaluation, nothing else
 
     def add(self, row: dict) -> None:
         row = {"suite": self.suite, **row}
