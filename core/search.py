@@ -135,9 +135,9 @@ def run_search(objective, searcher, run: Run, listener: Listener | None = None,
             bounds[removed] = value
         else:
             memo[removed] = value
+            if shared is not None:
+                shared.add(removed, value)
         record(removed, value, time.perf_counter() - t, aborted=aborted)
-        if shared is not None and not aborted:  # after the run's own event: a kill between the two
-            shared.add(removed, value)          # must not turn this evaluation into a memo hit on resume
         return value
 
     def evaluate_batch(batch: list) -> dict:
