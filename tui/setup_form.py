@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..cli import parse_indices, parse_list
+from ..core.parsing import parse_indices, parse_list
 from ..core.errors import UserError
 from ..core.loading import resolve_spec
 from ..core.tasks import TASKS, get_task

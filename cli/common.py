@@ -1,0 +1,80 @@
+"""What every `depthprune` command shares: the Typer app, the two consoles, common options and helpers."""
+
+from __future__ import annotations
+
+import signal
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from ..core.errors import UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Study which Transformer blocks of a causal LM can be removed, and why.")
+stderr = Console(stderr=True)
+stdout = Console()
+
+ModelOpt = typer.Option("demo", "--model", "-m", help="demo | tiny:<family> | local HF dir | .gguf file | hub id")
+DataDirOpt = typer.Option(None, "--data-dir", help="folder with the official benchmark files (layout of shared/data)")
+DeviceOpt = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda if available)")
+TrustOpt = typer.Option(False, "--trust-remote-code", help="allow model repositories to run their own code")
+
+
+@contextmanager
+def progress_bars():
+    """A progress callback (label, done, total) drawing Rich bars on stderr."""
+    bars: dict[str, int] = {}
+    with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TimeRemainingColumn(), console=stderr, transient=True) as progress:
+        def update(label: str, done: int, total: int):
+            if label not in bars:
+                bars[label] = progress.add_task(label, total=total)
+            progress.update(bars[label], completed=done)
+
+        yield update
+
+
+def load_model_with_status(model: str, device: str | None, trust_remote_code: bool):
+    from ..core.loading import load_model
+
+    with stderr.status(f"loading {model} ..."):
+        return load_model(model, device=device, trust_remote_code=trust_remote_code)
+
+
+def finished_run(ref: str, runs_dir: Path, source: str):
+    """(run, model spec, removed blocks as '3,7,9') of a finished run; 'latest' is the newest in runs_dir."""
+    from ..core.runs import Run, list_runs
+
+    if ref == "latest":
+        runs = [r for r in list_runs(runs_dir) if r.state == "finished"]
+        if not runs:
+            raise UserError(f"no finished run in {str(runs_dir)!r} (from {source} latest)")
+        run = max(runs, key=lambda r: r.config.get("started", ""))
+    else:
+        run = Run.open(ref, runs_dir, source)
+    result = run.result()
+    if result is None:
+        raise UserError(f"run {run.id} (from {source}) has no result yet; finish it with: depthprune prune --resume {run.id}")
+    return run, run.config["model"], ",".join(map(str, result["removed"]))
+
+
+def check_data_dir(data_dir: Optional[Path]) -> Optional[Path]:
+    if data_dir is not None and not data_dir.is_dir():
+        raise UserError(f"data directory {str(data_dir)!r} (from --data-dir) not found")
+    return data_dir
+
+
+@contextmanager
+def signals_handled(handler):
+    """`handler` for SIGTERM and SIGHUP (a closed SSH session) while the block runs; the previous
+    handlers come back afterwards."""
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,78 @@
+"""`depthprune eval`: benchmark scores of the dense or a pruned model."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from ..core.errors import UserError
+from ..core.parsing import parse_indices, parse_list
+from .common import DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, check_data_dir, finished_run, load_model_with_status, app, progress_bars, stdout
+
+
+@app.command("eval")
+def eval_cmd(
+    model: str = ModelOpt,
+    remove: str = typer.Option("", "--remove", "-r", help="blocks to remove, original 0-based indices: 3,7,9"),
+    tasks: str = typer.Option("demo-text,demo-mc", "--tasks", "-t", help="comma-separated benchmark names"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="first N items (ppl: first N windows)"),
+    seq_len: int = typer.Option(2048, "--seq-len", min=2, help="perplexity window and max input length"),
+    data_dir: Optional[Path] = DataDirOpt,
+    batch_size: int = typer.Option(8, "--batch-size", min=1),
+    device: Optional[str] = DeviceOpt,
+    trust_remote_code: bool = TrustOpt,
+    run: Optional[str] = typer.Option(None, "--run", help="evaluate what a finished run found (id, directory or 'latest')"),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+):
+    """Evaluate the dense or pruned model on perplexity and zero-shot multiple-choice tasks."""
+    from ..core.evaluate import evaluate
+    from ..core.surgery import validate_removed
+    from ..core.tasks import get_task
+
+    source_run = None
+    if run is not None:
+        if remove:
+            raise UserError("give either --run or --remove, not both")
+        source_run, model, remove = finished_run(run, runs_dir, "--run")
+
+    task_names = parse_list(tasks)
+    if not task_names:
+        raise UserError("no task given (from --tasks)")
+    for name in task_names:
+        get_task(name)
+    removed_raw = parse_indices(remove, "--remove")
+    data_dir = check_data_dir(data_dir)
+    lm = load_model_with_status(model, device, trust_remote_code)
+    removed = validate_removed(removed_raw, lm.n_blocks)
+    with progress_bars() as progress:
+        if source_run is None:
+            report = evaluate(lm, task_names, removed, limit=limit, seq_len=seq_len, data_dir=data_dir,
+                              batch_size=batch_size, progress=progress)
+        else:  # the scores also become an `evaluated` event of the run
+            from ..prune import record_evaluation
+
+            with source_run.writing():
+                report = record_evaluation(source_run, lm, removed, task_names, limit=limit, seq_len=seq_len,
+                                           data_dir=str(data_dir) if data_dir else None, batch_size=batch_size,
+                                           progress=progress)
+    if as_json:
+        print(json.dumps(report))
+        return
+    table = Table(title=f"{lm.spec}  removed={list(removed) or 'none'}  seq_len={seq_len}  {lm.dtype}")
+    for col in ("task", "metric", "value", "n"):
+        table.add_column(col)
+    for name, metrics in report["tasks"].items():
+        if "ppl" in metrics:
+            table.add_row(name, "ppl", f"{metrics['ppl']:.3f}", f"{metrics['windows']} windows")
+        else:
+            for m in ("acc", "acc_norm"):
+                if m in metrics:
+                    star = " *" if m == metrics["primary"] else ""
+                    table.add_row(name, m + star, f"{metrics[m]:.4f}", f"{metrics['items']} items")
+    stdout.print(table)
+    stdout.print(f"[dim]* metric used in averages · {report['seconds']:.1f} s[/dim]")

@@ -1,0 +1,49 @@
+"""`depthprune runs ls | show | compare`: the run store, read-only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ..core.errors import UserError
+from .common import app
+
+
+runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+RunsDirOpt = typer.Option(Path("runs"), "--runs-dir")
+FormatOpt = typer.Option("md", "--format", "-f", help="md | csv | json")
+
+
+@runs_app.command("ls")
+def runs_ls(runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
+    """All runs in the runs directory."""
+    from ..core.runs import list_runs
+    from ..report import render, run_row
+
+    rows = [run_row(r) for r in list_runs(runs_dir)]
+    print(render(rows, fmt))
+
+
+@runs_app.command("show")
+def runs_show(run: str = typer.Argument(..., help="run id or directory"), runs_dir: Path = RunsDirOpt):
+    """One run: configuration, state, result."""
+    from ..core.runs import Run
+
+    r = Run.open(run, runs_dir)
+    print(json.dumps({"id": r.id, "state": r.state, "config": r.config, "result": r.result(),
+                      "evaluations": len(r.memo())}, indent=2))
+
+
+@runs_app.command("compare")
+def runs_compare(runs: list[str] = typer.Argument(..., help="two or more run ids or directories"),
+                 runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
+    """Removed-set overlap (Jaccard), objective values and evaluation counts, relative to the first run."""
+    from ..core.runs import Run
+    from ..report import compare_rows, render
+
+    if len(runs) < 2:
+        raise UserError("runs compare needs at least two runs (from RUN...)")
+    print(render(compare_rows([Run.open(r, runs_dir) for r in runs]), fmt))

@@ -1,0 +1,214 @@
+"""The events of a run: one typed record per kind, the only place an event's fields are defined.
+
+Every writer builds one of these records and every reader (`core.runs`, the TUI, reports, studies)
+gets them back from `parse_event`, which validates each field against its annotation and refuses
+NaN and infinities, with one line naming the file and line.
+
+On disk an event is one JSON object a line: `{"type": <kind>, "v": <schema>, "t": <unix time>, ...fields}`.
+Schema 1 (before the rename) called a candidate `evaluation` and a benchmark result `evaluated`;
+those lines still read, as `candidate` and `benchmarked`.
+
+Vocabulary used everywhere:
+* a *candidate* is a removal set scored by the run's calibration objective during the search;
+* a *benchmark* result is held-out task scores (accuracy, perplexity) of one removal set;
+* a *phase* is what the run's process is doing: see `PHASES`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import MISSING, asdict, dataclass, fields, replace
+import typing
+from typing import Any, ClassVar
+
+from .errors import UserError
+from .typecheck import has_type, type_name
+
+SCHEMA = 2
+LEGACY_KINDS = {"evaluation": "candidate", "evaluated": "benchmarked"}
+
+#: What a run's process does, in order (`Phase.phase`); a phase may be skipped.
+PHASES = ("loading", "calibrating", "signals", "searching", "benchmarking", "exporting", "speed", "healing")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Fields every event has: `t`, the Unix time it was written (set by `Run.append`)."""
+
+    kind: ClassVar[str]
+    t: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({"type": self.kind, "v": SCHEMA, **asdict(self)}, allow_nan=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Started(Event):
+    """A search session began. `planned_candidates`: how many candidates the searcher will score
+    in all (the final re-scoring of the result included), None when that is not known in advance.
+    `resumed_*`: what earlier sessions of this run had already recorded."""
+
+    kind: ClassVar[str] = "started"
+    resumed_evaluations: int = 0
+    resumed_cached: int = 0
+    planned_candidates: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Phase(Event):
+    """The run's process entered `phase` (one of `PHASES`); `done`/`total` count its steps when known."""
+
+    kind: ClassVar[str] = "phase"
+    phase: str
+    done: int | None = None
+    total: int | None = None
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if self.phase not in PHASES:
+            raise ValueError(f"unknown phase {self.phase!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Candidate(Event):
+    """One removal set scored by the objective. `n`: computed evaluations before this one.
+    `aborted`: scoring stopped early, `value` is only a lower bound. `cached`: the value came from
+    the memo shared with other runs, no model time was spent."""
+
+    kind: ClassVar[str] = "candidate"
+    n: int
+    removed: list[int]
+    value: float
+    seconds: float
+    status: str = ""
+    aborted: bool = False
+    cached: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Importance(Event):
+    """The searcher's per-block scores (block index as a string -> score; lower = more removable)."""
+
+    kind: ClassVar[str] = "importance"
+    importance: dict[str, float]
+    label: str = "searcher score"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stopped(Event):
+    """The search was stopped (signal, stop key, Ctrl-C); `--resume` continues it."""
+
+    kind: ClassVar[str] = "stopped"
+    evaluations: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Finished(Event):
+    """The search ended with `removed` and its objective value (also in result.json)."""
+
+    kind: ClassVar[str] = "finished"
+    removed: list[int]
+    value: float
+    evaluations: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Benchmarked(Event):
+    """Held-out benchmark scores of `removed`: task -> metrics as `core.evaluate` reports them.
+    `suite`: the study's evaluation-suite hash when a study appended it."""
+
+    kind: ClassVar[str] = "benchmarked"
+    removed: list[int]
+    tasks: dict[str, dict]
+    limit: int | None = None
+    seq_len: int = 2048
+    seconds: float = 0.0
+    suite: str | None = None
+
+
+KINDS: dict[str, type[Event]] = {}
+
+
+def register(cls: type[Event]) -> type[Event]:
+    """Add an event kind (a frozen, kw_only dataclass subclass of Event with a `kind`)."""
+    if cls.kind in KINDS or cls.kind in LEGACY_KINDS:
+        raise ValueError(f"event kind {cls.kind!r} registered twice")
+    KINDS[cls.kind] = cls
+    return cls
+
+
+for _cls in (Started, Phase, Candidate, Importance, Stopped, Finished, Benchmarked):
+    register(_cls)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number")
+
+
+def loads(text: str | bytes) -> Any:
+    """`json.loads` that refuses NaN and ±Infinity (which Python's json accepts by default)."""
+    return json.loads(text, parse_constant=_refuse_constant)
+
+
+def finite(value: Any) -> bool:
+    """No float anywhere inside `value` is NaN or infinite."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(finite(v) for v in value)
+    return True
+
+
+def parse_event(line: str | bytes, where: str) -> Event:
+    """The event of one stored line; a UserError naming `where` (file:line) for anything else."""
+    try:
+        data = loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise UserError(f"{where}: broken event line ({exc})") from None
+    return event_from_dict(data, where)
+
+
+def event_from_dict(data: Any, where: str) -> Event:
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise UserError(f"{where}: not a depthprune event")
+    kind = LEGACY_KINDS.get(data["type"], data["type"])
+    cls = KINDS.get(kind)
+    if cls is None:
+        raise UserError(f"{where}: unknown event type {data['type']!r}")
+    if not isinstance(data.get("v", 1), int) or data.get("v", 1) > SCHEMA:
+        raise UserError(f"{where}: event schema {data.get('v')!r} is newer than this depthprune reads ({SCHEMA})")
+    known = {f.name: f for f in fields(cls)}
+    values = {}
+    for name, value in data.items():
+        if name in known:
+            values[name] = value
+    hints = _hints(cls)
+    for name, f in known.items():
+        if name not in values:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise UserError(f"{where}: {kind} event without {name!r}")
+            continue
+        if not has_type(values[name], hints[name]) or not finite(values[name]):
+            raise UserError(f"{where}: {kind} event field {name}={values[name]!r} should be {type_name(hints[name])}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{where}: bad {kind} event ({exc})") from None
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+def stamp(event: Event) -> Event:
+    """The event with `t` set to now (what `Run.append` writes)."""
+    return replace(event, t=round(time.time(), 3))

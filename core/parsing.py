@@ -1,0 +1,38 @@
+"""Parsers of the comma lists and key=value options users type (flags, TUI fields, study files)."""
+
+from __future__ import annotations
+
+import json
+
+from .errors import UserError
+
+
+def parse_indices(text: str, source: str) -> list[int]:
+    """'3,7,9' -> [3, 7, 9]; empty -> []."""
+    out = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise UserError(f"block index {part!r} (from {source}) is not an integer") from None
+    return out
+
+
+def parse_list(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def parse_options(items: list[str]) -> dict:
+    """`--option width=3 --option mode=mi` -> {"width": 3, "mode": "mi"} (values read as JSON when they parse)."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"searcher option {item!r} (from --option) is not key=value")
+        if key in out:
+            raise UserError(f"searcher option {key!r} (from --option) given twice")
+        try:
+            out[key] = json.loads(value)
+        except (ValueError, RecursionError):  # not JSON (or nested too deeply): the text itself
+            out[key] = value
+    return out
