@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import MISSING, asdict, dataclass, fields, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 import typing
 from typing import Any, ClassVar
 
@@ -128,6 +128,56 @@ class Benchmarked(Event):
     suite: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class SpeedMeasured(Event):
+    """Inference speed of the dense and the pruned (`removed`) model measured in one process
+    (`depthprune speed`). `settings`: device, dtype, threads, prompt/gen lengths, batch sizes,
+    repeats; `dense`/`pruned`: metric -> figures; `ratios`: metric -> pruned/dense; `ideal`:
+    what the block count alone would give (N/(N-k) of the blocks' share)."""
+
+    kind: ClassVar[str] = "speed"
+    removed: list[int]
+    settings: dict[str, Any]
+    dense: dict[str, Any]
+    pruned: dict[str, Any]
+    ratios: dict[str, Any]
+    ideal: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Exported(Event):
+    """The pruned (or healed) model written to `out` in `format` (hf | gguf): file -> sha256, sizes
+    on disk, and the quality gate's verdict (`gate`, None when no gate was asked; `forced` when a
+    failed gate was overridden)."""
+
+    kind: ClassVar[str] = "exported"
+    removed: list[int]
+    out: str
+    format: str
+    files: dict[str, str]
+    bytes_before: int | None = None
+    bytes_after: int | None = None
+    gate: dict[str, Any] | None = None
+    forced: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class Healed(Event):
+    """`removed` recovered by `method` (linear | lora): calibration data hash, settings, held-out
+    metrics before/after (task -> metrics), the training losses (lora), and where the checkpoint is."""
+
+    kind: ClassVar[str] = "healed"
+    method: str
+    removed: list[int]
+    data_hash: str
+    settings: dict[str, Any]
+    before: dict[str, dict] = field(default_factory=dict)
+    after: dict[str, dict] = field(default_factory=dict)
+    losses: list[float] = field(default_factory=list)
+    out: str | None = None
+    seconds: float = 0.0
+
+
 KINDS: dict[str, type[Event]] = {}
 
 
@@ -139,7 +189,7 @@ def register(cls: type[Event]) -> type[Event]:
     return cls
 
 
-for _cls in (Started, Phase, Candidate, Importance, Stopped, Finished, Benchmarked):
+for _cls in (Started, Phase, Candidate, Importance, Stopped, Finished, Benchmarked, SpeedMeasured, Exported, Healed):
     register(_cls)
 
 
