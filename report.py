@@ -21,7 +21,7 @@ def run_row(run: Run) -> dict:
     return {"run": run.id, "state": run.state, "model": c.get("model"), "objective": c["objective"]["objective"],
             "searcher": c.get("searcher"), "k": c.get("k"), "seed": c.get("seed"),
             "removed": result.get("removed"), "value": result.get("value"),
-            "evaluations": result.get("evaluations", len(run.memo())), "seconds": result.get("seconds")}
+            "evaluations": result.get("evaluations", run.computed_candidates()), "seconds": result.get("seconds")}
 
 
 def compare_rows(runs: list[Run]) -> list[dict]:

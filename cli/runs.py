@@ -34,7 +34,7 @@ def runs_show(run: str = typer.Argument(..., help="run id or directory"), runs_d
 
     r = Run.open(run, runs_dir)
     print(json.dumps({"id": r.id, "state": r.state, "config": r.config, "result": r.result(),
-                      "evaluations": len(r.memo())}, indent=2))
+                      "evaluations": r.computed_candidates()}, indent=2))
 
 
 @runs_app.command("compare")
