@@ -9,14 +9,17 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..core.errors import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Study which Transformer blocks of a causal LM can be removed, and why.")
-stderr = Console(stderr=True)
-stdout = Console()
+# Every string printed may hold user input (a model spec like `tiny:llama:0`, a path with `[...]`):
+# the consoles read no markup and no emoji codes, and status lines are `Text`, so all prints are literal.
+stderr = Console(stderr=True, markup=False, emoji=False, highlight=False)
+stdout = Console(markup=False, emoji=False, highlight=False)
 
 ModelOpt = typer.Option("demo", "--model", "-m", help="demo | tiny:<family> | local HF dir | .gguf file | hub id")
 DataDirOpt = typer.Option(None, "--data-dir", help="folder with the official benchmark files (layout of shared/data)")
@@ -28,7 +31,7 @@ TrustOpt = typer.Option(False, "--trust-remote-code", help="allow model reposito
 def progress_bars():
     """A progress callback (label, done, total) drawing Rich bars on stderr."""
     bars: dict[str, int] = {}
-    with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+    with Progress(TextColumn("{task.description:>14}", markup=False), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TimeRemainingColumn(), console=stderr, transient=True) as progress:
         def update(label: str, done: int, total: int):
             if label not in bars:
@@ -41,7 +44,7 @@ def progress_bars():
 def load_model_with_status(model: str, device: str | None, trust_remote_code: bool):
     from ..core.loading import load_model
 
-    with stderr.status(f"loading {model} ..."):
+    with stderr.status(Text(f"loading {model} ...")):
         return load_model(model, device=device, trust_remote_code=trust_remote_code)
 
 
@@ -50,7 +53,9 @@ def finished_run(ref: str, runs_dir: Path, source: str):
     from ..core.runs import Run, list_runs
 
     if ref == "latest":
-        runs = [r for r in list_runs(runs_dir) if r.state == "finished"]
+        unreadable: list[str] = []
+        runs = [r for r in list_runs(runs_dir, unreadable) if r.state == "finished"]
+        warn_unreadable(unreadable)
         if not runs:
             raise UserError(f"no finished run in {str(runs_dir)!r} (from {source} latest)")
         run = max(runs, key=lambda r: r.config.get("started", ""))
@@ -60,6 +65,12 @@ def finished_run(ref: str, runs_dir: Path, source: str):
     if result is None:
         raise UserError(f"run {run.id} (from {source}) has no result yet; finish it with: depthprune prune --resume {run.id}")
     return run, run.config["model"], ",".join(map(str, result["removed"]))
+
+
+def warn_unreadable(reasons: list[str]) -> None:
+    """One stderr line per run left out of a listing because it cannot be read."""
+    for reason in reasons:
+        stderr.print(f"warning: skipped an unreadable run: {reason}", soft_wrap=True)
 
 
 def check_data_dir(data_dir: Optional[Path]) -> Optional[Path]:

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list
@@ -20,7 +21,8 @@ def eval_cmd(
     remove: str = typer.Option("", "--remove", "-r", help="blocks to remove, original 0-based indices: 3,7,9"),
     tasks: str = typer.Option("demo-text,demo-mc", "--tasks", "-t", help="comma-separated benchmark names"),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="first N items (ppl: first N windows)"),
-    seq_len: int = typer.Option(2048, "--seq-len", min=2, help="perplexity window and max input length"),
+    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="perplexity window and max input length "
+                                          "(default: 2048 or the model's maximum, if smaller)"),
     data_dir: Optional[Path] = DataDirOpt,
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     device: Optional[str] = DeviceOpt,
@@ -49,6 +51,9 @@ def eval_cmd(
     data_dir = check_data_dir(data_dir)
     lm = load_model_with_status(model, device, trust_remote_code)
     removed = validate_removed(removed_raw, lm.n_blocks)
+    from ..pipeline.prune import resolve_seq_len
+
+    seq_len = resolve_seq_len(lm, seq_len, 2048, "--seq-len")
     with progress_bars() as progress:
         if source_run is None:
             report = evaluate(lm, task_names, removed, limit=limit, seq_len=seq_len, data_dir=data_dir,
@@ -63,7 +68,7 @@ def eval_cmd(
     if as_json:
         print(json.dumps(report))
         return
-    table = Table(title=f"{lm.spec}  removed={list(removed) or 'none'}  seq_len={seq_len}  {lm.dtype}")
+    table = Table(title=Text(f"{lm.spec}  removed={list(removed) or 'none'}  seq_len={seq_len}  {lm.dtype}"))
     for col in ("task", "metric", "value", "n"):
         table.add_column(col)
     for name, metrics in report["tasks"].items():
@@ -75,4 +80,4 @@ def eval_cmd(
                     star = " *" if m == metrics["primary"] else ""
                     table.add_row(name, m + star, f"{metrics[m]:.4f}", f"{metrics['items']} items")
     stdout.print(table)
-    stdout.print(f"[dim]* metric used in averages · {report['seconds']:.1f} s[/dim]")
+    stdout.print(Text(f"* metric used in averages · {report['seconds']:.1f} s", style="dim"))

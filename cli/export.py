@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices
@@ -36,9 +37,12 @@ def export_cmd(
         removed = parse_indices(remove, "--remove")
         if not removed:
             raise UserError("nothing to remove: give a RUN or --remove")
+    blocking = next((p for p in out.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"output directory {str(out)!r} (from --out) cannot be created: {str(blocking)!r} is a file")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output directory {str(out)!r} (from --out) exists and is not empty")
     lm = load_model_with_status(model, device, trust_remote_code)
-    with stderr.status("exporting ..."):
+    with stderr.status(Text("exporting ...")):
         info = export_pruned(lm, removed, out, provenance)
     print(json.dumps({k: v for k, v in info.items() if k != "run_config"}))

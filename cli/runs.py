@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from ..core.errors import UserError
-from .common import app
+from .common import app, warn_unreadable
 
 
 runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
@@ -23,8 +23,10 @@ def runs_ls(runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
     from ..core.runs import list_runs
     from ..core.tables import render, run_row
 
-    rows = [run_row(r) for r in list_runs(runs_dir)]
+    unreadable: list[str] = []
+    rows = [run_row(r) for r in list_runs(runs_dir, unreadable)]
     print(render(rows, fmt))
+    warn_unreadable(unreadable)
 
 
 @runs_app.command("show")

@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
+from dataclasses import fields
 from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.text import Text
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list, parse_options
+from ..objectives import OBJECTIVES
+from ..pipeline.loop import Speedups
+from ..pipeline.prune import FLAGS, PruneConfig, where
+from ..searchers import SEARCHERS, searcher_class
+from ..searchers.simple import OneShot
 from .common import DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, check_data_dir, app, signals_handled, stderr, stdout
 
 
@@ -24,13 +32,13 @@ def _search_listener(progress):
     def listen(event):
         if isinstance(event, Phase):
             step = f" {event.done}/{event.total}" if event.total else ""
-            progress.update(f"{event.phase}{step} {event.detail}".rstrip())
+            progress.update(Text(f"{event.phase}{step} {event.detail}".rstrip()))
         if not isinstance(event, Candidate) or event.aborted:
             return
         if not best or event.value < best[0][0]:
             best[:] = [(event.value, event.removed)]
-        progress.update(f"eval {event.n} · {event.status or 'scoring'} · best {best[0][0]:.4f} "
-                        f"removing {best[0][1]} · last {event.seconds:.2f}s")
+        progress.update(Text(f"eval {event.n} · {event.status or 'scoring'} · best {best[0][0]:.4f} "
+                             f"removing {best[0][1]} · last {event.seconds:.2f}s"))
 
     return listen
 
@@ -47,36 +55,47 @@ def _print_result(run, result: dict, objective: str, as_json: bool) -> None:
         print(json.dumps(summary))
     else:
         for key, value in summary.items():
-            stdout.print(f"[bold]{key:>12}[/bold]  {value}")
+            stdout.print(Text.assemble((f"{key:>12}", "bold"), f"  {value}"))
+
+
+D = PruneConfig()  # the one declaration of the defaults (run.json and studies use the same dataclass)
+SPEED = Speedups()
+
+
+def _names(registry) -> str:
+    return " | ".join(registry)
 
 
 @app.command("prune")
 def prune_cmd(
-    model: str = ModelOpt,
-    objective: str = typer.Option("ppl", "--objective", "-O", help="ppl | margin | acc | kl"),
-    searcher: str = typer.Option("greedy", "--searcher", "-s",
-                                 help="oneshot greedy beam ga bo cbo fbs random anneal window tail exhaustive"),
-    k: int = typer.Option(3, "--k", "-k", help="number of blocks to remove"),
-    seed: int = typer.Option(0, "--seed"),
+    model: str = typer.Option(D.model, "--model", "-m", help=ModelOpt.help),
+    objective: str = typer.Option(D.objective, "--objective", "-O", help=_names(OBJECTIVES)),
+    searcher: str = typer.Option(D.searcher, "--searcher", "-s", help=_names(SEARCHERS)),
+    k: int = typer.Option(D.k, "--k", "-k", help="number of blocks to remove"),
+    seed: int = typer.Option(D.seed, "--seed", help="searcher seed"),
+    calib_seed: int = typer.Option(D.calib_seed, "--calib-seed", help="seed drawing the calibration items "
+                                                                      "(sampling sources such as commonsense)"),
     protect: str = typer.Option("", "--protect", help="blocks never removed, e.g. 0,-1 (negative counts from the end)"),
-    calib: Optional[str] = typer.Option(None, "--calib", help="demo | c4 | lambada | commonsense | <task>-train | file.txt | file.jsonl"),
-    calib_samples: Optional[int] = typer.Option(None, "--calib-samples", min=1, help="windows (ppl, kl) or questions (margin, acc)"),
-    calib_seq_len: Optional[int] = typer.Option(None, "--calib-seq-len", min=8),
-    scorer: Optional[str] = typer.Option(None, "--scorer", help="oneshot only: objective | bi | angular"),
-    budget: Optional[int] = typer.Option(None, "--budget", min=1, help="evaluation budget (random, anneal, exhaustive)"),
+    calib: Optional[str] = typer.Option(D.calib, "--calib", help="demo | c4 | lambada | commonsense | <task>-train | file.txt | file.jsonl"),
+    calib_samples: Optional[int] = typer.Option(D.calib_samples, "--calib-samples", help="windows (ppl, kl) or questions (margin, acc)"),
+    calib_seq_len: Optional[int] = typer.Option(D.calib_seq_len, "--calib-seq-len", help="calibration window / max input length"),
+    scorer: Optional[str] = typer.Option(None, "--scorer", help="oneshot only: " + _names(OneShot.params["scorer"].choices)),
+    budget: Optional[int] = typer.Option(None, "--budget", help="evaluation budget (" + ", ".join(
+        name for name, cls in SEARCHERS.items() if "budget" in cls.params) + ")"),
     option: list[str] = typer.Option([], "--option", help="searcher hyperparameter key=value (repeatable)"),
     data_dir: Optional[Path] = DataDirOpt,
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     resume: Optional[str] = typer.Option(None, "--resume", help="continue this run (id or directory)"),
-    batch_size: int = typer.Option(8, "--batch-size", min=1),
-    no_prefix_cache: bool = typer.Option(False, "--no-prefix-cache", help="run every candidate from block 0"),
-    no_early_abort: bool = typer.Option(False, "--no-early-abort", help="always score candidates completely"),
-    no_shared_context: bool = typer.Option(False, "--no-shared-context", help="score each choice as its own sequence"),
-    no_memo: bool = typer.Option(False, "--no-memo", help="ignore values stored by other runs"),
-    cache_mem: Optional[float] = typer.Option(None, "--cache-mem", min=0.0, help="prefix-cache budget in GiB"),
+    batch_size: int = typer.Option(D.batch_size, "--batch-size"),
+    no_prefix_cache: bool = typer.Option(not SPEED.prefix_cache, "--no-prefix-cache", help="run every candidate from block 0"),
+    no_early_abort: bool = typer.Option(not SPEED.early_abort, "--no-early-abort", help="always score candidates completely"),
+    no_shared_context: bool = typer.Option(not SPEED.shared_context, "--no-shared-context", help="score each choice as its own sequence"),
+    no_memo: bool = typer.Option(not SPEED.memo, "--no-memo", help="ignore values stored by other runs"),
+    cache_mem: Optional[float] = typer.Option(None, "--cache-mem", help="prefix-cache budget in GiB"),
     eval_tasks: str = typer.Option("", "--eval-tasks", help="after the search, score the result on these benchmarks"),
-    eval_limit: Optional[int] = typer.Option(None, "--eval-limit", min=1, help="first N items / windows per eval task"),
-    eval_seq_len: int = typer.Option(2048, "--eval-seq-len", min=2, help="window and max input length for --eval-tasks"),
+    eval_limit: Optional[int] = typer.Option(D.eval_limit, "--eval-limit", help="first N items / windows per eval task"),
+    eval_seq_len: Optional[int] = typer.Option(D.eval_seq_len, "--eval-seq-len", help="window and max input length for "
+                                               "--eval-tasks (default: 2048 or the model's maximum, if smaller)"),
     device: Optional[str] = DeviceOpt,
     trust_remote_code: bool = TrustOpt,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
@@ -84,44 +103,54 @@ def prune_cmd(
     """Search for the k blocks whose removal hurts the objective least; every evaluation is stored.
 
     SIGTERM or SIGHUP stops the search between two candidates (Ctrl-C at once); either way the run
-    is marked stopped and `--resume` continues it."""
+    is marked stopped and `--resume` continues it. Values are checked against PruneConfig's declared
+    types and minimums and the searcher's declared option domains."""
     from ..pipeline.loop import SearchStopped
-    from ..pipeline.prune import PruneConfig, resume as resume_run, start
+    from ..pipeline.prune import resume as resume_run, start
 
+    if cache_mem is not None and not (math.isfinite(cache_mem) and cache_mem >= 0):
+        raise UserError(f"--cache-mem {cache_mem!r} should be a finite number of GiB ≥ 0")
+    options = parse_options(option)
+    for flag, key, value in (("--scorer", "scorer", scorer), ("--budget", "budget", budget)):
+        if value is not None:
+            if key in options:
+                raise UserError(f"{flag} and --option {key}= both given; give one")
+            searcher_class(searcher).validate_options({key: value}, flag)
+    if scorer is not None:
+        options["scorer"] = scorer
+    if budget is not None:
+        options["budget"] = budget
+    config = PruneConfig(
+        model=model, objective=objective, searcher=searcher, k=k, seed=seed, calib_seed=calib_seed,
+        protect=parse_indices(protect, "--protect"), calib=calib, calib_samples=calib_samples,
+        calib_seq_len=calib_seq_len, data_dir=str(check_data_dir(data_dir)) if data_dir else None,
+        batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code,
+        speed={"prefix_cache": not no_prefix_cache, "early_abort": not no_early_abort,
+               "shared_context": not no_shared_context, "memo": not no_memo,
+               "cache_bytes": None if cache_mem is None else int(cache_mem * 2**30)},
+        eval_tasks=parse_list(eval_tasks), eval_limit=eval_limit, eval_seq_len=eval_seq_len)
     if resume:
-        given = {"--model": model != "demo", "--objective": objective != "ppl", "--searcher": searcher != "greedy",
-                 "--k": k != 3, "--seed": seed != 0, "--protect": bool(protect), "--calib": calib is not None,
-                 "--calib-samples": calib_samples is not None, "--calib-seq-len": calib_seq_len is not None,
-                 "--scorer": scorer is not None, "--budget": budget is not None, "--option": bool(option),
-                 "--eval-tasks": bool(eval_tasks), "--eval-limit": eval_limit is not None, "--eval-seq-len": eval_seq_len != 2048}
-        clashing = [flag for flag, set_ in given.items() if set_]
+        clashing = [where(FLAGS, f.name) for f in fields(PruneConfig)
+                    if f.name in SEARCH_FIELDS and getattr(config, f.name) != getattr(D, f.name)]
         if clashing:
             raise UserError(f"{clashing[0]} cannot change a run being resumed (from --resume): it continues "
                             f"with the configuration in its run.json")
     stop = threading.Event()  # set by SIGTERM/SIGHUP: the search stops between two candidates
-    with signals_handled(lambda *_: stop.set()), stderr.status("preparing ...") as status:
+    with signals_handled(lambda *_: stop.set()), stderr.status(Text("preparing ...")) as status:
         listener = _search_listener(status)
         try:
             if resume:
                 run, result = resume_run(resume, runs_dir, listener, stop, trust_remote_code=trust_remote_code)
             else:
-                options = parse_options(option)
-                if scorer is not None:
-                    options["scorer"] = scorer
-                if budget is not None:
-                    options["budget"] = budget
-                config = PruneConfig(
-                    model=model, objective=objective, searcher=searcher, k=k, seed=seed,
-                    protect=parse_indices(protect, "--protect"), calib=calib, calib_samples=calib_samples,
-                    calib_seq_len=calib_seq_len, data_dir=str(check_data_dir(data_dir)) if data_dir else None,
-                    batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code,
-                    speed={"prefix_cache": not no_prefix_cache, "early_abort": not no_early_abort,
-                           "shared_context": not no_shared_context, "memo": not no_memo,
-                           "cache_bytes": None if cache_mem is None else int(cache_mem * 2**30)},
-                    eval_tasks=parse_list(eval_tasks), eval_limit=eval_limit, eval_seq_len=eval_seq_len)
                 run, result = start(config, runs_dir, listener, stop=stop)
         except SearchStopped as stopped:
             stderr.print(f"stopped; everything evaluated is stored. Continue with: depthprune prune --resume {stopped} "
-                         f"--runs-dir {runs_dir}", markup=False, highlight=False, soft_wrap=True)
+                         f"--runs-dir {runs_dir}", soft_wrap=True)
             sys.exit(130)
     _print_result(run, result, run.config["objective"]["objective"], as_json)
+
+
+#: Fields a resumed run takes from its run.json (a flag setting one of them is refused); the others
+#: (data_dir, batch_size, speed-ups, device, trust) belong to the invocation.
+SEARCH_FIELDS = ("model", "objective", "searcher", "k", "seed", "calib_seed", "protect", "calib", "calib_samples",
+                 "calib_seq_len", "options", "eval_tasks", "eval_limit", "eval_seq_len")

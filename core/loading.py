@@ -174,16 +174,25 @@ def resolve_spec(spec: str) -> tuple[str, str | None, list[str]]:
     return spec, None, []
 
 
+def check_device(device: str, source: str = "--device") -> None:
+    """`device` is cpu, cuda or cuda:N of a visible GPU; a UserError naming it and `source` otherwise."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda") or (parsed.type == "cpu" and parsed.index):
+        raise UserError(f"unknown device {device!r} (from {source}); use cpu, cuda or cuda:N")
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} (from {source}) is not available: no CUDA GPU is visible")
+    if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
+        raise UserError(f"device {device!r} (from {source}) is not available: {torch.cuda.device_count()} GPU(s) visible")
+
+
 def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | None = None,
                trust_remote_code: bool = False, revision: str | None = None) -> LoadedModel:
     """Load `spec` for evaluation (eval mode, no grad needed)."""
     device = device or default_device()
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise UserError(f"unknown device {device!r} (from --device); use cpu, cuda or cuda:N") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} (from --device) is not available: no CUDA GPU is visible")
+    check_device(device)
     dtype = dtype or default_dtype(device)
     if spec.startswith("tiny:"):
         model, tokenizer = build_tiny(spec)

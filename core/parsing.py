@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
 
 from .errors import UserError
 
 
 def parse_indices(text: str, source: str) -> list[int]:
-    """'3,7,9' -> [3, 7, 9]; empty -> []."""
+    """'3,7,9' -> [3, 7, 9]; empty -> []. Only ASCII digits with an optional minus sign: Python's
+    `int` would also read '1_0' as 10 and '٣' as 3."""
     out = []
     for part in filter(None, (p.strip() for p in text.split(","))):
-        try:
-            out.append(int(part))
-        except ValueError:
-            raise UserError(f"block index {part!r} (from {source}) is not an integer") from None
+        if not re.fullmatch(r"-?[0-9]+", part):
+            raise UserError(f"block index {part!r} (from {source}) is not an integer")
+        out.append(int(part))
     return out
 
 

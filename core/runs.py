@@ -28,9 +28,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import UserError
-from .events import Candidate, Event, parse_event, stamp
+from .events import Candidate, Event, finite, loads, parse_event, stamp
+from .typecheck import has_type, type_name
 
 SCHEMA = 1  # of run.json
+#: Fields of run.json every reader relies on, with their types (`objective` is `{"objective": name, ...}`).
+RUN_FIELDS = {"model": str, "objective": str, "searcher": str, "k": int}
+#: Fields of result.json every reader relies on (others are informative).
+RESULT_FIELDS = {"removed": list[int], "value": float, "evaluations": int | None, "seconds": float | None,
+                 "cached_from_memo": int | None, "aborted": int | None}
 FAULT_ENV = "DEPTHPRUNE_FAULT"
 _fault_hits: dict[str, int] = {}
 
@@ -88,32 +94,41 @@ def write_json_atomic(path: Path, data: dict) -> None:
 
 def append_line(path: Path, line: str) -> None:
     """Append one line (no newline inside) durably: a torn last line left by a crash is cut off
-    first, so it never merges with the new one; a failed write is cut back to the previous end.
-    Symbolic links are not followed."""
+    first, so it never merges with the new one; a failed write (a full disk, an I/O error) is cut
+    back to the previous end, so the file never keeps a partial line. Unbuffered: nothing is left
+    to flush when the file is closed, so a failure is reported once, as a UserError. Symbolic
+    links are not followed."""
     data = (line + "\n").encode()
     fault_point("append")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
         raise _write_failed(path, exc) from None
-    with os.fdopen(fd, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        try:
-            if size:
-                f.seek(max(0, size - 65536))
-                tail = f.read()
-                if not tail.endswith(b"\n"):
-                    cut = tail.rfind(b"\n")
-                    size = size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size)
-                    f.truncate(size)
-            f.seek(size)
-            fault_point("torn-append", lambda: (f.write(data[: len(data) // 2]), f.flush()))
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        except OSError as exc:
-            f.truncate(size)
-            raise _write_failed(path, exc) from None
+    size = None
+    try:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size:
+            begin = max(0, size - 65536)
+            tail = os.pread(fd, size - begin, begin)
+            if not tail.endswith(b"\n"):
+                cut = tail.rfind(b"\n")
+                size = begin + cut + 1 if cut >= 0 else (0 if begin == 0 else size)
+                os.ftruncate(fd, size)
+        end = size
+        fault_point("torn-append", lambda: os.pwrite(fd, data[: len(data) // 2], end))
+        written = 0
+        while written < len(data):
+            written += os.pwrite(fd, data[written:], end + written)
+        os.fsync(fd)
+    except OSError as exc:
+        if size is not None:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass  # nothing more can be done; the reader ignores a torn last line
+        raise _write_failed(path, exc) from None
+    finally:
+        os.close(fd)
     fault_point("appended")
 
 
@@ -172,11 +187,17 @@ class Run:
         if not meta.is_file():
             raise UserError(f"{str(path)!r} (from {source}) is not a depthprune run directory (no run.json)")
         try:
-            config = json.loads(meta.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            config = loads(meta.read_bytes())
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise UserError(f"{meta}: corrupt run.json (from {source})") from None
-        if not isinstance(config, dict) or config.get("schema") != SCHEMA or not isinstance(config.get("objective"), dict):
+        if not isinstance(config, dict) or config.get("schema") != SCHEMA:
             raise UserError(f"{meta}: not a depthprune run (schema {SCHEMA}) (from {source})")
+        for key, hint in RUN_FIELDS.items():
+            value = config.get(key)
+            value = value.get("objective") if key == "objective" and isinstance(value, dict) else value
+            if not has_type(value, hint):
+                name = "objective.objective" if key == "objective" else key
+                raise UserError(f"{meta}: run.json field {name}={value!r} should be {type_name(hint)} (from {source})")
         return cls(path, config)
 
     def update_config(self, config: dict) -> None:
@@ -189,6 +210,7 @@ class Run:
     def writing(self):
         """Hold the run's write lock for the duration; another process holding it is a UserError naming
         its PID. The lock is an flock, so a killed writer releases it with its last breath."""
+        self.refuse_if_linked()
         path = self.path / ".lock"
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -209,6 +231,13 @@ class Run:
             yield self
         finally:
             os.close(fd)
+
+    def refuse_if_linked(self) -> None:
+        """A UserError when the run directory is a symbolic link: runs are never written through one
+        (it may point outside the runs directory)."""
+        if self.path.is_symlink():
+            raise UserError(f"run {str(self.path)!r} is a symbolic link (to {str(self.path.resolve())!r}); "
+                            f"runs are never written through links: use the directory itself")
 
     def _busy(self, holder) -> UserError:
         return UserError(f"run {self.id} is being written by process {holder} (lock {self.path / '.lock'}); "
@@ -241,6 +270,7 @@ class Run:
         """Append one event (stamped with the time), fsynced before returning (`append_line`); a
         failed write is a UserError that says how to continue the run."""
         event = stamp(event)
+        self._check_events_file()
         try:
             append_line(self.path / "events.jsonl", event.to_json())
         except UserError as exc:
@@ -251,8 +281,18 @@ class Run:
         """All complete events; a torn last line (crash mid-write) is ignored, a broken or invalid
         line elsewhere is an error naming it."""
         path = self.path / "events.jsonl"
+        self._check_events_file()
         return [parse_event(line, f"{path}:{lineno}")
                 for lineno, line in enumerate(complete_lines(path), start=1) if line.strip()]
+
+    def _check_events_file(self) -> None:
+        """events.jsonl must be a regular file (or absent): a directory or a symbolic link there is a
+        damaged run, which no resume can repair."""
+        path = self.path / "events.jsonl"
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            what = "a symbolic link" if path.is_symlink() else "not a regular file"
+            raise UserError(f"{path} is {what}: run {self.id} is damaged and cannot be read or continued; "
+                            f"start a new run")
 
     def memo(self) -> dict[frozenset, float]:
         """{removal set: objective value} of every complete candidate stored in the run."""
@@ -272,11 +312,14 @@ class Run:
         if not path.is_file():
             return None
         try:
-            result = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+            result = loads(path.read_bytes())
+        except (ValueError, UnicodeDecodeError, RecursionError):
             result = None
         if not isinstance(result, dict) or not isinstance(result.get("removed"), list) or "value" not in result:
             raise UserError(f"{path}: corrupt result.json")
+        for key, hint in RESULT_FIELDS.items():
+            if not has_type(result.get(key), hint) or not finite(result.get(key)):
+                raise UserError(f"{path}: result.json field {key}={result.get(key)!r} should be {type_name(hint)}")
         return result
 
     @property
@@ -292,14 +335,21 @@ class Run:
         return "incomplete"
 
 
-def list_runs(runs_dir: Path) -> list[Run]:
-    """Every readable run under `runs_dir`, oldest first (unreadable directories are skipped)."""
+def list_runs(runs_dir: Path, unreadable: list[str] | None = None) -> list[Run]:
+    """Every readable run under `runs_dir`, oldest first. A run whose run.json, events or result
+    cannot be read is left out (one damaged run never hides the others); when `unreadable` is given,
+    the reason for each one left out is appended to it (a one-line UserError message)."""
     runs = []
     if runs_dir.is_dir():
         for path in sorted(runs_dir.iterdir()):
             if (path / "run.json").is_file():
                 try:
-                    runs.append(Run.open(path))
-                except UserError:
+                    run = Run.open(path)
+                    run.events()
+                    run.result()
+                except UserError as exc:
+                    if unreadable is not None:
+                        unreadable.append(str(exc))
                     continue
+                runs.append(run)
     return runs

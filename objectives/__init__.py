@@ -30,16 +30,17 @@ def report(name: str, value: float) -> dict:
 
 
 def build_objective(name: str, lm: LoadedModel, *, calib: str = "demo", data_dir: Path | None = None,
-                    samples: int | None = None, seq_len: int = 2048, seed: int = 0, batch_size: int = 8,
+                    samples: int | None = None, seq_len: int = 2048, calib_seed: int = 0, batch_size: int = 8,
                     engine: Engine | None = None, **options) -> Objective:
-    """The named objective on `lm`, calibrated on `calib` (`samples` windows or questions)."""
+    """The named objective on `lm`, calibrated on `calib` (`samples` windows or questions; a source
+    that samples its questions draws them with `calib_seed`, never with a search seed)."""
     cls = objective_class(name)
     engine = engine or Engine(lm.model, lm.family)
     if name in TEXT_OBJECTIVES:
         text, source = calibration_text(calib, data_dir)
         return cls(engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples,
                                 batch_size=batch_size, **options)
-    questions, source = calibration_questions(calib, data_dir, samples, seed)
+    questions, source = calibration_questions(calib, data_dir, samples, calib_seed)
     return cls(engine, lm.tokenizer, questions, source, batch_size=batch_size, max_length=seq_len, **options)
 
 

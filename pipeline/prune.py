@@ -6,6 +6,8 @@ rebuilds everything from a run's `run.json` and continues from its events.
 
 from __future__ import annotations
 
+import hashlib
+import math
 import os
 import platform
 import shutil
@@ -24,7 +26,7 @@ from ..core.calibration import overlapping_tasks
 from ..core.errors import UserError
 from ..core.evaluate import evaluate
 from ..core.events import Benchmarked, Phase
-from ..core.loading import LoadedModel, load_model
+from ..core.loading import LoadedModel, check_device, load_model
 from ..core.runs import Run, check_writable
 from ..core.scoring import halving_on_oom
 from ..core.tasks import TASKS, get_task
@@ -44,15 +46,22 @@ CPU_CALIBRATION = {"ppl": ("demo", 2, 256), "kl": ("demo", 2, 256), "margin": ("
 PACKAGES = ("depthprune", "torch", "transformers", "numpy", "scipy", "datasets")
 
 
+FLAGS = "flags"  # `source` of a configuration typed on the command line: errors name each field's flag
+
+
 @dataclass
 class PruneConfig:
-    """Everything that determines a search (stored in run.json)."""
+    """Everything that determines a search (stored in run.json). The defaults are the command line's
+    (`depthprune prune` reads them from here). `seed` drives the searcher; `calib_seed` draws the
+    calibration items (sources that sample, like `commonsense`), so runs with different search seeds
+    score candidates on the same data."""
 
-    model: str
-    objective: str
-    searcher: str
-    k: int
+    model: str = "demo"
+    objective: str = "ppl"
+    searcher: str = "greedy"
+    k: int = 3
     seed: int = 0
+    calib_seed: int = 0
     protect: list[int] = field(default_factory=list)  # as given: negative indices count from the end
     calib: str | None = None
     calib_samples: int | None = None
@@ -66,42 +75,101 @@ class PruneConfig:
     speed: dict = field(default_factory=dict)  # Speedups switches: prefix_cache, early_abort, shared_context, memo, cache_bytes
     eval_tasks: list[str] = field(default_factory=list)  # benchmarks scored on the result after the search
     eval_limit: int | None = None
-    eval_seq_len: int = 2048
+    eval_seq_len: int | None = None  # None: 2048 or the model's maximum positions, whichever is smaller
 
-    def check(self, source: str) -> None:
-        """Every field holds its declared type and the counts are positive (a run.json or a study file
-        may hold anything); a UserError naming the field, its value and `source` otherwise."""
+    def check(self, source: str = FLAGS) -> None:
+        """Every field holds its declared type and lies above its minimum (a run.json or a study file
+        may hold anything); a UserError naming the field, its value and where it came from otherwise."""
         hints = typing.get_type_hints(PruneConfig)
         for f in fields(self):
             value = getattr(self, f.name)
             if not has_type(value, hints[f.name]):
-                raise UserError(f"{f.name}={value!r} (from {source}) should be {type_name(hints[f.name])}")
-            if f.name in _POSITIVE and value is not None and value < 1:
-                raise UserError(f"{f.name}={value!r} (from {source}) must be at least 1")
+                raise UserError(f"{f.name}={value!r} (from {where(source, f.name)}) should be {type_name(hints[f.name])}")
+            low = _MINIMUM.get(f.name)
+            if low is not None and value is not None and value < low:
+                raise UserError(f"{f.name}={value!r} (from {where(source, f.name)}) must be at least {low}")
 
-    def speedups(self) -> Speedups:
-        try:
-            return Speedups(**self.speed)
-        except TypeError as exc:
-            raise UserError(f"bad speed settings {self.speed} ({exc})") from None
+    def speedups(self, source: str = FLAGS) -> Speedups:
+        hints = typing.get_type_hints(Speedups)
+        for key, value in self.speed.items():
+            place = "--cache-mem" if source == FLAGS and key == "cache_bytes" else f"{where(source, 'speed')}.{key}"
+            if key not in hints:
+                raise UserError(f"unknown speed setting {key!r} (from {place}); known: {', '.join(hints)}")
+            if not has_type(value, hints[key]) or (key == "cache_bytes" and value is not None and value < 0):
+                raise UserError(f"speed setting {key}={value!r} (from {place}) should be {type_name(hints[key])}"
+                                + (" ≥ 0" if key == "cache_bytes" else ""))
+        return Speedups(**self.speed)
 
     def calibration(self, device: str) -> tuple[str, int, int]:
+        """(source, samples, seq_len): the configured ones, else the defaults for the device."""
         table = GPU_CALIBRATION if device.startswith("cuda") else CPU_CALIBRATION
-        source, samples, seq_len = table.get(self.objective, CPU_CALIBRATION["ppl"])
+        if self.objective not in table:
+            raise UserError(f"objective {self.objective!r} has no default calibration (a missing entry of "
+                            f"{'GPU' if table is GPU_CALIBRATION else 'CPU'}_CALIBRATION); give --calib, "
+                            f"--calib-samples and --calib-seq-len")
+        source, samples, seq_len = table[self.objective]
         return self.calib or source, self.calib_samples or samples, self.calib_seq_len or seq_len
 
 
-_POSITIVE = ("batch_size", "calib_samples", "calib_seq_len", "eval_limit", "eval_seq_len")
+_MINIMUM = {"k": 1, "batch_size": 1, "calib_samples": 1, "calib_seq_len": 2, "eval_limit": 1, "eval_seq_len": 2}
 
 
-def resolve_protected(protect: list[int], n_blocks: int) -> frozenset[int]:
+def where(source: str, name: str) -> str:
+    """Where field `name` of a configuration came from: its flag (`--calib-seq-len`) for the command
+    line, else `<source>.<name>` (e.g. `runs/x/run.json config.k`)."""
+    if source == FLAGS:
+        return "--option" if name == "options" else "--" + name.replace("_", "-")
+    return f"{source}.{name}"
+
+
+def max_positions(lm: LoadedModel) -> int | None:
+    """The longest input the model's position embeddings allow (None when it declares no limit)."""
+    config = lm.model.config
+    for key in ("max_position_embeddings", "n_positions"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def resolve_seq_len(lm: LoadedModel, given: int | None, default: int, source: str) -> int:
+    """A length the user gave (`given`, checked against the model: `check_seq_len`), else `default`
+    shortened to the model's maximum positions."""
+    if given is not None:
+        check_seq_len(lm, given, source)
+        return given
+    limit = max_positions(lm)
+    return min(default, limit) if limit else default
+
+
+def check_seq_len(lm: LoadedModel, seq_len: int, source: str) -> None:
+    """A window/input length the model can take: 2 ≤ seq_len ≤ its maximum positions."""
+    limit = max_positions(lm)
+    if seq_len < 2 or (limit is not None and seq_len > limit):
+        raise UserError(f"sequence length {seq_len} (from {source}) must lie between 2 and {lm.spec}'s "
+                        f"{limit} positions" if limit else f"sequence length {seq_len} (from {source}) must be at least 2")
+
+
+def calibration_hash(objective: Objective) -> str:
+    """sha256 (16 hex digits) of the calibration tokens the objective scores, row by row: equal for
+    runs calibrated on the same data whatever their batch size."""
+    digest = hashlib.sha256()
+    for batch in objective.batches:
+        mask = batch.token_mask()
+        for row, keep in zip(batch.input_ids, mask):
+            digest.update(row[keep.to(row.device)].cpu().numpy().astype("int64").tobytes())
+            digest.update(b"|")
+    return digest.hexdigest()[:16]
+
+
+def resolve_protected(protect: list[int], n_blocks: int, source: str = "--protect") -> frozenset[int]:
     out = set()
     for i in protect:
         j = i + n_blocks if i < 0 else i
         if not 0 <= j < n_blocks:
-            raise UserError(f"protected block {i} out of range (from --protect): the model has {n_blocks} blocks")
+            raise UserError(f"protected block {i} out of range (from {source}): the model has {n_blocks} blocks")
         if j in out:
-            raise UserError(f"protected block {i} given twice (from --protect)")
+            raise UserError(f"protected block {i} given twice (from {source})")
         out.add(j)
     return frozenset(out)
 
@@ -116,14 +184,22 @@ def _versions() -> dict:
     return out
 
 
-def validate(config: PruneConfig, source: str = "the search configuration") -> None:
-    """Every check that needs no model: field types, searcher options, tasks, objective, speed-ups."""
+def validate(config: PruneConfig, source: str = FLAGS) -> None:
+    """Every check that needs no model: field types, searcher options (in their declared domains),
+    tasks, objective, device, speed-ups; errors name each value's true source (`source`)."""
     config.check(source)
-    searcher_class(config.searcher).validate_options(config.options)
+    for name, registry in (("searcher", searcher_class), ("objective", objective_class)):
+        try:
+            registry(getattr(config, name))
+        except UserError as exc:
+            raise UserError(str(exc).replace(f"(from --{name})", f"(from {where(source, name)})")) from None
+    searcher_class(config.searcher).validate_options(config.options, where(source, "options"))
     for name in config.eval_tasks:
-        get_task(name, "--eval-tasks")
-    objective_class(config.objective)
-    config.speedups()
+        get_task(name, where(source, "eval_tasks"))
+    config.calibration("cpu")
+    if config.device is not None:
+        check_device(config.device, where(source, "device"))
+    config.speedups(source)
 
 
 def preliminary(config: PruneConfig) -> dict:
@@ -133,21 +209,26 @@ def preliminary(config: PruneConfig) -> dict:
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "pid": os.getpid()}
 
 
-def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[[str], None] = lambda _name: None):
-    """(model, objective, searcher, provenance) for a configuration; validates before any heavy work.
-    `phase(name)` is told when loading and calibrating begin."""
-    validate(config)
+def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[[str], None] = lambda _name: None,
+            source_of: str = FLAGS):
+    """(model, objective, searcher, provenance) for a configuration; validates before any heavy work
+    (`source_of`: where the configuration came from, named in errors). `phase(name)` is told when
+    loading and calibrating begin."""
+    validate(config, source_of)
     cls = searcher_class(config.searcher)
     phase("loading")
     lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code,
                           revision=config.revision)
-    space = Space(lm.n_blocks, config.k, resolve_protected(config.protect, lm.n_blocks))
+    space = Space(lm.n_blocks, config.k, resolve_protected(config.protect, lm.n_blocks, where(source_of, "protect")),
+                  source=where(source_of, "k"))
     data_dir = Path(config.data_dir) if config.data_dir else None
     source, samples, seq_len = config.calibration(lm.device)
+    seq_len = resolve_seq_len(lm, config.calib_seq_len, seq_len, where(source_of, "calib_seq_len"))
+    eval_seq_len = resolve_seq_len(lm, config.eval_seq_len, 2048, where(source_of, "eval_seq_len"))
     options = {"shared_context": config.speedups().shared_context} if objective_class(config.objective).multiple_choice else {}
     phase("calibrating")
     objective = halving_on_oom(lambda size: build_objective(
-        config.objective, lm, calib=source, data_dir=data_dir, samples=samples, seq_len=seq_len, seed=config.seed,
+        config.objective, lm, calib=source, data_dir=data_dir, samples=samples, seq_len=seq_len, calib_seed=config.calib_seed,
         batch_size=size, **options), config.batch_size, "capturing the calibration batches")
     biased = overlapping_tasks(objective.describe()["calib"], list(TASKS), data_dir)
     if biased:
@@ -161,7 +242,9 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[
         "protected": sorted(space.protected),
         "searcher_options": dict(searcher.options),
         "objective": objective.describe(),
-        "calibration": {"source": source, "samples": samples, "seq_len": seq_len},
+        "calibration": {"source": source, "samples": samples, "seq_len": seq_len, "seed": config.calib_seed,
+                        "hash": calibration_hash(objective)},
+        "eval_seq_len": eval_seq_len,
         "dtype": lm.dtype,
         "device": lm.device,
         "notes": lm.notes,
@@ -169,11 +252,13 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[
     return lm, objective, searcher, provenance
 
 
-def signal_makers(objective: Objective, lm: LoadedModel, seed: int) -> SignalMakers:
-    """How to compute each engine signal a searcher may ask for (the loop calls only those needed)."""
+def signal_makers(objective: Objective, lm: LoadedModel, seed: int, options: dict) -> SignalMakers:
+    """How to compute each engine signal a searcher may ask for (the loop calls only those needed);
+    `options`: the searcher's, for the MI estimator's token count and rank (fbs)."""
     return {"proxy": lambda: block_proxies(objective),
             "gradients": lambda: gate_gradients(objective, lm.tokenizer.pad_token_id),
-            "segment_mi": lambda: SegmentMI(objective, seed=seed)}
+            "segment_mi": lambda: SegmentMI(objective, tokens=options.get("mi_tokens", 32768),
+                                            rank=options.get("mi_rank", 256), seed=seed)}
 
 
 def record_benchmark(run: Run, lm: LoadedModel, removed, tasks: list[str], *, limit: int | None, seq_len: int,
@@ -213,14 +298,14 @@ def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher,
         shared = SharedMemo(run.path.parent, identity | {"device": provenance["device"].split(":")[0]})
     try:
         result = run.result() or run_search(objective, searcher, run, listener, speed, shared, stop,
-                                            signal_makers(objective, lm, config.seed))
+                                            signal_makers(objective, lm, config.seed, searcher.options))
     except torch.OutOfMemoryError:
         raise UserError(f"out of GPU memory evaluating a candidate (from --batch-size {config.batch_size}); "
                         f"everything evaluated is stored: free GPU memory and continue with "
                         f"depthprune prune --resume {run.path}") from None
     if config.eval_tasks and not benchmarked(run, result["removed"]):
         record_benchmark(run, lm, result["removed"], config.eval_tasks, limit=config.eval_limit,
-                         seq_len=config.eval_seq_len, data_dir=config.data_dir, batch_size=config.batch_size,
+                         seq_len=provenance["eval_seq_len"], data_dir=config.data_dir, batch_size=config.batch_size,
                          listener=listener)
     return result
 
@@ -254,20 +339,25 @@ def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: thr
     stored = run.config.get("config")
     if not isinstance(stored, dict):
         raise UserError(f"{run.path / 'run.json'}: no search configuration to resume (from --resume)")
+    if "calib_seed" not in stored:  # runs from before the separate calibration seed drew with the search seed
+        stored = stored | {"calib_seed": stored.get("seed", 0)}
     try:
         config = PruneConfig(**stored)
     except TypeError as exc:
         raise UserError(f"{run.path / 'run.json'}: unreadable configuration ({exc}) (from --resume)") from None
-    config.check(f"{run.path / 'run.json'}")
+    source = f"{run.path / 'run.json'} config"
     config.trust_remote_code = trust_remote_code
+    validate(config, source)  # everything that needs no model, before anything is written
+    run.events()  # an unreadable event line refuses the run before the lock or a phase event is written
     run.refuse_if_written()
+    run.refuse_if_linked()
     check_writable(run.path, "--resume")
     existing = run.result()
     if existing is not None and (not config.eval_tasks or benchmarked(run, existing["removed"])):
         return run, existing
     config.revision = run.config.get("revision")
     with run.writing():
-        lm, objective, searcher, provenance = prepare(config, lm, _phases(run, listener))
+        lm, objective, searcher, provenance = prepare(config, lm, _phases(run, listener), source)
         if "model_id" in run.config:  # else the first session ended while loading: nothing to compare
             for key in ("model_id", "revision", "n_blocks", "dtype", "objective"):
                 if provenance[key] != run.config.get(key):

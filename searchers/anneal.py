@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 
-from .base import Searcher, argmin
+from .base import Searcher, argmin, count, fraction
 
 
 class Anneal(Searcher):
     name = "anneal"
     stochastic = True
-    defaults = {"budget": 200, "calibrate": 10, "final_ratio": 1e-3}
+    params = {"budget": count(200), "calibrate": count(10), "final_ratio": fraction(1e-3, open_low=True)}
 
     def search(self):
         o = self.options
@@ -38,9 +38,6 @@ class Anneal(Searcher):
             if change <= 0 or self.rng.random() < math.exp(-change / temperature):
                 current = proposal
         return argmin(seen, seen)
-
-    def planned_evaluations(self):
-        return self.options["budget"]
 
     def _neighbour(self, current):
         out = sorted(current)

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from typing import ClassVar, Generator, Iterable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generator, Iterable
 
 from ..core.errors import UserError
 
@@ -29,12 +29,13 @@ class Space:
     n_blocks: int
     k: int
     protected: frozenset = frozenset()
+    source: str = field(default="--k", compare=False)  # where k came from, for errors
 
     def __post_init__(self):
         if self.k <= 0:
-            raise UserError(f"k={self.k} (from --k) must be at least 1")
+            raise UserError(f"k={self.k} (from {self.source}) must be at least 1")
         if self.k >= len(self.allowed):
-            raise UserError(f"k={self.k} (from --k) must be smaller than the {len(self.allowed)} removable blocks "
+            raise UserError(f"k={self.k} (from {self.source}) must be smaller than the {len(self.allowed)} removable blocks "
                             f"({self.n_blocks} blocks, {len(self.protected)} protected)")
 
     @property
@@ -42,36 +43,110 @@ class Space:
         return tuple(i for i in range(self.n_blocks) if i not in self.protected)
 
 
+@dataclass(frozen=True)
+class Option:
+    """One searcher hyperparameter: its default and its domain. `kind` is int, float, bool or str;
+    numbers lie in [low, high] (an end is excluded when `open_low`/`open_high`); a str is one of
+    `choices`; `optional`: None is allowed too (meaning the default rule, e.g. `alt_size` = k)."""
+
+    default: Any
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    open_low: bool = False
+    open_high: bool = False
+    choices: tuple[str, ...] = ()
+    optional: bool = False
+
+    def domain(self) -> str:
+        """The domain in words: 'a number > 0', 'an integer ≥ 1', 'a number with 0 ≤ x ≤ 1', ..."""
+        if self.kind is bool:
+            text = "true or false"
+        elif self.kind is str:
+            text = "one of " + ", ".join(self.choices)
+        else:
+            noun = "an integer" if self.kind is int else "a number"
+            lo_op, hi_op = ("<" if self.open_low else "≤"), ("<" if self.open_high else "≤")
+            if self.low is not None and self.high is not None:
+                text = f"{noun} with {self.low:g} {lo_op} x {hi_op} {self.high:g}"
+            elif self.low is not None:
+                text = f"{noun} {'>' if self.open_low else '≥'} {self.low:g}"
+            elif self.high is not None:
+                text = f"{noun} {hi_op} {self.high:g}"
+            else:
+                text = noun
+        return text + (" (or null)" if self.optional else "")
+
+    def accepts(self, value: Any) -> bool:
+        if value is None:
+            return self.optional
+        if self.kind is bool or self.kind is str:
+            return isinstance(value, self.kind) and (not self.choices or value in self.choices)
+        if isinstance(value, bool) or not isinstance(value, (int, float) if self.kind is float else int):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.low is not None and (value < self.low or (self.open_low and value == self.low)):
+            return False
+        return self.high is None or not (value > self.high or (self.open_high and value == self.high))
+
+
+def count(default: int | None, low: int = 1, optional: bool = False) -> Option:
+    """An integer option ≥ `low`."""
+    return Option(default, int, low=low, optional=optional)
+
+
+def positive(default: float) -> Option:
+    """A number > 0."""
+    return Option(default, float, low=0.0, open_low=True)
+
+
+def fraction(default: float, open_low: bool = False, open_high: bool = False) -> Option:
+    """A number in [0, 1] (ends excluded as asked)."""
+    return Option(default, float, low=0.0, high=1.0, open_low=open_low, open_high=open_high)
+
+
+def choice(default: str, *choices: str) -> Option:
+    return Option(default, str, choices=(default, *[c for c in choices if c != default]))
+
+
+def switch(default: bool) -> Option:
+    return Option(default, bool)
+
+
+def option_source(source: str, key: str) -> str:
+    """Where option `key` came from: `--option` for the command line, else `<source>.<key>` (a stored
+    run.json `config.options`, a study TOML `[options.<searcher>]`)."""
+    return source if source.startswith("--") else f"{source}.{key}"
+
+
 class Searcher(ABC):
-    """Base class: subclasses implement `search`; `options` are the documented hyperparameters."""
+    """Base class: subclasses implement `search`; `params` declares the hyperparameters and their
+    domains (the one declaration the CLI help, run.json and study files are checked against);
+    `defaults` is derived from it."""
 
     name: ClassVar[str] = ""
+    params: ClassVar[dict[str, Option]] = {}
     defaults: ClassVar[dict] = {}
     needs: ClassVar[tuple[str, ...]] = ()  # engine signals it may use: "gradients", "segment_mi", "proxy"
     importance_label: ClassVar[str] = "searcher score"  # what `importance` measures (shown with it)
     stochastic: ClassVar[bool] = False  # True: the result depends on the seed (studies run every seed)
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.defaults = {key: o.default for key, o in cls.params.items()}
+
     @classmethod
-    def validate_options(cls, options: dict) -> None:
-        """Reject unknown options and values of the wrong kind: counts are integers ≥ 1, rates and
-        temperatures non-negative numbers, switches booleans (UserError naming the option)."""
+    def validate_options(cls, options: dict, source: str = "--option") -> None:
+        """Reject unknown options and values outside their declared domain, with one line naming the
+        value and `source` (a flag, or the file and table the options were read from)."""
         for key, value in options.items():
-            if key not in cls.defaults:
-                raise UserError(f"unknown option {key!r} for searcher {cls.name!r} (from --option); "
-                                f"options: {', '.join(sorted(cls.defaults)) or 'none'}")
-            default = cls.defaults[key]
-            if isinstance(default, bool):
-                ok = isinstance(value, bool)
-            elif isinstance(default, int):
-                ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-            elif isinstance(default, float):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-            elif isinstance(default, str):
-                ok = isinstance(value, str)
-            else:
-                ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1)
-            if not ok:
-                raise UserError(f"bad value {value!r} for option {key!r} of searcher {cls.name!r} (from --option)")
+            if key not in cls.params:
+                raise UserError(f"unknown option {key!r} for searcher {cls.name!r} (from {option_source(source, key)}); "
+                                f"options: {', '.join(sorted(cls.params)) or 'none'}")
+            if not cls.params[key].accepts(value):
+                raise UserError(f"bad value {value!r} for option {key!r} of searcher {cls.name!r} "
+                                f"(from {option_source(source, key)}): should be {cls.params[key].domain()}")
 
     def __init__(self, space: Space, seed: int = 0, **options):
         self.validate_options({k: v for k, v in options.items() if k not in self.needs})
@@ -100,7 +175,8 @@ class Searcher(ABC):
         self.options.update(signals)
 
     def planned_evaluations(self) -> int | None:
-        """How many removal sets the search will score, at most (for progress and ETA); None: unknown."""
+        """Exactly how many candidates a fresh run of this search computes, the final re-scoring of
+        the result included (with the shared memo off); None when that is not known in advance."""
         return None
 
     @abstractmethod
@@ -124,19 +200,23 @@ class Searcher(ABC):
         return base, {i: scores[frozenset((i,))] - base for i in self.space.allowed}
 
     def prior_weights(self, delta: dict[int, float], tau: float = 1.0) -> dict[int, float]:
-        """w_i ∝ exp(−z_i / τ), z the standardised Δ: blocks whose removal hurts least weigh most."""
+        """w_i ∝ exp(−z_i / τ), z the standardised Δ: blocks whose removal hurts least weigh most.
+        Computed as exp(−(z_i − min z) / τ), the same distribution, so no τ > 0 overflows."""
         values = list(delta.values())
         mean = sum(values) / len(values)
         std = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 or 1.0
-        return {i: math.exp(-((d - mean) / std) / tau) for i, d in delta.items()}
+        z = {i: (d - mean) / std for i, d in delta.items()}
+        low = min(z.values())
+        return {i: math.exp(-(zi - low) / tau) for i, zi in z.items()}
 
     def weighted_sample(self, weights: dict[int, float], n: int, exclude=frozenset(), uniform: float = 0.0) -> list[int]:
         """n distinct blocks drawn sequentially without replacement (Plackett–Luce) from `weights`;
-        with probability `uniform` a draw ignores the weights."""
+        with probability `uniform` a draw ignores the weights, and so does a draw whose remaining
+        weights have all underflowed to 0 (a tiny τ)."""
         pool = [i for i in weights if i not in exclude]
         out = []
         for _ in range(n):
-            if self.rng.random() < uniform:
+            if self.rng.random() < uniform or not any(weights[i] for i in pool):
                 pick = self.rng.choice(pool)
             else:
                 pick = self.rng.choices(pool, weights=[weights[i] for i in pool])[0]

@@ -19,7 +19,9 @@ import math
 import numpy as np
 from scipy.stats import norm
 
-from .base import Searcher, argmin
+from itertools import combinations
+
+from .base import Searcher, argmin, count, positive
 
 _LENGTHS = (0.5, 1.0, 2.0, 4.0, 8.0)
 _NOISES = (1e-6, 1e-3, 1e-2)
@@ -28,7 +30,7 @@ _NOISES = (1e-6, 1e-3, 1e-2)
 class Bayesian(Searcher):
     name = "bo"
     stochastic = True
-    defaults = {"trials": 200, "initial": 10, "pool": 500, "tau": 1.0}
+    params = {"trials": count(200), "initial": count(10), "pool": count(500), "tau": positive(1.0)}
 
     def search(self):
         o = self.options
@@ -44,15 +46,26 @@ class Bayesian(Searcher):
         seen = dict((yield from self.score(design)))
         while len(seen) < o["trials"]:
             self.status = f"trial {len(seen) + 1}/{o['trials']}"
-            pool = self._pool(seen, weights)
+            pool = self._pool(seen, weights) or self._first_unseen(seen)
             if not pool:
-                break
+                break  # every k-set has been evaluated
             choice = pool[int(np.argmax(self._expected_improvement(seen, pool, base, delta)))]
             seen.update((yield from self.score([choice])))
         return argmin(seen, seen)
 
     def planned_evaluations(self):
-        return len(self.space.allowed) + 1 + self.options["trials"]
+        """The shared one-shot scores, then `trials` k-sets (fewer when the space is smaller); for
+        k = 1 those k-sets are the one-shot sets themselves. The result is one of them."""
+        m, k = len(self.space.allowed), self.space.k
+        return m + 1 + (min(self.options["trials"], math.comb(m, k)) if k > 1 else 0)
+
+    def _first_unseen(self, seen) -> list:
+        """When the pool holds no unseen set: the first unseen k-set in order (so the budget is
+        always spent while unseen sets remain)."""
+        for c in combinations(self.space.allowed, self.space.k):
+            if frozenset(c) not in seen:
+                return [frozenset(c)]
+        return []
 
     def _vector(self, s) -> np.ndarray:
         x = np.zeros(self.space.n_blocks)

@@ -23,14 +23,14 @@ from itertools import combinations
 
 import numpy as np
 
-from .base import Searcher, argmin
+from .base import Searcher, argmin, count, switch
 
 
 class CBO(Searcher):
     name = "cbo"
     stochastic = True
-    defaults = {"first_order": False, "rescore_top": 1, "top_r": 20, "exact_limit": 20_000_000,
-                "restarts": 20, "iterations": 2000}
+    params = {"first_order": switch(False), "rescore_top": count(1), "top_r": count(20),
+              "exact_limit": count(200_000_000), "restarts": count(20), "iterations": count(2000)}
     needs = ("gradients",)
 
     def search(self):
@@ -50,6 +50,15 @@ class CBO(Searcher):
         candidates = [s for _, s in top[: o["rescore_top"]]]
         scores = yield from self.score(candidates)
         return argmin(scores, candidates)
+
+    def planned_evaluations(self):
+        """The ground state alone is scored (as the result); with `rescore_top` R > 1 the R lowest
+        states (all states when fewer exist) — known in advance under exact enumeration only."""
+        r = self.options["rescore_top"]
+        states = math.comb(len(self.space.allowed), self.space.k)
+        if r <= 1:
+            return 1
+        return min(r, states) if states <= self.options["exact_limit"] else None
 
     def _enumerate(self, H, linear, keep):
         allowed = np.array(self.space.allowed)

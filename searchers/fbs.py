@@ -9,8 +9,11 @@ Procedure (structure from the paper, parameters ours): rank allowed blocks by th
 P = the k lowest, Alt = the next `alt_size`. Repeatedly split P into maximal contiguous runs; for
 each run R (shortest first) consider every same-length interval W inside (P ∪ Alt) ∩ allowed that
 does not overlap the rest of P, coarse-rank them by Σ s_t, measure the segment score σ(W) of the
-`top_k` best and replace R by the best W if σ(W) < σ(R). Stop when P is stable, repeats, or after
-`max_iter` passes. |P| = k throughout.
+`top_k` best and replace R by the best W if σ(W) < σ(R); an accepted swap restarts the run
+decomposition of the new P within the same pass (each (P, run) is tried once per pass). Stop when a
+pass changes nothing, when P repeats an earlier state, or after `max_iter` passes. |P| = k throughout.
+The MI estimator uses `mi_tokens` sampled tokens and PCA rank `mi_rank` (the spec's 32,768 and 256;
+fewer tokens when the calibration set has fewer).
 
 Modes: `hybrid` (default) s_i = Δ_i (the one-shot damages, shared with `oneshot`), σ = −MI; `mi`
 (faithful MI-PRUN, objective-free) s_i = −MI(i, i), σ = −MI; `objective` s_i = Δ_i, σ(W) = L of P
@@ -19,8 +22,7 @@ with R replaced by W (a contiguous-swap local search on the objective itself).
 
 from __future__ import annotations
 
-from ..core.errors import UserError
-from .base import Searcher
+from .base import Searcher, choice, count
 
 
 def runs_of(blocks) -> list[tuple[int, int]]:
@@ -36,12 +38,9 @@ def runs_of(blocks) -> list[tuple[int, int]]:
 
 class FastBlockSelect(Searcher):
     name = "fbs"
-    defaults = {"mode": "hybrid", "alt_size": None, "top_k": 3, "max_iter": 10}
+    params = {"mode": choice("hybrid", "mi", "objective"), "alt_size": count(None, optional=True), "top_k": count(3),
+              "max_iter": count(10), "mi_tokens": count(32768, low=2), "mi_rank": count(256)}
     needs = ("segment_mi",)
-
-    def check(self):
-        if self.options["mode"] not in ("hybrid", "mi", "objective"):
-            raise UserError(f"unknown fbs mode {self.options['mode']!r} (from --option mode=...); use hybrid, mi or objective")
 
     def search(self):
         o = self.options
@@ -59,10 +58,13 @@ class FastBlockSelect(Searcher):
         history = {P}
         for it in range(o["max_iter"]):
             self.status = f"pass {it + 1}/{o['max_iter']}"
-            changed = False
-            for a, b in sorted(runs_of(P), key=lambda r: (r[1] - r[0], r[0])):
-                if not (a in P and b in P and all(i in P for i in range(a, b + 1))):
-                    continue  # P changed earlier in this pass
+            changed, tried = False, set()
+            while True:  # an accepted swap restarts the run decomposition within the pass (spec §2.4)
+                runs = [r for r in sorted(runs_of(P), key=lambda r: (r[1] - r[0], r[0])) if (P, r) not in tried]
+                if not runs:
+                    break
+                a, b = runs[0]
+                tried.add((P, (a, b)))
                 length, rest = b - a + 1, P - set(range(a, b + 1))
                 usable = (P | alt) & set(self.space.allowed)
                 windows = [frozenset(range(c, c + length)) for c in range(self.space.n_blocks - length + 1)
@@ -78,10 +80,21 @@ class FastBlockSelect(Searcher):
                     alt -= best
                     P = rest | best
                     changed = True
-            if not changed or P in history:
+                    if P in history:
+                        return P  # a cycle: P repeats an earlier state
+                    history.add(P)
+            if not changed:
                 break
-            history.add(P)
         return P
+
+    def planned_evaluations(self):
+        """`hybrid`: ∅ and every single block, then the result (new unless k = 1); `mi`: the result
+        only; `objective`: swap verification depends on the scores, unknown."""
+        if self.options["mode"] == "objective":
+            return None
+        if self.options["mode"] == "mi":
+            return 1
+        return len(self.space.allowed) + 1 + (1 if self.space.k > 1 else 0)
 
     def _segment_scores(self, segments, rest):
         """σ for each segment: −MI(first-in, last-out), or the objective of `rest` plus the segment."""

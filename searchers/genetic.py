@@ -7,19 +7,20 @@ weighted sampling without replacement (a draw ignores the weights with probabili
 tournaments of 3; cardinality-preserving crossover (keep P1 ∩ P2, fill from P1 △ P2 by weight);
 mutation swaps each member, with probability 0.15, for an outside block drawn by weight; a child
 equal to an already evaluated set gets an extra swap (up to 20 tries). Returns the best set ever
-evaluated (ties: the earlier one). Cost: |allowed| + 1 shared one-shot evaluations + 16 + 10 × 13.
+evaluated (ties: the earlier one). Cost: |allowed| + 1 shared one-shot evaluations + at most 16 + 10 × 13
+(a repeated child is not scored again, so the exact count is not known in advance).
 """
 
 from __future__ import annotations
 
-from .base import Searcher, argmin
+from .base import Searcher, argmin, count, fraction, positive
 
 
 class Genetic(Searcher):
     name = "ga"
     stochastic = True
-    defaults = {"population": 16, "elitism": 0.2, "mutation": 0.15, "generations": 10, "tau": 1.0,
-                "uniform_mix": 0.25, "tournament": 3}
+    params = {"population": count(16, low=2), "elitism": fraction(0.2, open_high=True), "mutation": fraction(0.15),
+              "generations": count(10), "tau": positive(1.0), "uniform_mix": fraction(0.25), "tournament": count(3)}
 
     def search(self):
         o = self.options
@@ -50,10 +51,6 @@ class Genetic(Searcher):
             seen.update((yield from self.score(children)))
             population = elites + children
         return argmin(seen, seen)
-
-    def planned_evaluations(self):
-        o = self.options
-        return len(self.space.allowed) + 1 + o["population"] + o["generations"] * (o["population"] - round(o["elitism"] * o["population"]))
 
     def _pick(self, population, seen):
         entrants = self.rng.sample(population, min(self.options["tournament"], len(population)))

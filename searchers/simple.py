@@ -7,7 +7,7 @@ import math
 from itertools import combinations
 
 from ..core.errors import UserError
-from .base import Searcher, argmin
+from .base import Searcher, argmin, choice, count
 
 
 class OneShot(Searcher):
@@ -18,7 +18,7 @@ class OneShot(Searcher):
     al.: arccos of that cosine / π) rank by a proxy the engine measures with hooks (0 evaluations)."""
 
     name = "oneshot"
-    defaults = {"scorer": "objective"}
+    params = {"scorer": choice("objective", "bi", "angular")}
     needs = ("proxy",)
 
     def check(self):
@@ -38,7 +38,9 @@ class OneShot(Searcher):
         return () if self.options["scorer"] == "objective" else ("proxy",)
 
     def planned_evaluations(self):
-        return len(self.space.allowed) + 1 if self.options["scorer"] == "objective" else 0
+        """∅ and every single block (objective scorer), then the chosen k-set (new unless k = 1)."""
+        final = 1 if self.space.k > 1 or self.options["scorer"] != "objective" else 0
+        return (len(self.space.allowed) + 1 if self.options["scorer"] == "objective" else 0) + final
 
 
 class Greedy(Searcher):
@@ -72,7 +74,7 @@ class Beam(Searcher):
     every allowed block, deduplicate, k levels (the paper's B = 5)."""
 
     name = "beam"
-    defaults = {"width": 5}
+    params = {"width": count(5)}
 
     def search(self):
         beam = [frozenset()]
@@ -85,8 +87,15 @@ class Beam(Searcher):
         return beam[0]
 
     def planned_evaluations(self):
-        m, width = len(self.space.allowed), self.options["width"]
-        return m + sum(min(width, math.comb(m, r)) * (m - r) for r in range(1, self.space.k))
+        """Depth 1 scores every block; depth 2 every pair meeting one of the w kept blocks,
+        C(m, 2) − C(m − w, 2). Deeper levels depend on how the kept sets overlap: unknown."""
+        m, width, k = len(self.space.allowed), self.options["width"], self.space.k
+        if k == 1:
+            return m
+        if k == 2:
+            w = min(width, m)
+            return m + math.comb(m, 2) - math.comb(m - w, 2)
+        return None
 
 
 class Window(Searcher):
@@ -130,14 +139,14 @@ class Tail(Searcher):
         return frozenset(self.candidates()[: self.space.k])
 
     def planned_evaluations(self):
-        return 0
+        return 1  # the result's own score
 
 
 class Exhaustive(Searcher):
     """All C(|allowed|, k) sets; refuses when that exceeds `budget` evaluations."""
 
     name = "exhaustive"
-    defaults = {"budget": 5000}
+    params = {"budget": count(5000)}
 
     def check(self):
         total = math.comb(len(self.space.allowed), self.space.k)
@@ -159,7 +168,7 @@ class RandomSearch(Searcher):
 
     name = "random"
     stochastic = True
-    defaults = {"budget": 100}
+    params = {"budget": count(100)}
 
     def search(self):
         budget = min(self.options["budget"], math.comb(len(self.space.allowed), self.space.k))

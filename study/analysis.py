@@ -16,7 +16,7 @@ from scipy.stats import kendalltau, spearmanr
 
 from ..core.tables import jaccard
 
-NUMBERS = ("value", "acc_avg", "ppl_avg", "seconds", "evaluations", "block_forwards")
+NUMBERS = ("value", "acc_avg", "ppl_avg", "seconds", "evaluations", "cached_from_memo", "block_forwards")
 
 
 def summarize(tasks: dict) -> tuple[dict, float | None, float | None]:
@@ -130,24 +130,32 @@ def spread(values: list[float]) -> dict:
 # 5. Search cost (Table 3) ------------------------------------------------------------------
 
 def cost_table(rows: list[dict], model: str, k: int) -> list[dict]:
-    """Wall time, evaluations and block-forwards per (objective, searcher), seed means."""
+    """Wall time, evaluations and block-forwards per (objective, searcher), seed means. `evaluations`
+    counts candidates the objective computed in this cell, `served_by_memo` those another run had
+    already computed (shared memo): the search's cost is their sum, whatever ran before it."""
     return [{"objective": r["objective"], "searcher": r["searcher"], "seconds": r["seconds"],
-             "evaluations": r["evaluations"], "block_forwards": r["block_forwards"]}
+             "evaluations": r["evaluations"], "served_by_memo": r.get("cached_from_memo"),
+             "candidates": None if r["evaluations"] is None else r["evaluations"] + (r.get("cached_from_memo") or 0),
+             "block_forwards": r["block_forwards"]}
             for r in seed_means(rows) if (r["model"], r["k"]) == (model, k)]
 
 
 # 6. Beyond the paper -----------------------------------------------------------------------
 
-def jaccard_matrix(entries) -> dict:
+def jaccard_matrix(entries, baselines=frozenset()) -> dict:
     """Pairwise Jaccard overlap of removed sets, and its mean within one objective vs across
-    objectives (pairs of different searchers only)."""
+    objectives over pairs of different searchers; the `baselines` (random, tail) are in the matrix
+    but not in those means: their own means (pairs with one baseline) are reported apart."""
     labels = [f"{o} {s}" for o, s, _ in entries]
     matrix = [[jaccard(a, b) for _, _, b in entries] for _, _, a in entries]
-    within, across = [], []
+    means: dict[tuple[bool, bool], list[float]] = defaultdict(list)  # (involves a baseline, same objective)
     for (o1, s1, a), (o2, s2, b) in combinations(entries, 2):
         if s1 != s2:
-            (within if o1 == o2 else across).append(jaccard(a, b))
-    return {"labels": labels, "matrix": matrix, "within_objective": _mean(within), "across_objectives": _mean(across)}
+            means[(s1 in baselines or s2 in baselines, o1 == o2)].append(jaccard(a, b))
+    return {"labels": labels, "matrix": matrix, "within_objective": _mean(means[(False, True)]),
+            "across_objectives": _mean(means[(False, False)]),
+            "baseline_within_objective": _mean(means[(True, True)]),
+            "baseline_across_objectives": _mean(means[(True, False)])}
 
 
 def variance_decomposition(rows: list[dict], metric: str) -> dict | None:

@@ -129,6 +129,16 @@ def _typed(table: dict, schema: dict, where: str) -> dict:
     return table
 
 
+_MINIMUMS = {"samples": 1, "limit": 1, "windows": 1, "seq_len": 2}
+
+
+def _minimums(table: dict, minimums: dict, where: str) -> dict:
+    for key, low in minimums.items():
+        if table.get(key) is not None and table[key] < low:
+            raise UserError(f"{where}: {key} = {table[key]!r} should be at least {low}")
+    return table
+
+
 def _names(values: list, known, what: str, where: str) -> list:
     for v in values:
         if not isinstance(v, str) or v not in known:
@@ -187,16 +197,14 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
         where = f"{source} [calibration.{objective}]"
         if objective not in OBJECTIVES or not isinstance(table, dict):
             raise UserError(f"{source}: [calibration.{objective}] is not an objective table; objectives: {', '.join(OBJECTIVES)}")
-        config.calibration[objective] = _typed(table, _CALIBRATION, where)
+        config.calibration[objective] = _minimums(_typed(table, _CALIBRATION, where), _MINIMUMS, where)
     for searcher, table in data.get("options", {}).items():
         if searcher not in SEARCHERS or not isinstance(table, dict):
             raise UserError(f"{source}: [options.{searcher}] is not a searcher table; searchers: {', '.join(SEARCHERS)}")
-        try:
-            SEARCHERS[searcher].validate_options(table)
-        except UserError as exc:
-            raise UserError(f"{source} [options.{searcher}]: {exc}".replace(" (from --option)", "")) from None
+        SEARCHERS[searcher].validate_options(table, f"{source} [options.{searcher}]")
         config.options[searcher] = table
-    evaluation = {**config.evaluation, **_typed(data.get("evaluation", {}), _EVALUATION, f"{source} [evaluation]")}
+    evaluation = {**config.evaluation, **_minimums(_typed(data.get("evaluation", {}), _EVALUATION, f"{source} [evaluation]"),
+                                                    _MINIMUMS, f"{source} [evaluation]")}
     _names(evaluation["tasks"], list(TASKS), "evaluation task", f"{source} [evaluation]")
     config.evaluation = evaluation
     executor = {**config.executor, **_typed(data.get("executor", {}), _EXECUTOR, f"{source} [executor]")}

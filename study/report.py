@@ -37,7 +37,7 @@ def build(config, data: dict) -> dict:
             "spread": {o: {m: A.spread([r[m] for r in g]) for m in ("acc_avg", "ppl_avg")}
                        for (o,), g in by_objective.items()},
             "cost": A.cost_table(rs, model, k),
-            "jaccard": A.jaccard_matrix(entries),
+            "jaccard": A.jaccard_matrix(entries, frozenset(config.baselines)),
             "variance": {m: A.variance_decomposition(searched, m) for m in ("acc_avg", "ppl_avg", "log_ppl_avg")},
             "seeds": A.seed_variation(rs),
         })
@@ -109,11 +109,15 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
         out.append((f"{head}: spread across searchers (population σ²)", ["objective", "metric", "n", "min", "max", "range", "mean", "σ²"],
                     [[o, m, s["n"], s["min"], s["max"], s["range"], s["mean"], s["var"]]
                      for o, ms in g["spread"].items() for m, s in ms.items()]))
-        out.append((f"{head}: search cost", ["objective", "searcher", "seconds", "evaluations", "block_forwards"],
-                    [[c["objective"], c["searcher"], c["seconds"], c["evaluations"], c["block_forwards"]] for c in g["cost"]]))
+        out.append((f"{head}: search cost (candidates = computed + served by the shared memo)",
+                    ["objective", "searcher", "seconds", "computed", "served by memo", "candidates", "block_forwards"],
+                    [[c["objective"], c["searcher"], c["seconds"], c["evaluations"], c["served_by_memo"], c["candidates"],
+                      c["block_forwards"]] for c in g["cost"]]))
         j = g["jaccard"]
-        out.append((f"{head}: Jaccard overlap of removed sets (mean within an objective {_cell(j['within_objective'])}, "
-                    f"across objectives {_cell(j['across_objectives'])})", [""] + j["labels"],
+        out.append((f"{head}: Jaccard overlap of removed sets (searchers: mean within an objective "
+                    f"{_cell(j['within_objective'])}, across objectives {_cell(j['across_objectives'])}; baselines "
+                    f"against the others: within {_cell(j['baseline_within_objective'])}, across "
+                    f"{_cell(j['baseline_across_objectives'])})", [""] + j["labels"],
                     [[label] + row for label, row in zip(j["labels"], j["matrix"])]))
         out.append((f"{head}: variance decomposition over the grid (share of total sum of squares)",
                     ["metric", "objective", "searcher", "interaction", "n"],

@@ -47,6 +47,7 @@ def collect(config: StudyConfig, runs_dir: Path) -> dict:
         rows.append({"model": cell.model, "k": cell.k, "objective": cell.objective, "searcher": cell.searcher,
                      "baseline": cell.baseline, "seed": cell.seed, "run": name, "removed": result["removed"],
                      "value": result["value"], "seconds": result["seconds"], "evaluations": result["evaluations"],
+                     "cached_from_memo": result.get("cached_from_memo", 0),
                      "block_forwards": result.get("block_forwards"), "metrics": metrics, "acc_avg": acc_avg,
                      "ppl_avg": ppl_avg})
     dense = {}

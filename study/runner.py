@@ -3,7 +3,7 @@ skipped), then every distinct pruned model — and the dense model — is scored
 evaluation suite, whatever objective found it.
 
 Study files live in `<runs_dir>/studies/<name>/`: `study.json` (the configuration, rewritten on
-every start) and `evaluations.jsonl` (append-only: one line per (model, removed set), tagged with
+every start once every cell's settings have been checked) and `evaluations.jsonl` (append-only: one line per (model, removed set), tagged with
 the suite it was scored on). The scores are also appended to each cell's run as `evaluated` events,
 so `runs`, the TUI and reports see them.
 """
@@ -19,7 +19,8 @@ from typing import Callable
 from ..core.errors import UserError
 from ..core.runs import Run, append_line, complete_lines, write_json_atomic
 from ..core.events import Benchmarked
-from ..pipeline.prune import PruneConfig, benchmarked, resume, start
+from ..pipeline.prune import PruneConfig, benchmarked, check_seq_len, resolve_protected, resume, start, validate
+from ..searchers import Space
 from .config import StudyConfig
 from .executors import make_executor
 
@@ -119,18 +120,41 @@ def check_cell(config: StudyConfig, cell, path: Path) -> None:
                             f"study now asks for {wanted[key]!r}; give the changed study a new name")
 
 
+def check_study(config: StudyConfig, cells) -> None:
+    """Everything a cell could refuse, checked before the first cell runs: each cell's configuration
+    (searcher options in their domains, device, ...), and per model every k of the grid, the
+    protected blocks and the calibration and evaluation lengths (the model is loaded once for this,
+    in this process, where the in-process executor reuses it)."""
+    where = f"study {config.name!r}"
+    for cell in cells:
+        validate(config.prune_config(cell), f"{where} cell {cell.run_name(config.name)}")
+    for model in config.models:
+        first = next(c for c in cells if c.model == model)
+        lm = _model(config.prune_config(first))
+        protected = resolve_protected(config.protect, lm.n_blocks, f"{where} protect")
+        for k in config.k:
+            Space(lm.n_blocks, k, protected, source=f"{where} k = {k} for {model}")
+        check_seq_len(lm, config.evaluation["seq_len"], f"{where} [evaluation] seq_len")
+        for objective in config.objectives:
+            cell = next(c for c in cells if (c.model, c.objective) == (model, objective))
+            given = config.calibration.get(objective, {}).get("seq_len")
+            if given is not None:
+                check_seq_len(lm, given, f"{where} [calibration.{objective}] seq_len")
+
+
 # -- the study loop ----------------------------------------------------------------------------
 
 def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = None) -> dict:
     """Search every pending cell, then evaluate every distinct pruned model; returns counts."""
     tick = progress or (lambda *_: None)
     folder = study_dir(runs_dir, config.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(folder / "study.json", config.to_dict())
     cells = config.cells()
     names = {c: c.run_name(config.name) for c in cells}
-    for c in cells:
+    for c in cells:  # a refused rerun changes nothing: study.json is written only after every check
         check_cell(config, c, runs_dir / names[c])
+    check_study(config, cells)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "study.json", config.to_dict())
     pending = [c for c in cells if not (runs_dir / names[c] / "result.json").is_file()]
     executor = make_executor(config.executor, config.device)
     try:

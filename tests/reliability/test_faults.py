@@ -165,3 +165,60 @@ def test_a_second_writer_process_is_refused_naming_the_holders_pid(tmp_path, sin
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert f"run {run.id} is being written by process {os.getpid()}" in lines[0]
     assert run.writer_pid() is None and run.state == "incomplete"
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A real 24 KiB tmpfs (root only); skipped, with the reason, where mounting is refused."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root and mount rights): {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_real_full_disk_mid_search_is_one_line_no_partial_line_and_resumable(small_filesystem, tmp_path, monkeypatch,
+                                                                                 capsys, tally):
+    """A beam search on a 24 KiB filesystem fills it: one `error:` line naming the file and ENOSPC, exit
+    2, no traceback, every file on it ends with a complete line; moved to a roomy disk the run resumes
+    to the result of an uninterrupted search."""
+    from ..test_cli import run_cli
+
+    args = ["prune", "--model", "tiny:llama:8", "--searcher", "beam", "--k", "3", "--calib", "demo", "--calib-samples",
+            "1", "--calib-seq-len", "32", "--batch-size", "1", "--json"]
+    code, _, err = run_cli(monkeypatch, capsys, *args, "--runs-dir", str(small_filesystem / "runs"))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "No space left on device" in lines[0], err
+    assert "Traceback" not in err and "everything written before is kept" in lines[0]
+    for path in (small_filesystem / "runs").rglob("*.jsonl"):
+        data = path.read_bytes()
+        assert not data or data.endswith(b"\n"), f"{path} ends with a partial line"
+    (run,) = list_runs(small_filesystem / "runs")
+    assert run.events(), "nothing was kept"
+    import shutil
+
+    roomy = tmp_path / "roomy"
+    shutil.copytree(small_filesystem / "runs", roomy)
+    _, result = resume(run.id, roomy)
+    reference = start(PruneConfig(model="tiny:llama:8", objective="ppl", searcher="beam", k=3, calib="demo",
+                                  calib_samples=1, calib_seq_len=32, batch_size=1), tmp_path / "reference")[1]
+    assert (result["removed"], result["value"], result["evaluations"]) == \
+        (reference["removed"], pytest.approx(reference["value"], rel=1e-6), reference["evaluations"])
+    tally["real faults"] += 1
+
+
+def test_append_line_on_a_real_full_disk_keeps_the_file_at_its_last_complete_line(small_filesystem, tally):
+    """The write itself hits ENOSPC (no simulated fsync): a UserError, never an OSError from the cleanup,
+    and the file is cut back to the previous line."""
+    path = small_filesystem / "lines.jsonl"
+    line = "x" * 1000
+    with pytest.raises(UserError, match="No space left on device"):
+        for _ in range(100):
+            runs.append_line(path, line)
+    data = path.read_bytes()
+    assert data.endswith(b"\n") and set(data.split(b"\n")[:-1]) == {line.encode()}
+    tally["real faults"] += 1

@@ -82,3 +82,111 @@ def test_resume_after_sigkill_at_random_points_gives_the_uninterrupted_result(re
 def test_kill_points_are_spread_over_evaluations_event_writes_and_result_writing(reference):
     kinds = {p.split(":")[0] for p in kill_points(reference)}
     assert kinds == {"evaluate", "append", "torn-append", "appended", "rename"}
+
+
+# -- the memo race and memo counts across resume -----------------------------------------------
+
+MEMO_CONFIG = PruneConfig(model="tiny:llama:6", objective="ppl", searcher="beam", k=2, seed=0, calib="demo",
+                          calib_samples=1, calib_seq_len=32, batch_size=1, options={"width": 2})
+FILLER = PruneConfig(**{**MEMO_CONFIG.__dict__, "searcher": "greedy", "options": {}})  # fills the shared memo
+
+
+def _child(forkserver, fault: str, config: PruneConfig, runs_dir) -> int:
+    child = forkserver.Process(target=exec, args=(CHILD, {"fault": fault, "config": config, "runs_dir": runs_dir}))
+    child.start()
+    child.join(120)
+    return child.exitcode
+
+
+def _counts(result: dict) -> tuple:
+    return result["removed"], round(result["value"], 6), result["evaluations"], result["cached_from_memo"]
+
+
+def test_a_kill_between_the_runs_event_and_the_shared_memo_leaves_the_counts_of_an_uninterrupted_run(
+        forkserver, tmp_path, tally):
+    """Fault point `memo`: the candidate is in the run's events, not yet in the shared memo. On resume
+    it is the run's own computed candidate, not a memo hit (the other order of the two writes gave
+    evaluations n-1 and cached_from_memo 1)."""
+    _, reference = start(MEMO_CONFIG, tmp_path / "reference")
+    for n in (1, 4, 9):
+        runs_dir = tmp_path / f"memo-{n}"
+        assert _child(forkserver, f"memo:{n}", MEMO_CONFIG, runs_dir) == -signal.SIGKILL
+        (run,) = list_runs(runs_dir)
+        stored = [e for e in run.events() if e.kind == "candidate"]
+        assert len(stored) == n and not any(e.cached for e in stored)
+        _, result = resume(str(run.path), runs_dir)
+        assert _counts(result) == _counts(reference), f"memo:{n}"
+        tally["kill points"] += 1
+
+
+def test_cached_from_memo_survives_a_resume(forkserver, tmp_path, tally):
+    """A run served partly by the shared memo, killed and resumed: its memo count is rebuilt from its
+    stored candidates (it restarted at 0 on every resume)."""
+    start(FILLER, tmp_path / "reference")
+    _, reference = start(MEMO_CONFIG, tmp_path / "reference")
+    assert reference["cached_from_memo"] > 0 and reference["evaluations"] > 0
+    runs_dir = tmp_path / "killed"
+    start(FILLER, runs_dir)
+    assert _child(forkserver, "evaluate:2", MEMO_CONFIG, runs_dir) == -signal.SIGKILL
+    (run,) = [r for r in list_runs(runs_dir) if r.state != "finished"]
+    assert any(e.kind == "candidate" and e.cached for e in run.events()), "the kill came after a memo hit"
+    _, result = resume(str(run.path), runs_dir)
+    assert _counts(result) == _counts(reference)
+    tally["kill points"] += 1
+
+
+# -- random-time SIGKILL / resume cycles -------------------------------------------------------
+
+CYCLE_CONFIGS = {
+    "greedy": PruneConfig(model="tiny:llama:6", objective="ppl", searcher="greedy", k=2, calib="demo", calib_samples=1,
+                          calib_seq_len=32, batch_size=1),
+    "beam": PruneConfig(model="tiny:llama:6", objective="ppl", searcher="beam", k=3, calib="demo", calib_samples=1,
+                        calib_seq_len=32, batch_size=1, options={"width": 2}),
+    "ga": PruneConfig(model="tiny:llama:6", objective="ppl", searcher="ga", k=2, seed=1, calib="demo", calib_samples=1,
+                      calib_seq_len=32, batch_size=1, options={"population": 6, "generations": 3}),
+    "bo": PruneConfig(model="tiny:llama:6", objective="ppl", searcher="bo", k=2, seed=2, calib="demo", calib_samples=1,
+                      calib_seq_len=32, batch_size=1, options={"trials": 10, "initial": 4, "pool": 40}),
+}
+CYCLES_PER_SEARCHER = 10
+TIMED_CHILD = """
+import torch
+torch.set_num_threads(1)
+from depthprune.pipeline.prune import start
+start(config, runs_dir)
+"""
+
+
+def test_sigkill_at_random_times_then_resume_gives_the_uninterrupted_run(forkserver, tmp_path, tally):
+    """40 cycles (10 per searcher: greedy, beam, ga, bo): a search in a forked child is killed with
+    SIGKILL at a random time within its uninterrupted duration, then resumed (or started again when
+    the kill came before the run existed). Removed set, value, evaluation count and cached_from_memo
+    must equal the uninterrupted run's."""
+    import time
+
+    rng = random.Random(SEED)
+    for name, config in CYCLE_CONFIGS.items():
+        t = time.perf_counter()
+        child = forkserver.Process(target=exec, args=(TIMED_CHILD, {"config": config, "runs_dir": tmp_path / name / "ref"}))
+        child.start()
+        child.join(300)
+        duration = time.perf_counter() - t
+        (reference_run,) = list_runs(tmp_path / name / "ref")
+        reference = reference_run.result()
+        killed = 0
+        for cycle in range(2 * CYCLES_PER_SEARCHER):  # a child that finished before its kill time is not a cycle
+            if killed == CYCLES_PER_SEARCHER:
+                break
+            runs_dir = tmp_path / name / str(cycle)
+            child = forkserver.Process(target=exec, args=(TIMED_CHILD, {"config": config, "runs_dir": runs_dir}))
+            child.start()
+            child.join(rng.uniform(0.05, 0.9) * duration)
+            if child.exitcode is not None:
+                continue
+            child.kill()
+            child.join()
+            killed += 1
+            runs = list_runs(runs_dir)
+            _, result = resume(str(runs[0].path), runs_dir) if runs else start(config, runs_dir)
+            assert _counts(result) == _counts(reference), f"{name} cycle {cycle}"
+            tally["random kill cycles"] += 1
+        assert killed == CYCLES_PER_SEARCHER, f"{name}: only {killed} children were still running at their kill time"

@@ -85,3 +85,54 @@ def test_a_run_name_is_a_plain_directory_name(name, tmp_path):
     with pytest.raises(UserError, match="plain directory name"):
         Run.create(tmp_path / "runs", {"model": "m", "objective": {"objective": "ppl"}, "searcher": "s", "k": 1}, name)
     assert not (tmp_path / "escape").exists()
+
+
+def _crafted_model(directory: Path, marker: Path) -> Path:
+    """A model directory whose config names its own code (auto_map); importing that code writes `marker`."""
+    directory.mkdir()
+    code = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('remote code ran')\n"
+    code += "from transformers import PretrainedConfig\n\nclass FancyConfig(PretrainedConfig):\n    model_type = 'fancy'\n"
+    (directory / "configuration_fancy.py").write_text(code)
+    (directory / "modeling_fancy.py").write_text(code)
+    (directory / "config.json").write_text(json.dumps({"model_type": "fancy", "auto_map": {
+        "AutoConfig": "configuration_fancy.FancyConfig", "AutoModelForCausalLM": "modeling_fancy.FancyForCausalLM"}}))
+    return directory
+
+
+def _point_run_at(run: Run, model: Path) -> None:
+    config = json.loads((run.path / "run.json").read_text())
+    config["model"] = str(model)
+    config["config"] |= {"model": str(model), "trust_remote_code": True}
+    (run.path / "run.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("command", ["export", "resume"])
+def test_a_stored_trust_remote_code_never_runs_a_repositorys_code(command, tmp_path, monkeypatch, capsys, tally):
+    """run.json says `trust_remote_code: true` and names a model whose code would write a marker file:
+    `export RUN` and `prune --resume RUN` without --trust-remote-code refuse with one line, and no code runs."""
+    from ..test_cli import run_cli
+
+    marker = tmp_path / "marker"
+    model = _crafted_model(tmp_path / "fancy", marker)
+    run, _ = start(CONFIG, tmp_path / "runs")
+    if command == "resume":
+        (run.path / "result.json").unlink()
+    _point_run_at(run, model)
+    argv = (["export", str(run.path), "--out", str(tmp_path / "out")] if command == "export"
+            else ["prune", "--resume", str(run.path)])
+    code, _, err = run_cli(monkeypatch, capsys, *argv)
+    assert code == 2 and "--trust-remote-code" in err, err
+    assert not marker.exists(), "the model repository's code ran although --trust-remote-code was not given"
+    tally["bad inputs"] += 1
+
+
+def test_a_run_directory_that_is_a_link_is_never_written_through(tmp_path):
+    runs_dir, outside = tmp_path / "runs", tmp_path / "outside"
+    run, _ = start(CONFIG, outside)
+    (run.path / "result.json").unlink()
+    runs_dir.mkdir()
+    (runs_dir / run.id).symlink_to(run.path)
+    before = _digest(run.path)
+    with pytest.raises(UserError, match="symbolic link"):
+        resume(run.id, runs_dir)
+    assert _digest(run.path) == before
