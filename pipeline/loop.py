@@ -35,6 +35,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ..core.errors import UserError
 from ..core.events import Candidate, Event, Finished, Importance, Phase, Started, Stopped
 from ..core.prefix import PrefixCache, branch_points, trie_order
 from ..core.runs import Run, fault_point
@@ -137,7 +138,10 @@ def run_search(objective: Objective, searcher: Searcher, run: Run, listener: Lis
         record(removed, value, time.perf_counter() - t, aborted=aborted)
         if shared is not None and not aborted:
             fault_point("memo")  # the run holds the candidate, the shared memo not yet
-            shared.add(removed, value)
+            try:
+                shared.add(removed, value)
+            except UserError as exc:  # e.g. a full disk: the run itself is intact and resumable
+                raise UserError(f"{exc}; continue with: depthprune prune --resume {run.path}") from None
         return value
 
     def evaluate_batch(batch: list[RemovalSet]) -> dict[RemovalSet, float]:
