@@ -127,7 +127,8 @@ class Engine:
     ) -> torch.Tensor:
         """Hidden states after the last block, skipping `removed`; starts at block `start` from
         `hidden` (the input of block `start`) when given, else from block 0's captured input.
-        With `gates` (one scalar per block), block i's update is scaled: h + g_i (block(h) − h).
+        With `gates` (one scalar per block), block i's update is scaled: h + g_i (block(h) − h),
+        computed in fp32 (the gates' dtype, as the CBO spec asks) and cast back to the model's dtype.
         `record(j, h)` sees the state entering every block j visited (for prefix caching)."""
         removed = set(removed)
         h = inputs.hidden if hidden is None else hidden
@@ -139,7 +140,7 @@ class Engine:
                     continue
                 self.count(1, h)
                 out = _hidden_of(self.blocks[i](h, *inputs.args[i], **inputs.kwargs[i]))
-                h = out if gates is None else h + gates[i].to(out.dtype) * (out - h)
+                h = out if gates is None else (h.float() + gates[i] * (out.float() - h.float())).to(out.dtype)
         return h
 
     def per_block_states(self, inputs: BlockInputs) -> list[torch.Tensor]:

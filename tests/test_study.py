@@ -299,3 +299,88 @@ def test_sigterm_stops_a_study_and_running_it_again_finishes_it(tmp_path):
     assert Run.open(cell).state == "finished"
     starts = [e for e in Run.open(cell).events() if e.kind == "started"]
     assert len(starts) == 2 and starts[1].resumed_evaluations >= 5  # continued, not restarted
+
+
+# -- one calibration set per (model, objective); checks before the first cell; analyses apart --------
+
+def test_every_cell_of_a_model_objective_group_records_the_same_calibration_hash(finished_study):
+    config, runs_dir, _ = finished_study
+    hashes: dict = {}
+    for cell in config.cells():
+        calibration = Run.open(runs_dir / cell.run_name(config.name)).config["calibration"]
+        hashes.setdefault((cell.model, cell.objective), set()).add((calibration["hash"], calibration["seed"]))
+    assert len(hashes) == 2 and all(len(h) == 1 for h in hashes.values()), hashes
+    assert len({h for hs in hashes.values() for h in hs}) == 2, "ppl and margin calibrate on different data"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 5])
+def test_the_search_seed_never_draws_the_calibration_items(seed, tmp_path, monkeypatch):
+    """The seed handed to the question sampler is the calibration seed, whatever the search seed
+    (seeds 0 and 1 used to calibrate `margin` on disjoint commonsense questions)."""
+    import depthprune.objectives as objectives
+    from depthprune.pipeline.prune import PruneConfig, start
+
+    drawn = []
+    real = objectives.calibration_questions
+
+    def recording(source, data_dir, n, seed=0):
+        drawn.append(seed)
+        return real(source, data_dir, n, seed)
+
+    monkeypatch.setattr(objectives, "calibration_questions", recording)
+    config = PruneConfig(model="tiny:llama:4", objective="margin", searcher="ga", k=1, seed=seed, calib="demo",
+                         calib_samples=4, calib_seq_len=64, options={"population": 2, "generations": 1})
+    run, _ = start(config, tmp_path)
+    assert drawn == [0] and run.config["calibration"]["seed"] == 0
+
+
+def test_a_refused_rerun_leaves_the_study_file_untouched(finished_study):
+    config, runs_dir, _ = finished_study
+    path = runs_dir / "studies" / config.name / "study.json"
+    before = path.read_bytes()
+    changed = tiny_study(options={"ga": {"population": 6, "generations": 2}})
+    with pytest.raises(UserError, match="was run with options"):
+        run_study(changed, runs_dir)
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("changes,message", [
+    ({"k": [2, 10]}, r"k=10 \(from study 'tiny' k = 10 for tiny:llama:8\) must be smaller"),
+    ({"evaluation": {"tasks": ["demo-text"], "seq_len": 4096}}, r"sequence length 4096 \(from study 'tiny' \[evaluation\] seq_len\)"),
+    ({"calibration": {"ppl": {"seq_len": 5000}}}, r"\[calibration.ppl\] seq_len"),
+])
+def test_model_dependent_study_settings_are_refused_before_the_first_cell(changes, message, tmp_path):
+    with pytest.raises(UserError, match=message):
+        run_study(tiny_study(**changes), tmp_path)
+    assert not any(tmp_path.iterdir()), "nothing may be written before the grid is known to be valid"
+
+
+@pytest.mark.parametrize("table,message", [({"evaluation": {"limit": 0}}, "limit = 0 should be at least 1"),
+                                           ({"evaluation": {"seq_len": -5}}, "seq_len = -5 should be at least 2"),
+                                           ({"calibration": {"ppl": {"samples": 0}}}, "samples = 0 should be at least 1"),
+                                           ({"options": {"ga": {"tau": 0}}}, r"test \[options.ga\].tau"),
+                                           ({"options": {"anneal": {"final_ratio": 0}}}, r"\[options.anneal\].final_ratio")])
+def test_evaluation_calibration_and_option_values_are_checked_when_the_study_is_read(table, message):
+    with pytest.raises(UserError, match=message):
+        parse_study({"name": "s", **table}, "test")
+
+
+def test_jaccard_means_are_over_searchers_and_baselines_are_reported_apart():
+    entries = [("ppl", "a", frozenset({1, 2})), ("ppl", "b", frozenset({1, 3})), ("ppl", "random", frozenset({5, 6})),
+               ("margin", "a", frozenset({1, 2})), ("margin", "b", frozenset({7, 8})), ("margin", "random", frozenset({1, 2}))]
+    out = A.jaccard_matrix(entries, frozenset({"random"}))
+    assert out["within_objective"] == pytest.approx((1 / 3 + 0.0) / 2)  # ppl a-b, margin a-b
+    assert out["across_objectives"] == pytest.approx((0.0 + 1 / 3) / 2)  # ppl a-margin b, ppl b-margin a
+    # baselines with a searcher: within ppl 0, 0; within margin 1, 0; across: random(ppl) vs margin a, b and
+    # random(margin) vs ppl a, b
+    assert out["baseline_within_objective"] == pytest.approx((0 + 0 + 1 + 0) / 4)
+    assert out["baseline_across_objectives"] == pytest.approx((0 + 0 + 1 + 1 / 3) / 4)
+
+
+def test_the_cost_table_shows_memo_served_candidates_apart():
+    rows = [{"model": "m", "k": 2, "objective": "ppl", "searcher": s, "baseline": False, "seed": 0, "removed": [1, 2],
+             "value": 1.0, "acc_avg": None, "ppl_avg": None, "seconds": 1.0, "evaluations": e, "cached_from_memo": c,
+             "block_forwards": 10, "metrics": {}} for s, e, c in [("greedy", 11, 0), ("beam", 4, 7)]]
+    cost = {c["searcher"]: c for c in A.cost_table(rows, "m", 2)}
+    assert (cost["beam"]["evaluations"], cost["beam"]["served_by_memo"], cost["beam"]["candidates"]) == (4, 7, 11)
+    assert cost["greedy"]["candidates"] == 11
