@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import re
 import sys
+import types
+import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -109,9 +111,15 @@ class StudyConfig:
         return asdict(self)
 
 
-_TOP = {"name": str, "models": list, "objectives": list, "searchers": list, "baselines": list, "k": list,
-        "seeds": list, "protect": list, "data_dir": str, "device": str, "batch_size": int, "calibration": dict,
-        "options": dict, "evaluation": dict, "executor": dict}
+def _container(hint) -> type:
+    """The JSON/TOML type a field annotation asks for at the top level: list[int] -> list, str | None -> str."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+#: The study file's top-level keys and their types: StudyConfig's fields, the one declaration.
+_TOP = {name: _container(hint) for name, hint in typing.get_type_hints(StudyConfig).items()}
 _CALIBRATION = {"source": str, "samples": int, "seq_len": int}
 _EVALUATION = {"tasks": list, "limit": int, "windows": int, "seq_len": int}
 _EXECUTOR = {"kind": str, "workers": int, "address": str}
