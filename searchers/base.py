@@ -134,6 +134,9 @@ class Searcher(ABC):
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "defaults" in cls.__dict__:
+            raise TypeError(f"searcher {cls.__name__}: declare its options in `params` (default and domain), "
+                            f"not `defaults`")
         cls.defaults = {key: o.default for key, o in cls.params.items()}
 
     @classmethod
