@@ -20,7 +20,7 @@ from ..pipeline.loop import Speedups
 from ..pipeline.prune import FLAGS, PruneConfig, where
 from ..searchers import SEARCHERS, searcher_class
 from ..searchers.simple import OneShot
-from .common import DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, check_data_dir, app, signals_handled, stderr, stdout
+from .common import DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, app, check_data_dir, signals_handled, stderr, stdout
 
 
 def _search_listener(progress):
@@ -106,7 +106,8 @@ def prune_cmd(
     is marked stopped and `--resume` continues it. Values are checked against PruneConfig's declared
     types and minimums and the searcher's declared option domains."""
     from ..pipeline.loop import SearchStopped
-    from ..pipeline.prune import resume as resume_run, start
+    from ..pipeline.prune import resume as resume_run
+    from ..pipeline.prune import start
 
     if cache_mem is not None and not (math.isfinite(cache_mem) and cache_mem >= 0):
         raise UserError(f"--cache-mem {cache_mem!r} should be a finite number of GiB ≥ 0")

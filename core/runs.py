@@ -23,7 +23,7 @@ import re
 import signal
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -122,10 +122,8 @@ def append_line(path: Path, line: str) -> None:
         os.fsync(fd)
     except OSError as exc:
         if size is not None:
-            try:
+            with suppress(OSError):  # nothing more can be done; the reader ignores a torn last line
                 os.ftruncate(fd, size)
-            except OSError:
-                pass  # nothing more can be done; the reader ignores a torn last line
         raise _write_failed(path, exc) from None
     finally:
         os.close(fd)

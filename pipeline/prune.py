@@ -7,7 +7,6 @@ rebuilds everything from a run's `run.json` and continues from its events.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import platform
 import shutil

@@ -15,11 +15,10 @@ evaluated (ties: the earlier one).
 from __future__ import annotations
 
 import math
+from itertools import combinations
 
 import numpy as np
 from scipy.stats import norm
-
-from itertools import combinations
 
 from .base import Searcher, argmin, count, positive
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Callable
 
 from ..core.errors import UserError
-from ..core.runs import Run, append_line, complete_lines, write_json_atomic
 from ..core.events import Benchmarked
+from ..core.runs import Run, append_line, complete_lines, write_json_atomic
 from ..pipeline.prune import PruneConfig, benchmarked, check_seq_len, resolve_protected, resume, start, validate
 from ..searchers import Space
 from .config import StudyConfig

@@ -195,6 +195,12 @@ def _digest(directory: Path) -> dict:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+def _rewrite(run: Path, config: dict, keep_result: bool) -> None:
+    if not keep_result:
+        (run / "result.json").unlink()
+    (run / "run.json").write_text(json.dumps(config))
+
+
 def _run_variant(runs: Path, source: Path, name: str, edit) -> None:
     target = runs / name
     shutil.copytree(source, target)
@@ -236,8 +242,7 @@ def workspace(tmp_path_factory) -> Path:
     }
     for name, change in variants.items():
         keep = name in ("corrupt-free", "no-model", "objective-type")
-        _run_variant(runs, run.path, name, lambda d, change=change, keep=keep: (keep or (d / "result.json").unlink()) and None
-                     or (d / "run.json").write_text(json.dumps(change(finished))))
+        _run_variant(runs, run.path, name, lambda d, change=change, keep=keep: _rewrite(d, change(finished), keep))
     _run_variant(runs, run.path, "nan-run", lambda d: (d / "run.json").write_text(
         (d / "run.json").read_text().replace('"k": 2', '"k": NaN', 1)))
     candidate = '{"type": "candidate", "v": 2, "n": 1, "removed": [1], "value": %s, "seconds": 0.1}\n'
