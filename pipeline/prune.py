@@ -102,6 +102,8 @@ class PruneConfig:
     def calibration(self, device: str) -> tuple[str, int, int]:
         """(source, samples, seq_len): the configured ones, else the defaults for the device."""
         table = GPU_CALIBRATION if device.startswith("cuda") else CPU_CALIBRATION
+        if self.calib and self.calib_samples and self.calib_seq_len:
+            return self.calib, self.calib_samples, self.calib_seq_len
         if self.objective not in table:
             raise UserError(f"objective {self.objective!r} has no default calibration (a missing entry of "
                             f"{'GPU' if table is GPU_CALIBRATION else 'CPU'}_CALIBRATION); give --calib, "

@@ -343,3 +343,14 @@ def test_a_stored_setting_the_model_refuses_is_one_line_and_records_no_candidate
 
     assert candidates((run / "events.jsonl").read_text()) == candidates(ORIGINAL_EVENTS[0])
     tally["bad inputs"] += 1
+
+
+def test_every_registered_objective_has_default_calibrations_and_a_missing_one_is_an_error():
+    from depthprune.core.errors import UserError
+    from depthprune.objectives import OBJECTIVES
+    from depthprune.pipeline.prune import CPU_CALIBRATION, GPU_CALIBRATION
+
+    assert set(OBJECTIVES) == set(CPU_CALIBRATION) == set(GPU_CALIBRATION)
+    with pytest.raises(UserError, match="'new' has no default calibration"):
+        PruneConfig(objective="new").calibration("cpu")
+    assert PruneConfig(objective="new", calib="demo", calib_samples=2, calib_seq_len=32).calibration("cpu") == ("demo", 2, 32)
