@@ -4,7 +4,8 @@ Sources (`--calib`): `demo` (the built-in pack's calibration half), a local `.tx
 (questions: {"question", "choices", "label"}) file, `lambada` (text; needs --data-dir), and for
 questions `commonsense` — the training splits of the Commonsense-170k task mix found in --data-dir
 (ARC-Easy/Challenge, OpenBookQA, Social IQa, WinoGrande, BoolQ questions; PIQA and HellaSwag train
-are not in the offline folder) — or one of them by name. Every source records an id, so a run can
+are not in the offline folder) or, without --data-dir, the full mixture from the hub
+(`zwhe99/commonsense_170k`) — or one part by name. `c4` draws random windows (core/c4.py). Every source records an id, so a run can
 name exactly which items it used and detect overlap with evaluation data.
 """
 
@@ -40,8 +41,6 @@ def calibration_text(source: str, data_dir: Path | None) -> tuple[str, str]:
     """(text, source id) for token-level objectives."""
     if source == "demo":
         return read_text(_builtin("calib.txt"), "built-in data"), "demo:calib.txt"
-    if source == "c4":
-        return _c4_train(), "hub:allenai/c4:en/c4-train.00000-of-01024"
     if source == "lambada":
         path = _need(data_dir, source) / "lambada_openai" / "lambada_test.jsonl"
         return _lambada(data_dir), f"file:{path.resolve()}"
@@ -51,17 +50,15 @@ def calibration_text(source: str, data_dir: Path | None) -> tuple[str, str]:
     raise UserError(f"unknown text calibration source {source!r} (from --calib); use demo, c4, lambada or a .txt file")
 
 
-def _c4_train(documents: int = 3000) -> str:
-    """The first `documents` documents of C4's first English training shard, joined by blank lines
-    (GPTQ-style calibration text; training data, so disjoint from the C4 validation evaluation)."""
-    try:
-        from datasets import load_dataset
+def calibration_token_windows(source: str, tokenizer, n_windows: int, seq_len: int,
+                              seed: int) -> tuple[list[list[int]], str] | None:
+    """(token windows, source id) for sources drawn as random windows (`c4`, see core/c4.py); None for
+    sources that are one text cut into consecutive windows (`calibration_text`)."""
+    if source != "c4":
+        return None
+    from .c4 import REPO, TRAIN_SHARD, calibration_windows
 
-        rows = load_dataset("allenai/c4", data_files={"train": "en/c4-train.00000-of-01024.json.gz"}, split="train")
-    except Exception as exc:
-        raise UserError(f"calibration source 'c4' (from --calib): cannot load allenai/c4 from the hub "
-                        f"({type(exc).__name__}); use --calib demo, lambada or a .txt file") from None
-    return "\n\n".join(rows[:documents]["text"])
+    return calibration_windows(tokenizer, n_windows, seq_len, seed), f"hub:{REPO}:{TRAIN_SHARD}:random-windows:seed={seed}"
 
 
 def _need(data_dir: Path | None, source: str) -> Path:
@@ -131,6 +128,41 @@ def _boolq_train(data_dir: Path) -> list[Question]:
     return out
 
 
+COMMONSENSE_170K = "zwhe99/commonsense_170k"  # LLM-Adapters' commonsense_170k.json on the hub (train split)
+_CHOICE_TASKS = {"Answer": "mc", "Solution": "piqa", "Ending": "hellaswag", "Option": "winogrande"}
+
+
+def commonsense_170k_question(row: dict, index: int) -> Question:
+    """One LLM-Adapters instruction row as a neutral question: the stem after "Please ...: ", the
+    choices marked `Answer1:`/`Solution1:`/`Ending1:`/`Option1:` (WinoGrande fillers), the gold from
+    `answer` (`answer2` -> 1); BoolQ rows ("true/false") get the choices ("True", "False")."""
+    parts = row["instruction"].split("\n\n")
+    stem = re.sub(r"^Please [^:]*: ", "", parts[0]).strip()
+    answer = row["answer"].strip().lower()
+    if answer in ("true", "false"):
+        return Question(f"cs170k-{index}", "boolq", stem.rstrip("?"), ("True", "False"), 0 if answer == "true" else 1)
+    pieces = re.split(r"\s*\b(Answer|Solution|Ending|Option)(\d+): ", parts[1])
+    choices = tuple(p.strip() for p in pieces[3::3])
+    gold = int(re.sub(r"\D", "", answer)) - 1
+    if not pieces[1:] or not 0 <= gold < len(choices):
+        raise ValueError(f"answer {row['answer']!r} not among {len(choices)} choices")
+    return Question(f"cs170k-{index}", _CHOICE_TASKS[pieces[1]], stem, choices, gold)
+
+
+def _commonsense_170k(source: str) -> list[Question]:
+    from .hub import hub_dataset
+
+    rows = hub_dataset(COMMONSENSE_170K, None, "train", task=source, source="--calib")
+    out = []
+    for i, row in enumerate(rows):
+        try:
+            out.append(commonsense_170k_question(row, i))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UserError(f"hub dataset {COMMONSENSE_170K}: row {i} is not an LLM-Adapters question ({exc}) "
+                            f"(from --calib {source})") from None
+    return out
+
+
 def _demo_questions() -> list[Question]:
     rows = read_jsonl(_builtin("mc.jsonl"), "built-in data", ("id", "question", "choices", "label", "split"))
     return [Question(r["id"], "demo", r["question"], tuple(r["choices"]), r["label"]) for r in rows if r["split"] == "calib"]
@@ -165,10 +197,11 @@ def calibration_questions(source: str, data_dir: Path | None, n: int | None, see
         pool, sid, shuffle = _demo_questions(), "demo:mc.jsonl[calib]", False
     elif source in COMMONSENSE_PARTS:
         pool, sid, shuffle = COMMONSENSE_PARTS[source](_need(data_dir, source)), source, False
-    elif source == "commonsense":
-        d = _need(data_dir, source)
-        pool = [q for part in COMMONSENSE_PARTS.values() for q in part(d)]
+    elif source == "commonsense" and data_dir is not None:
+        pool = [q for part in COMMONSENSE_PARTS.values() for q in part(data_dir)]
         sid, shuffle = "commonsense:" + "+".join(COMMONSENSE_PARTS), True
+    elif source == "commonsense":  # without --data-dir: the whole Commonsense-170k mixture from the hub
+        pool, sid, shuffle = _commonsense_170k(source), f"hub:{COMMONSENSE_170K}", True
     elif source.endswith(".jsonl"):
         pool, sid, shuffle = _file_questions(Path(source)), f"file:{Path(source).resolve()}", False
     else:

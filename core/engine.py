@@ -10,6 +10,10 @@ blocks (tests/test_families.py proves it per family).
 * `Engine.skipping(removed)` swaps removed blocks for pass-throughs inside the model's own forward,
   for one-off evaluation of a single removal set.
 
+Several devices (accelerate's `device_map`, offload hooks included): the captured inputs of each block
+are moved once to that block's execution device, and the hidden state is moved to each block's device
+before the block runs (so a prefix-cache state entering block j is stored where block j runs).
+
 Both end in `Engine.head_logprobs`, which applies the final norm and the LM head (with the family's
 logit soft-capping) only at the positions a loss needs, in fp32.
 """
@@ -54,6 +58,32 @@ def _hidden_of(output):
     return output[0] if isinstance(output, tuple) else output
 
 
+def execution_device(module: nn.Module) -> torch.device:
+    """Where `module` computes: accelerate's hook device when it has one (offloaded weights live on
+    `meta` or `cpu` between calls), else the device of its first parameter or buffer."""
+    hook = getattr(module, "_hf_hook", None)
+    device = getattr(hook, "execution_device", None)
+    if device is not None:
+        return torch.device(device if not isinstance(device, int) else f"cuda:{device}")
+    for tensor in list(module.parameters())[:1] + list(module.buffers())[:1]:
+        if tensor.device.type != "meta":
+            return tensor.device
+    return torch.device("cpu")
+
+
+def to_device(value, device: torch.device):
+    """Tensors inside tuples, lists and dicts moved to `device` (other values unchanged)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, tuple):
+        return tuple(to_device(v, device) for v in value)
+    if isinstance(value, list):
+        return [to_device(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    return value
+
+
 class Engine:
     """Runs a loaded causal LM block by block. Indices are original 0-based block indices."""
 
@@ -65,7 +95,8 @@ class Engine:
         self.final = [m for m in (get_path(model, p) for p in self.family.final) if m is not None]
         self.lm_head = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
-        self.device = next(model.parameters()).device
+        self.device = execution_device(model.get_input_embeddings())
+        self.block_devices = [execution_device(b) for b in self.blocks]
         self.block_forwards = 0  # block applications to a batch
         self.block_tokens = 0  # token positions those applications computed: the machine-independent cost
 
@@ -112,7 +143,9 @@ class Engine:
         finally:
             for h in handles:
                 h.remove()
-        return BlockInputs(first[0], args, kwargs)
+        args = [to_device(a, d) for a, d in zip(args, self.block_devices)]
+        kwargs = [to_device(k, d) for k, d in zip(kwargs, self.block_devices)]
+        return BlockInputs(first[0].to(self.block_devices[0]), args, kwargs)
 
     def run_blocks(
         self,
@@ -131,13 +164,14 @@ class Engine:
         h = inputs.hidden if hidden is None else hidden
         with torch.set_grad_enabled(gates is not None and gates.requires_grad):
             for i in range(start, self.n_blocks):
+                h = h.to(self.block_devices[i])
                 if record is not None:
                     record(i, h)
                 if i in removed:
                     continue
                 self._count(1, h)
                 out = _hidden_of(self.blocks[i](h, *inputs.args[i], **inputs.kwargs[i]))
-                h = out if gates is None else h + gates[i].to(out.dtype) * (out - h)
+                h = out if gates is None else h + gates[i].to(out.device, out.dtype) * (out - h)
         return h
 
     def per_block_states(self, inputs: BlockInputs) -> list[torch.Tensor]:

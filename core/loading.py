@@ -1,7 +1,11 @@
 """Model specs to loaded models: `demo`, `tiny:<family>`, a `.gguf` file, a local HF directory, a hub id.
 
-dtype: bf16 on GPU, fp32 on CPU (losses are always computed in fp32). Several GPUs: accelerate's
-`device_map="auto"` spreads the blocks; the engine follows each block's device.
+dtype: bf16 on GPU, fp32 on CPU unless `dtype` (`--dtype bfloat16|float16|float32`) says otherwise;
+losses are always computed in fp32. Several devices: `device_map` (`--device-map auto`, or an explicit
+map of module names to `cuda:N`/`cpu`/`disk`, accelerate's format) places the modules and installs
+accelerate's hooks (offloaded weights load per forward); without it, several GPUs get `auto`. The
+engine follows each block's device. Hub models: `revision` pins a branch, tag or commit; the
+recorded revision is always the resolved commit hash.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class LoadedModel:
     family: Family
     revision: str | None = None
     notes: list[str] = field(default_factory=list)
+    device_map: dict | None = None  # accelerate's module -> device placement, when the model is dispatched
 
     @property
     def n_blocks(self) -> int:
@@ -50,7 +55,9 @@ class LoadedModel:
 
     @property
     def device(self) -> str:
-        return str(next(self.model.parameters()).device)
+        from .engine import execution_device
+
+        return str(execution_device(self.model.get_input_embeddings()))
 
 
 def default_device() -> str:
@@ -59,6 +66,54 @@ def default_device() -> str:
 
 def default_dtype(device: str) -> torch.dtype:
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
+
+
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+def parse_dtype(name: str | None, source: str = "--dtype") -> torch.dtype | None:
+    """`bfloat16`/`bf16`, `float16`/`fp16`, `float32`/`fp32` -> the torch dtype; None stays None (device default)."""
+    if name is None:
+        return None
+    key = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}.get(name, name)
+    if key not in DTYPES:
+        raise UserError(f"unknown dtype {name!r} (from {source}); use bfloat16, float16 or float32")
+    return DTYPES[key]
+
+
+def parse_device_map(text: str | None, source: str = "--device-map") -> str | dict | None:
+    """`auto`, a JSON object {module name: device} or a .json file holding one; devices are
+    `cpu`, `disk`, `cuda`, `cuda:N` or a GPU number."""
+    if text is None or text == "auto":
+        return text
+    raw = Path(text).read_text() if text.endswith(".json") and Path(text).is_file() else text
+    try:
+        mapping = json.loads(raw)
+    except json.JSONDecodeError:
+        raise UserError(f"device map {text!r} (from {source}) is neither 'auto', a JSON object nor a .json file") from None
+    if not isinstance(mapping, dict) or not mapping:
+        raise UserError(f"device map {text!r} (from {source}) must be a non-empty JSON object {{module: device}}")
+    for module, device in mapping.items():
+        ok = isinstance(device, int) and not isinstance(device, bool) and device >= 0 or \
+            isinstance(device, str) and (device in ("cpu", "disk", "cuda") or device.startswith("cuda:"))
+        if not ok:
+            raise UserError(f"device map (from {source}): module {module!r} has device {device!r}; "
+                            f"use cpu, disk, cuda, cuda:N or a GPU number")
+    return mapping
+
+
+def _dispatch(model: torch.nn.Module, device_map: str | dict, dtype: torch.dtype) -> torch.nn.Module:
+    """accelerate's `dispatch_model` for a model built in memory (tiny:), offloading `disk` entries
+    to a temporary folder; `auto` is accelerate's own placement over the visible devices."""
+    from accelerate import dispatch_model, infer_auto_device_map
+
+    if device_map == "auto":
+        device_map = infer_auto_device_map(model, dtype=dtype)
+    folder = tempfile.mkdtemp(prefix="depthprune-offload-") if "disk" in device_map.values() else None
+    try:
+        return dispatch_model(model, device_map=device_map, offload_dir=folder)
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise UserError(f"device map (from --device-map) does not fit this model: {str(exc).splitlines()[0]}") from None
 
 
 def cache_dir() -> Path:
@@ -174,9 +229,14 @@ def resolve_spec(spec: str) -> tuple[str, str | None, list[str]]:
     return spec, None, []
 
 
-def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | None = None,
-               trust_remote_code: bool = False, revision: str | None = None) -> LoadedModel:
+def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str | None = None,
+               trust_remote_code: bool = False, revision: str | None = None,
+               device_map: str | dict | None = None) -> LoadedModel:
     """Load `spec` for evaluation (eval mode, no grad needed)."""
+    if isinstance(dtype, str):
+        dtype = parse_dtype(dtype)
+    if isinstance(device_map, str) and device_map != "auto":
+        device_map = parse_device_map(device_map)
     device = device or default_device()
     try:
         kind = torch.device(device).type
@@ -187,8 +247,12 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
     dtype = dtype or default_dtype(device)
     if spec.startswith("tiny:"):
         model, tokenizer = build_tiny(spec)
-        return LoadedModel(model.to(device=device, dtype=dtype), tokenizer, spec, spec, family_of(model.config),
-                           notes=["tiny: random weights, for tests and smoke runs only"])
+        model = model.to(device=device, dtype=dtype)
+        if device_map is not None:
+            model = _dispatch(model, device_map, dtype)
+        return LoadedModel(model, tokenizer, spec, spec, family_of(model.config),
+                           notes=["tiny: random weights, for tests and smoke runs only"],
+                           device_map=getattr(model, "hf_device_map", None))
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -202,17 +266,30 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
             raise UserError(f"model {spec!r} (from --model) needs custom code; pass --trust-remote-code if you trust it") from None
         raise UserError(f"cannot read the config of model {spec!r} (from --model): {str(exc).splitlines()[0]}") from None
     except OSError as exc:
-        where = "the local directory is unreadable" if local else "not a local directory, and the hub lookup failed"
-        raise UserError(f"cannot load model {spec!r} (from --model): {where} ({str(exc).splitlines()[0]})") from None
+        if local:
+            raise UserError(f"cannot load model {spec!r} (from --model): the local directory is unreadable "
+                            f"({str(exc).splitlines()[0]})") from None
+        from .hub import _advice
+
+        raise UserError(f"cannot load model {spec!r} (from --model"
+                        f"{', --revision ' + revision if revision else ''}): not a local directory, and "
+                        f"{_advice(exc, spec)}") from None
     _check_causal(config, spec)
-    if local and device == "cpu":
+    if local and device == "cpu" and device_map is None:
         _check_fits(Path(source), spec, dtype)
-    multi_gpu = device.startswith("cuda") and torch.cuda.device_count() > 1 and device == "cuda"
-    model = AutoModelForCausalLM.from_pretrained(
-        source, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code,
-        device_map="auto" if multi_gpu else None, use_safetensors=None,
-    )
-    if not multi_gpu:
+    if device_map is None and device == "cuda" and torch.cuda.device_count() > 1:
+        device_map = "auto"
+    offload = tempfile.mkdtemp(prefix="depthprune-offload-") if isinstance(device_map, dict) and "disk" in device_map.values() else None
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            source, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code,
+            device_map=device_map, offload_folder=offload, use_safetensors=None,
+        )
+    except (ValueError, KeyError) as exc:
+        if device_map is None:
+            raise
+        raise UserError(f"device map (from --device-map) does not fit model {spec!r}: {str(exc).splitlines()[0]}") from None
+    if device_map is None:
         model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
@@ -221,8 +298,14 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
                             f"set pad_token in its tokenizer_config.json")
         tokenizer.pad_token = tokenizer.eos_token
         notes.append("tokenizer has no pad token: using its EOS token for padding (masked out)")
-    commit = local_fingerprint(Path(source)) if local else (revision or getattr(config, "_commit_hash", None))
-    return LoadedModel(model.eval(), tokenizer, spec, source, family_of(model.config), commit, notes)
+    if local:
+        commit = local_fingerprint(Path(source))
+    else:
+        from .hub import model_commit
+
+        commit = model_commit(source, revision)
+    return LoadedModel(model.eval(), tokenizer, spec, source, family_of(model.config), commit, notes,
+                       getattr(model, "hf_device_map", None))
 
 
 def local_fingerprint(path: Path) -> str:

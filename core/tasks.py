@@ -63,13 +63,9 @@ def _data_file(data_dir: Path | None, relative: str) -> Path | None:
 
 def _hub(path: str, name: str | None, split: str, task: str):
     """A hub split through `datasets` (lm-eval's dataset ids); a UserError when unreachable."""
-    try:
-        from datasets import load_dataset
+    from .hub import hub_dataset
 
-        return load_dataset(path, name, split=split)
-    except Exception as exc:  # any failure to fetch: offline, missing, renamed
-        raise UserError(f"task {task!r}: cannot load {path}{'/' + name if name else ''} from the hub "
-                        f"({type(exc).__name__}); pass --data-dir with the official files") from None
+    return hub_dataset(path, name, split, task=task)
 
 
 def _builtin(name: str) -> Path:
@@ -108,12 +104,9 @@ def _c4(data_dir):
         with gzip.open(path, "rt", encoding="utf-8") as f:
             docs = [json.loads(line)["text"] for _, line in zip(range(1100), f)]
     else:
-        try:
-            from datasets import load_dataset
+        from .c4 import VALIDATION_SHARD, shard_texts
 
-            docs = load_dataset("allenai/c4", data_files={"validation": f"en/{shard}"}, split="validation")[:1100]["text"]
-        except Exception as exc:
-            raise UserError(f"task 'c4': cannot load allenai/c4 from the hub ({type(exc).__name__}); pass --data-dir") from None
+        docs = shard_texts(VALIDATION_SHARD, what="task 'c4'", source="--tasks")[:1100]
     return " ".join(docs)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core.calibration import calibration_questions, calibration_text
+from ..core.calibration import calibration_questions, calibration_text, calibration_token_windows
 from ..core.engine import Engine
 from ..core.errors import UserError
 from ..core.loading import LoadedModel
@@ -36,6 +36,10 @@ def build_objective(name: str, lm: LoadedModel, *, calib: str = "demo", data_dir
     cls = objective_class(name)
     engine = engine or Engine(lm.model, lm.family)
     if name in TEXT_OBJECTIVES:
+        drawn = calibration_token_windows(calib, lm.tokenizer, samples or 64, seq_len, seed)
+        if drawn is not None:
+            return cls(engine, lm.tokenizer, None, drawn[1], seq_len=seq_len, batch_size=batch_size,
+                       token_windows=drawn[0], **options)
         text, source = calibration_text(calib, data_dir)
         return cls(engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples,
                                 batch_size=batch_size, **options)
