@@ -21,7 +21,7 @@ import torch
 
 from .core.calibration import overlapping_tasks
 from .core.errors import UserError
-from .core.loading import LoadedModel, load_model
+from .core.loading import LoadedModel, load_model, parse_device_map, parse_dtype
 from .core.runs import Run, check_writable
 from .core.scoring import halving_on_oom
 from .core.evaluate import evaluate
@@ -58,6 +58,8 @@ class PruneConfig:
     device: str | None = None
     trust_remote_code: bool = False
     revision: str | None = None  # pinned on resume: the revision the run started with
+    dtype: str | None = None  # bfloat16 | float16 | float32; None: the device's default (bf16 on GPU)
+    device_map: str | None = None  # "auto", or a JSON object / .json file of accelerate's module -> device map
     speed: dict = field(default_factory=dict)  # Speedups switches: prefix_cache, early_abort, shared_context, memo, cache_bytes
     eval_tasks: list[str] = field(default_factory=list)  # benchmarks scored on the result after the search
     eval_limit: int | None = None
@@ -141,7 +143,8 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None):
     objective_class(config.objective)
     config.speedups()
     lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code,
-                          revision=config.revision)
+                          revision=config.revision, dtype=parse_dtype(config.dtype, "dtype of the run"),
+                          device_map=parse_device_map(config.device_map, "device_map of the run"))
     space = Space(lm.n_blocks, config.k, resolve_protected(config.protect, lm.n_blocks))
     data_dir = Path(config.data_dir) if config.data_dir else None
     source, samples, seq_len = config.calibration(lm.device)
@@ -175,6 +178,7 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None):
         "calibration": {"source": source, "samples": samples, "seq_len": seq_len},
         "dtype": lm.dtype,
         "device": lm.device,
+        "device_map": lm.device_map,
         "seed": config.seed,
         "versions": _versions(),
         "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -190,10 +194,15 @@ def record_evaluation(run: Run, lm: LoadedModel, removed, tasks: list[str], *, l
     report = evaluate(lm, tasks, sorted(removed), limit=limit, seq_len=seq_len,
                       data_dir=Path(data_dir) if data_dir else None, batch_size=batch_size, progress=progress)
     event = append_evaluated(run, report["removed"], report["tasks"], limit=limit, seq_len=seq_len,
-                             seconds=report["seconds"])
+                             seconds=report["seconds"], model=model_settings(lm))
     if listener:
         listener(event)
     return report
+
+
+def model_settings(lm: LoadedModel) -> dict:
+    """How a model ran, recorded next to every score it produced."""
+    return {"dtype": lm.dtype, "device": lm.device, "device_map": lm.device_map, "revision": lm.revision}
 
 
 def append_evaluated(run: Run, removed, tasks: dict, *, limit: int | None, seq_len: int, seconds: float,

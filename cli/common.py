@@ -22,6 +22,9 @@ ModelOpt = typer.Option("demo", "--model", "-m", help="demo | tiny:<family> | lo
 DataDirOpt = typer.Option(None, "--data-dir", help="folder with the official benchmark files (layout of shared/data)")
 DeviceOpt = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda if available)")
 TrustOpt = typer.Option(False, "--trust-remote-code", help="allow model repositories to run their own code")
+DtypeOpt = typer.Option(None, "--dtype", help="bfloat16 | float16 | float32 (default: bfloat16 on GPU, float32 on CPU)")
+DeviceMapOpt = typer.Option(None, "--device-map", help="auto | JSON {module: cuda:N|cpu|disk} | file.json (accelerate)")
+RevisionOpt = typer.Option(None, "--revision", help="hub model: branch, tag or commit to load (recorded as its commit)")
 
 
 @contextmanager
@@ -38,11 +41,14 @@ def progress_bars():
         yield update
 
 
-def load_model_with_status(model: str, device: str | None, trust_remote_code: bool):
-    from ..core.loading import load_model
+def load_model_with_status(model: str, device: str | None, trust_remote_code: bool, *, dtype: str | None = None,
+                           device_map: str | None = None, revision: str | None = None):
+    from ..core.loading import load_model, parse_device_map, parse_dtype
 
+    dtype_, map_ = parse_dtype(dtype), parse_device_map(device_map)
     with stderr.status(f"loading {model} ..."):
-        return load_model(model, device=device, trust_remote_code=trust_remote_code)
+        return load_model(model, device=device, trust_remote_code=trust_remote_code, dtype=dtype_,
+                          device_map=map_, revision=revision)
 
 
 def finished_run(ref: str, runs_dir: Path, source: str):

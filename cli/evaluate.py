@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list
-from .common import DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, check_data_dir, finished_run, load_model_with_status, app, progress_bars, stdout
+from .common import DataDirOpt, DeviceMapOpt, DeviceOpt, DtypeOpt, ModelOpt, RevisionOpt, TrustOpt, check_data_dir, finished_run, load_model_with_status, app, progress_bars, stdout
 
 
 @app.command("eval")
@@ -24,6 +24,9 @@ def eval_cmd(
     data_dir: Optional[Path] = DataDirOpt,
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     device: Optional[str] = DeviceOpt,
+    dtype: Optional[str] = DtypeOpt,
+    device_map: Optional[str] = DeviceMapOpt,
+    revision: Optional[str] = RevisionOpt,
     trust_remote_code: bool = TrustOpt,
     run: Optional[str] = typer.Option(None, "--run", help="evaluate what a finished run found (id, directory or 'latest')"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
@@ -47,7 +50,10 @@ def eval_cmd(
         get_task(name)
     removed_raw = parse_indices(remove, "--remove")
     data_dir = check_data_dir(data_dir)
-    lm = load_model_with_status(model, device, trust_remote_code)
+    if source_run is not None:  # the run's own model revision and dtype unless given
+        revision = revision or source_run.config.get("revision")
+        dtype = dtype or source_run.config.get("dtype")
+    lm = load_model_with_status(model, device, trust_remote_code, dtype=dtype, device_map=device_map, revision=revision)
     removed = validate_removed(removed_raw, lm.n_blocks)
     with progress_bars() as progress:
         if source_run is None:

@@ -10,7 +10,7 @@ import typer
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices
-from .common import DeviceOpt, ModelOpt, TrustOpt, finished_run, load_model_with_status, app, stderr
+from .common import DeviceMapOpt, DeviceOpt, DtypeOpt, ModelOpt, RevisionOpt, TrustOpt, finished_run, load_model_with_status, app, stderr
 from .runs import RunsDirOpt
 
 
@@ -22,6 +22,9 @@ def export_cmd(
     remove: str = typer.Option("", "--remove", "-r", help="without RUN: blocks to remove, original 0-based indices"),
     runs_dir: Path = RunsDirOpt,
     device: Optional[str] = DeviceOpt,
+    dtype: Optional[str] = DtypeOpt,
+    device_map: Optional[str] = DeviceMapOpt,
+    revision: Optional[str] = RevisionOpt,
     trust_remote_code: bool = TrustOpt,
 ):
     """Write the pruned model as a stock Hugging Face checkpoint (safetensors) and verify it reloads."""
@@ -33,13 +36,14 @@ def export_cmd(
         removed = parse_indices(removed_text, "RUN")
         trust_remote_code = r.config["config"].get("trust_remote_code", False)
         provenance = {"run": r.id, "run_config": r.config, "objective_value": r.result()["value"]}
+        revision = revision or r.config.get("revision")
     else:
         removed = parse_indices(remove, "--remove")
         if not removed:
             raise UserError("nothing to remove: give a RUN or --remove")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError(f"output directory {str(out)!r} (from --out) exists and is not empty")
-    lm = load_model_with_status(model, device, trust_remote_code)
+    lm = load_model_with_status(model, device, trust_remote_code, dtype=dtype, device_map=device_map, revision=revision)
     with stderr.status("exporting ..."):
         info = export_pruned(lm, removed, out, provenance)
     print(json.dumps({k: v for k, v in info.items() if k != "run_config"}))

@@ -12,7 +12,7 @@ import typer
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list, parse_options
-from .common import DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, check_data_dir, app, signals_handled, stderr, stdout
+from .common import DataDirOpt, DeviceMapOpt, DeviceOpt, DtypeOpt, ModelOpt, RevisionOpt, TrustOpt, check_data_dir, app, signals_handled, stderr, stdout
 
 
 def _search_listener(progress):
@@ -75,6 +75,9 @@ def prune_cmd(
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", min=1, help="first N items / windows per eval task"),
     eval_seq_len: int = typer.Option(2048, "--eval-seq-len", min=2, help="window and max input length for --eval-tasks"),
     device: Optional[str] = DeviceOpt,
+    dtype: Optional[str] = DtypeOpt,
+    device_map: Optional[str] = DeviceMapOpt,
+    revision: Optional[str] = RevisionOpt,
     trust_remote_code: bool = TrustOpt,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ):
@@ -90,7 +93,8 @@ def prune_cmd(
                  "--k": k != 3, "--seed": seed != 0, "--protect": bool(protect), "--calib": calib is not None,
                  "--calib-samples": calib_samples is not None, "--calib-seq-len": calib_seq_len is not None,
                  "--scorer": scorer is not None, "--budget": budget is not None, "--option": bool(option),
-                 "--eval-tasks": bool(eval_tasks), "--eval-limit": eval_limit is not None, "--eval-seq-len": eval_seq_len != 2048}
+                 "--eval-tasks": bool(eval_tasks), "--eval-limit": eval_limit is not None, "--eval-seq-len": eval_seq_len != 2048,
+                 "--dtype": dtype is not None, "--revision": revision is not None}
         clashing = [flag for flag, set_ in given.items() if set_]
         if clashing:
             raise UserError(f"{clashing[0]} cannot change a run being resumed (from --resume): it continues "
@@ -112,6 +116,7 @@ def prune_cmd(
                     protect=parse_indices(protect, "--protect"), calib=calib, calib_samples=calib_samples,
                     calib_seq_len=calib_seq_len, data_dir=str(check_data_dir(data_dir)) if data_dir else None,
                     batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code,
+                    dtype=dtype, device_map=device_map, revision=revision,
                     speed={"prefix_cache": not no_prefix_cache, "early_abort": not no_early_abort,
                            "shared_context": not no_shared_context, "memo": not no_memo,
                            "cache_bytes": None if cache_mem is None else int(cache_mem * 2**30)},

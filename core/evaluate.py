@@ -133,6 +133,7 @@ def evaluate(lm: LoadedModel, task_names: Sequence[str], removed: Sequence[int] 
         "bos": "tokenizer default (a BOS only where the tokenizer adds one): once per ppl text, per request for multiple choice (lm-eval 0.4.13)",
         "dtype": lm.dtype,
         "device": lm.device,
+        "device_map": lm.device_map,
         "tasks": results,
         "seconds": round(time.perf_counter() - started, 3),
         "notes": lm.notes,

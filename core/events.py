@@ -117,7 +117,9 @@ class Finished(Event):
 @dataclass(frozen=True, kw_only=True)
 class Benchmarked(Event):
     """Held-out benchmark scores of `removed`: task -> metrics as `core.evaluate` reports them.
-    `suite`: the study's evaluation-suite hash when a study appended it."""
+    `suite`: the study's evaluation-suite hash when a study appended it. `model`: how the scored
+    model ran (dtype, device, device_map, revision). `harness`: set when lm-evaluation-harness computed
+    the scores (`eval --harness lm-eval`): its version, task versions, n-shot, limit and configs."""
 
     kind: ClassVar[str] = "benchmarked"
     removed: list[int]
@@ -126,6 +128,8 @@ class Benchmarked(Event):
     seq_len: int = 2048
     seconds: float = 0.0
     suite: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    harness: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

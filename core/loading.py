@@ -247,7 +247,9 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str
     dtype = dtype or default_dtype(device)
     if spec.startswith("tiny:"):
         model, tokenizer = build_tiny(spec)
-        model = model.to(device=device, dtype=dtype)
+        model = model.to(device)
+        for param in model.parameters():  # parameters only: buffers (rotary inv_freq) stay fp32, as from_pretrained keeps them
+            param.data = param.data.to(dtype)
         if device_map is not None:
             model = _dispatch(model, device_map, dtype)
         return LoadedModel(model, tokenizer, spec, spec, family_of(model.config),

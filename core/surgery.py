@@ -127,7 +127,8 @@ def export_pruned(lm, removed: Iterable[int], out_dir: str | Path, provenance: d
         expected = model(ids.to(lm.device)).logits.float().cpu()
         got = reloaded(ids).logits.float()
     diff = float((expected - got).abs().max())
-    if diff > 1e-3 * max(1.0, float(expected.abs().max())):
+    dtype = next(model.parameters()).dtype  # reduced precision: a few units in the last place of the logits
+    if diff > max(1e-3, 4 * torch.finfo(dtype).eps) * max(1.0, float(expected.abs().max())):
         raise RuntimeError(f"exported checkpoint in {out_dir} does not reproduce the pruned model (max |logit diff| {diff})")
     info["verified_max_logit_diff"] = diff
     (Path(out_dir) / "depthprune.json").write_text(json.dumps(info, indent=2) + "\n")
