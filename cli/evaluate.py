@@ -31,6 +31,9 @@ def eval_cmd(
     run: Optional[str] = typer.Option(None, "--run", help="evaluate what a finished run found (id, directory or 'latest')"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    harness: str = typer.Option("builtin", "--harness", help="builtin | lm-eval (lm-evaluation-harness's own tasks and numbers)"),
+    include_path: Optional[Path] = typer.Option(None, "--include-path", help="lm-eval: an extra folder of task YAMLs"),
+    num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", min=0, help="lm-eval: few-shot examples per task"),
 ):
     """Evaluate the dense or pruned model on perplexity and zero-shot multiple-choice tasks."""
     from ..core.evaluate import evaluate
@@ -46,8 +49,13 @@ def eval_cmd(
     task_names = parse_list(tasks)
     if not task_names:
         raise UserError("no task given (from --tasks)")
-    for name in task_names:
-        get_task(name)
+    if harness not in ("builtin", "lm-eval"):
+        raise UserError(f"unknown harness {harness!r} (from --harness); use builtin or lm-eval")
+    if harness == "builtin":
+        if include_path is not None or num_fewshot is not None:
+            raise UserError(f"{'--include-path' if include_path is not None else '--num-fewshot'} needs --harness lm-eval")
+        for name in task_names:
+            get_task(name)
     removed_raw = parse_indices(remove, "--remove")
     data_dir = check_data_dir(data_dir)
     if source_run is not None:  # the run's own model revision and dtype unless given
@@ -55,6 +63,11 @@ def eval_cmd(
         dtype = dtype or source_run.config.get("dtype")
     lm = load_model_with_status(model, device, trust_remote_code, dtype=dtype, device_map=device_map, revision=revision)
     removed = validate_removed(removed_raw, lm.n_blocks)
+    if harness == "lm-eval":
+        from .harness import lm_eval_command
+
+        return lm_eval_command(lm, removed, task_names, source_run, include_path=include_path, num_fewshot=num_fewshot,
+                               limit=limit, batch_size=batch_size, as_json=as_json)
     with progress_bars() as progress:
         if source_run is None:
             report = evaluate(lm, task_names, removed, limit=limit, seq_len=seq_len, data_dir=data_dir,
