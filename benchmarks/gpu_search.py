@@ -34,11 +34,28 @@ from depthprune.objectives.ppl import Perplexity
 from depthprune.pipeline.loop import Speedups, run_search
 from depthprune.searchers import SEARCHERS, Space
 
-LLAMA3_8B = dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                 num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192, rope_theta=500000.0,
-                 rms_norm_eps=1e-5, tie_word_embeddings=False)
-TINY = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=8, num_attention_heads=4, num_key_value_heads=2,
-            vocab_size=512, max_position_embeddings=512, tie_word_embeddings=False)
+LLAMA3_8B = dict(
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    max_position_embeddings=8192,
+    rope_theta=500000.0,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+)
+TINY = dict(
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=8,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    vocab_size=512,
+    max_position_embeddings=512,
+    tie_word_embeddings=False,
+)
 SIZES = {"full": (LLAMA3_8B, 64, 2048, 7, 8), "quick": (LLAMA3_8B, 16, 1024, 7, 8), "tiny": (TINY, 4, 64, 2, 2)}
 
 
@@ -76,7 +93,9 @@ def search_once(objective, name: str, space: Space, speed: Speedups, device: str
         torch.cuda.reset_peak_memory_stats()
     before = (engine.block_forwards, engine.block_tokens)
     with tempfile.TemporaryDirectory() as tmp:
-        run = Run.create(Path(tmp), {"model": "bench", "objective": {"objective": "ppl"}, "searcher": name, "k": space.k})
+        run = Run.create(
+            Path(tmp), {"model": "bench", "objective": {"objective": "ppl"}, "searcher": name, "k": space.k}
+        )
         started = time.perf_counter()
         result = run_search(objective, SEARCHERS[name](space, seed=0), run, speed=speed)
         if device.startswith("cuda"):
@@ -84,10 +103,17 @@ def search_once(objective, name: str, space: Space, speed: Speedups, device: str
         wall = time.perf_counter() - started
         computed = sum(1 for e in run.events() if isinstance(e, Candidate) and not e.cached)
     tokens = sum(len(cont) + 1 for _, cont in objective.pairs)
-    return {"wall_s": wall, "removed": result["removed"], "value": result["value"], "evaluations": computed,
-            "block_forwards": engine.block_forwards - before[0], "block_tokens": engine.block_tokens - before[1],
-            "candidate_tokens_per_s": computed * tokens / wall, "block_tokens_per_s": (engine.block_tokens - before[1]) / wall,
-            "peak_memory_bytes": peak_memory(device)}
+    return {
+        "wall_s": wall,
+        "removed": result["removed"],
+        "value": result["value"],
+        "evaluations": computed,
+        "block_forwards": engine.block_forwards - before[0],
+        "block_tokens": engine.block_tokens - before[1],
+        "candidate_tokens_per_s": computed * tokens / wall,
+        "block_tokens_per_s": (engine.block_tokens - before[1]) / wall,
+        "peak_memory_bytes": peak_memory(device),
+    }
 
 
 def main() -> None:
@@ -113,8 +139,9 @@ def main() -> None:
     class _Tokens:  # the objective only needs a pad id when the windows are given as token ids
         pad_token_id = 0
 
-    objective = Perplexity(engine, _Tokens(), None, "random", seq_len=seq_len, batch_size=batch,
-                           token_windows=token_windows)
+    objective = Perplexity(
+        engine, _Tokens(), None, "random", seq_len=seq_len, batch_size=batch, token_windows=token_windows
+    )
     setup_s = time.perf_counter() - started
     naive = Speedups(prefix_cache=False, early_abort=False, shared_context=False, memo=False)
     fast = Speedups(memo=False, cache_bytes=int(args.cache_gib * 2**30))
@@ -123,14 +150,28 @@ def main() -> None:
     for name in filter(None, args.searchers.split(",")):
         a = search_once(objective, name, space, naive, device)
         b = search_once(objective, name, space, fast, device)
-        rows.append({"workload": f"{name} k={k}", "naive": a, "optimised": b,
-                     "wall_ratio": a["wall_s"] / b["wall_s"], "forward_ratio": a["block_forwards"] / max(1, b["block_forwards"]),
-                     "identical": a["removed"] == b["removed"] and abs(a["value"] - b["value"]) <= 1e-6 * max(1.0, abs(a["value"]))})
-    machine = {"size": "tiny" if args.tiny else "quick" if args.quick else "full", "device": device,
-               "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None, "dtype": str(dtype).replace("torch.", ""),
-               "model": {k_: dims[k_] for k_ in ("hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size")},
-               "calibration": f"{windows} x {seq_len} random tokens, batches of {batch}", "setup_s": round(setup_s, 1),
-               "torch": torch.__version__, "platform": platform.platform()}
+        rows.append(
+            {
+                "workload": f"{name} k={k}",
+                "naive": a,
+                "optimised": b,
+                "wall_ratio": a["wall_s"] / b["wall_s"],
+                "forward_ratio": a["block_forwards"] / max(1, b["block_forwards"]),
+                "identical": a["removed"] == b["removed"]
+                and abs(a["value"] - b["value"]) <= 1e-6 * max(1.0, abs(a["value"])),
+            }
+        )
+    machine = {
+        "size": "tiny" if args.tiny else "quick" if args.quick else "full",
+        "device": device,
+        "gpu": torch.cuda.get_device_name() if device.startswith("cuda") else None,
+        "dtype": str(dtype).replace("torch.", ""),
+        "model": {k_: dims[k_] for k_ in ("hidden_size", "num_hidden_layers", "intermediate_size", "vocab_size")},
+        "calibration": f"{windows} x {seq_len} random tokens, batches of {batch}",
+        "setup_s": round(setup_s, 1),
+        "torch": torch.__version__,
+        "platform": platform.platform(),
+    }
     if args.json:
         print(json.dumps({"machine": machine, "rows": rows}, indent=2))
         return
@@ -140,10 +181,15 @@ def main() -> None:
     for row in rows:
         for mode in ("naive", "optimised"):
             r = row[mode]
-            print(f"| {row['workload']} | {mode} | {r['evaluations']} | {r['block_forwards']} | {r['wall_s']:.1f} | "
-                  f"{r['candidate_tokens_per_s']:.0f} | {r['block_tokens_per_s']:.0f} | {r['peak_memory_bytes'] / 2**30:.2f} |")
-        print(f"| {row['workload']} | naive/optimised | | {row['forward_ratio']:.2f}x | {row['wall_ratio']:.2f}x | | | "
-              f"identical: {row['identical']} |")
+            print(
+                f"| {row['workload']} | {mode} | {r['evaluations']} | {r['block_forwards']} | {r['wall_s']:.1f} | "
+                f"{r['candidate_tokens_per_s']:.0f} | {r['block_tokens_per_s']:.0f} | "
+                f"{r['peak_memory_bytes'] / 2**30:.2f} |"
+            )
+        print(
+            f"| {row['workload']} | naive/optimised | | {row['forward_ratio']:.2f}x | {row['wall_ratio']:.2f}x | | | "
+            f"identical: {row['identical']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def eval_cmd(
     run: Optional[str] = typer.Option(None, "--run", help="evaluate what a finished run found (id, directory or 'latest')"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
-    harness: str = typer.Option("builtin", "--harness", help="builtin | lm-eval (lm-evaluation-harness's own tasks and numbers)"),
+    harness: str = typer.Option("builtin", "--harness",
+                                help="builtin | lm-eval (lm-evaluation-harness's own tasks and numbers)"),
     include_path: Optional[Path] = typer.Option(None, "--include-path", help="lm-eval: an extra folder of task YAMLs"),
     num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", min=0, help="lm-eval: few-shot examples per task"),
 ):
@@ -53,7 +54,8 @@ def eval_cmd(
         raise UserError(f"unknown harness {harness!r} (from --harness); use builtin or lm-eval")
     if harness == "builtin":
         if include_path is not None or num_fewshot is not None:
-            raise UserError(f"{'--include-path' if include_path is not None else '--num-fewshot'} needs --harness lm-eval")
+            flag = "--include-path" if include_path is not None else "--num-fewshot"
+            raise UserError(f"{flag} needs --harness lm-eval")
         for name in task_names:
             get_task(name)
     removed_raw = parse_indices(remove, "--remove")

@@ -49,8 +49,10 @@ def calibration_windows(tokenizer, n_windows: int, seq_len: int, seed: int) -> l
             if len(lengths[i]) > seq_len:
                 break
             if len(lengths) == len(docs) and all(len(v) <= seq_len for v in lengths.values()):
-                raise UserError(f"calibration source 'c4' (from --calib): no document of {TRAIN_SHARD} is longer "
-                                f"than --calib-seq-len {seq_len} tokens")
+                raise UserError(
+                    f"calibration source 'c4' (from --calib): no document of {TRAIN_SHARD} is longer "
+                    f"than --calib-seq-len {seq_len} tokens"
+                )
         ids = lengths[i]
         start = rng.randint(0, len(ids) - seq_len - 1)
         out.append(ids[start : start + seq_len])

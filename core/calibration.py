@@ -5,7 +5,8 @@ Sources (`--calib`): `demo` (the built-in pack's calibration half), a local `.tx
 questions `commonsense` — the training splits of the Commonsense-170k task mix found in --data-dir
 (ARC-Easy/Challenge, OpenBookQA, Social IQa, WinoGrande, BoolQ questions; PIQA and HellaSwag train
 are not in the offline folder) or, without --data-dir, the full mixture from the hub
-(`zwhe99/commonsense_170k`) — or one part by name. `c4` draws random windows (core/c4.py). Every source records an id, so a run can
+(`zwhe99/commonsense_170k`) — or one part by name. `c4` draws random windows
+(core/c4.py). Every source records an id, so a run can
 name exactly which items it used and detect overlap with evaluation data.
 """
 
@@ -58,7 +59,8 @@ def calibration_token_windows(source: str, tokenizer, n_windows: int, seq_len: i
         return None
     from .c4 import REPO, TRAIN_SHARD, calibration_windows
 
-    return calibration_windows(tokenizer, n_windows, seq_len, seed), f"hub:{REPO}:{TRAIN_SHARD}:random-windows:seed={seed}"
+    windows = calibration_windows(tokenizer, n_windows, seq_len, seed)
+    return windows, f"hub:{REPO}:{TRAIN_SHARD}:random-windows:seed={seed}"
 
 
 def _need(data_dir: Path | None, source: str) -> Path:

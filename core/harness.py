@@ -38,8 +38,11 @@ def _with_primary(metrics: dict) -> dict:
     """lm-eval's metrics of one task, plus `primary`: the first metric it reports (`name,filter`,
     not a standard error, not `sample_len`) — what reports show for the task."""
     metrics = {k: v for k, v in metrics.items() if k != "alias"}
-    numbers = [k for k, v in metrics.items() if "," in k and "_stderr" not in k
-               and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    numbers = [
+        k
+        for k, v in metrics.items()
+        if "," in k and "_stderr" not in k and isinstance(v, (int, float)) and not isinstance(v, bool)
+    ]
     return metrics | ({"primary": numbers[0]} if numbers else {})
 
 
@@ -48,7 +51,9 @@ def task_manager(include_path: Path | None):
     try:
         from lm_eval.tasks import TaskManager
     except ImportError:
-        raise UserError(f"--harness lm-eval needs lm-evaluation-harness, which is not installed; run: {INSTALL}") from None
+        raise UserError(
+            f"--harness lm-eval needs lm-evaluation-harness, which is not installed; run: {INSTALL}"
+        ) from None
     if include_path is not None and not include_path.is_dir():
         raise UserError(f"task folder {str(include_path)!r} (from --include-path) not found")
     return TaskManager(include_path=str(include_path) if include_path else None)
@@ -57,13 +62,24 @@ def task_manager(include_path: Path | None):
 def check_tasks(manager, tasks: list[str]) -> None:
     unknown = [t for t in tasks if t not in manager.all_tasks]
     if unknown:
-        raise UserError(f"unknown lm-eval task {unknown[0]!r} (from --tasks); see `lm_eval ls tasks`, or add its YAML "
-                        f"folder with --include-path")
+        raise UserError(
+            f"unknown lm-eval task {unknown[0]!r} (from --tasks); see `lm_eval ls tasks`, or add its YAML "
+            f"folder with --include-path"
+        )
 
 
-def run_lm_eval(lm: LoadedModel, removed: Iterable[int], tasks: list[str], *, include_path: Path | None = None,
-                num_fewshot: int | None = None, limit: int | None = None, batch_size: int = 8, seed: int = 0,
-                log_samples: bool = False) -> dict:
+def run_lm_eval(
+    lm: LoadedModel,
+    removed: Iterable[int],
+    tasks: list[str],
+    *,
+    include_path: Path | None = None,
+    num_fewshot: int | None = None,
+    limit: int | None = None,
+    batch_size: int = 8,
+    seed: int = 0,
+    log_samples: bool = False,
+) -> dict:
     """lm-eval's scores of `lm` without `removed`; the model object is pruned in place."""
     import lm_eval
     from lm_eval.evaluator import simple_evaluate
@@ -79,19 +95,39 @@ def run_lm_eval(lm: LoadedModel, removed: Iterable[int], tasks: list[str], *, in
         remove_blocks(lm.model, removed)
     model = HFLM(pretrained=lm.model, tokenizer=lm.tokenizer, batch_size=batch_size)
     try:
-        out = simple_evaluate(model=model, tasks=tasks, num_fewshot=num_fewshot, limit=limit, task_manager=manager,
-                              log_samples=log_samples, random_seed=seed, numpy_random_seed=seed,
-                              torch_random_seed=seed, fewshot_random_seed=seed)
+        out = simple_evaluate(
+            model=model,
+            tasks=tasks,
+            num_fewshot=num_fewshot,
+            limit=limit,
+            task_manager=manager,
+            log_samples=log_samples,
+            random_seed=seed,
+            numpy_random_seed=seed,
+            torch_random_seed=seed,
+            fewshot_random_seed=seed,
+        )
     except (FileNotFoundError, ConnectionError, ValueError) as exc:  # a task's dataset: offline, missing, bad config
         first = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"lm-eval could not run {', '.join(tasks)} (from --tasks): {type(exc).__name__}: {first}") from None
+        raise UserError(
+            f"lm-eval could not run {', '.join(tasks)} (from --tasks): {type(exc).__name__}: {first}"
+        ) from None
     return {
         "removed": removed,
         "tasks": _finite({name: _with_primary(metrics) for name, metrics in out["results"].items()}),
-        "harness": _finite({"name": "lm-eval", "version": lm_eval.__version__, "task_versions": out.get("versions", {}),
-                            "n_shot": out.get("n-shot", {}), "num_fewshot": num_fewshot, "limit": limit,
-                            "include_path": str(include_path) if include_path else None, "seed": seed,
-                            "groups": sorted(out.get("groups", {}))}),
+        "harness": _finite(
+            {
+                "name": "lm-eval",
+                "version": lm_eval.__version__,
+                "task_versions": out.get("versions", {}),
+                "n_shot": out.get("n-shot", {}),
+                "num_fewshot": num_fewshot,
+                "limit": limit,
+                "include_path": str(include_path) if include_path else None,
+                "seed": seed,
+                "groups": sorted(out.get("groups", {})),
+            }
+        ),
         "samples": out.get("samples") if log_samples else None,
         "seconds": round(time.perf_counter() - started, 3),
     }

@@ -18,7 +18,12 @@ from .errors import UserError
 
 def _advice(exc: BaseException, repo: str) -> str:
     """What went wrong with a hub repository, and what the user can do about it (one line)."""
-    from huggingface_hub.errors import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError, RevisionNotFoundError
+    from huggingface_hub.errors import (
+        GatedRepoError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
     chain, seen = [], exc
     while seen is not None and len(chain) < 8:
@@ -26,22 +31,32 @@ def _advice(exc: BaseException, repo: str) -> str:
         seen = seen.__cause__ or seen.__context__
     text = " ".join(str(e) for e in chain)
     if any(isinstance(e, GatedRepoError) for e in chain) or "gated" in text:
-        return (f"{repo} is a gated repository: accept its terms at https://huggingface.co/{repo} and log in "
-                f"(hf auth login or HF_TOKEN)")
+        return (
+            f"{repo} is a gated repository: accept its terms at https://huggingface.co/{repo} and log in "
+            f"(hf auth login or HF_TOKEN)"
+        )
     if any(isinstance(e, RevisionNotFoundError) for e in chain) or "Revision" in text and "doesn't exist" in text:
         return f"{repo}: that revision does not exist"
-    if any(isinstance(e, (OfflineModeIsEnabled, ConnectionError)) for e in chain) or "offline" in text.lower() \
-            or "not cached" in text or "Couldn't reach" in text or "couldn't find cache" in text.lower():
-        return (f"{repo} is not in the local Hugging Face cache and the hub cannot be reached (offline); "
-                f"download it once online (or set HF_HOME to a cache that has it)")
+    if (
+        any(isinstance(e, (OfflineModeIsEnabled, ConnectionError)) for e in chain)
+        or "offline" in text.lower()
+        or "not cached" in text
+        or "Couldn't reach" in text
+        or "couldn't find cache" in text.lower()
+    ):
+        return (
+            f"{repo} is not in the local Hugging Face cache and the hub cannot be reached (offline); "
+            f"download it once online (or set HF_HOME to a cache that has it)"
+        )
     if any(isinstance(e, RepositoryNotFoundError) for e in chain) or "doesn't exist" in text:
         return f"{repo} does not exist on the hub or needs a login (hf auth login or HF_TOKEN)"
     first = (str(exc).splitlines() or [type(exc).__name__])[0]
     return f"{repo}: {type(exc).__name__}: {first}"
 
 
-def hub_dataset(path: str, name: str | None, split: str, *, task: str, source: str = "--tasks",
-                revision: str | None = None):
+def hub_dataset(
+    path: str, name: str | None, split: str, *, task: str, source: str = "--tasks", revision: str | None = None
+):
     """`datasets.load_dataset(path, name, split=split)`; a UserError naming the repository otherwise."""
     repo = path + (f" (config {name})" if name else "")
     try:
@@ -50,13 +65,21 @@ def hub_dataset(path: str, name: str | None, split: str, *, task: str, source: s
         return load_dataset(path, name, split=split, revision=revision)
     except Exception as exc:  # offline and not cached, gated, missing config or split, renamed repository
         message = str(exc)
-        if "BuilderConfig" in message or "Available configs" in message or "Unknown split" in message \
-                or "Bad split" in message:
+        if (
+            "BuilderConfig" in message
+            or "Available configs" in message
+            or "Unknown split" in message
+            or "Bad split" in message
+        ):
             first = message.splitlines()[0]
-            raise UserError(f"{task!r} (from {source}): hub dataset {repo}, split {split!r}: {first}; "
-                            f"pass --data-dir with the official files") from None
-        raise UserError(f"{task!r} (from {source}): cannot load the hub dataset {repo}, split {split!r}: "
-                        f"{_advice(exc, path)}; or pass --data-dir with the official files") from None
+            raise UserError(
+                f"{task!r} (from {source}): hub dataset {repo}, split {split!r}: {first}; "
+                f"pass --data-dir with the official files"
+            ) from None
+        raise UserError(
+            f"{task!r} (from {source}): cannot load the hub dataset {repo}, split {split!r}: "
+            f"{_advice(exc, path)}; or pass --data-dir with the official files"
+        ) from None
 
 
 def hub_file(repo: str, filename: str, *, what: str, source: str, revision: str | None = None) -> str:
@@ -68,11 +91,15 @@ def hub_file(repo: str, filename: str, *, what: str, source: str, revision: str 
     except Exception as exc:
         from huggingface_hub.errors import EntryNotFoundError
 
-        if isinstance(exc, EntryNotFoundError) and "offline" not in str(exc).lower() \
-                and "cannot find the requested files in the local cache" not in str(exc).lower():
+        if (
+            isinstance(exc, EntryNotFoundError)
+            and "offline" not in str(exc).lower()
+            and "cannot find the requested files in the local cache" not in str(exc).lower()
+        ):
             raise UserError(f"{what} (from {source}): hub dataset {repo} has no file {filename!r}") from None
-        raise UserError(f"{what} (from {source}): cannot get {filename!r} of the hub dataset {repo}: "
-                        f"{_advice(exc, repo)}") from None
+        raise UserError(
+            f"{what} (from {source}): cannot get {filename!r} of the hub dataset {repo}: {_advice(exc, repo)}"
+        ) from None
 
 
 def model_commit(repo: str, revision: str | None) -> str | None:

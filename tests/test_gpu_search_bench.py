@@ -10,8 +10,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_gpu_search_benchmark_tiny_smoke():
-    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_search.py"), "--tiny", "--json"],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_search.py"), "--tiny", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(done.stdout)
     assert [r["workload"] for r in report["rows"]] == ["greedy k=2", "oneshot k=2"]

@@ -23,12 +23,20 @@ def write_tasks(folder: Path, data_dir: Path) -> Path:
     split) and a LAMBADA-style greedy completion of the last word (generate_until)."""
     folder.mkdir()
     train = _jsonl(data_dir / "arc_easy/ARC-Easy-train.jsonl")[:8]
-    test = [{"question": r["question"]["stem"], "answerKey": r["answerKey"],
-             "choices": {"text": [c["text"] for c in r["question"]["choices"]],
-                         "label": [c["label"] for c in r["question"]["choices"]]}}
-            for r in _jsonl(data_dir / "arc_easy/ARC-Easy-Test.jsonl")[:6]]
-    (folder / "arc_train.jsonl").write_text("\n".join(json.dumps({k: r[k] for k in ("question", "choices", "answerKey")})
-                                                      for r in train))
+    test = [
+        {
+            "question": r["question"]["stem"],
+            "answerKey": r["answerKey"],
+            "choices": {
+                "text": [c["text"] for c in r["question"]["choices"]],
+                "label": [c["label"] for c in r["question"]["choices"]],
+            },
+        }
+        for r in _jsonl(data_dir / "arc_easy/ARC-Easy-Test.jsonl")[:6]
+    ]
+    (folder / "arc_train.jsonl").write_text(
+        "\n".join(json.dumps({k: r[k] for k in ("question", "choices", "answerKey")}) for r in train)
+    )
     (folder / "arc_test.jsonl").write_text("\n".join(json.dumps(r) for r in test))
     lambada = [{"text": r["text"]} for r in _jsonl(data_dir / "lambada_openai/lambada_test.jsonl")[:4]]
     (folder / "lambada.jsonl").write_text("\n".join(json.dumps(r) for r in lambada))
@@ -36,8 +44,8 @@ def write_tasks(folder: Path, data_dir: Path) -> Path:
 dataset_path: json
 dataset_kwargs:
   data_files:
-    train: {folder / 'arc_train.jsonl'}
-    test: {folder / 'arc_test.jsonl'}
+    train: {folder / "arc_train.jsonl"}
+    test: {folder / "arc_test.jsonl"}
 training_split: train
 fewshot_split: train
 test_split: test
@@ -55,7 +63,7 @@ metadata:
 dataset_path: json
 dataset_kwargs:
   data_files:
-    test: {folder / 'lambada.jsonl'}
+    test: {folder / "lambada.jsonl"}
 test_split: test
 output_type: generate_until
 doc_to_text: "{{{{text.split(' ')[:-1]|join(' ')}}}}"
@@ -93,16 +101,32 @@ def test_lm_eval_on_pruned_model_equals_lm_eval_on_the_exported_checkpoint(offli
     from depthprune.core.surgery import export_pruned
 
     tasks = write_tasks(tmp_path / "tasks", data_dir)
-    ours = run_lm_eval(load_model("tiny:llama", device="cpu"), REMOVED, ["tiny_arc", "tiny_gen"], include_path=tasks,
-                       num_fewshot=2, limit=5, batch_size=4, log_samples=True)
+    ours = run_lm_eval(
+        load_model("tiny:llama", device="cpu"),
+        REMOVED,
+        ["tiny_arc", "tiny_gen"],
+        include_path=tasks,
+        num_fewshot=2,
+        limit=5,
+        batch_size=4,
+        log_samples=True,
+    )
     export_pruned(load_model("tiny:llama", device="cpu"), REMOVED, tmp_path / "pruned")
     reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "pruned", dtype=torch.float32).eval()
     from depthprune.core.tiny import byte_tokenizer
 
-    theirs = simple_evaluate(model=HFLM(pretrained=reloaded, tokenizer=byte_tokenizer(), batch_size=4),
-                             tasks=["tiny_arc", "tiny_gen"], num_fewshot=2, limit=5, task_manager=task_manager(tasks),
-                             log_samples=True, random_seed=0, numpy_random_seed=0, torch_random_seed=0,
-                             fewshot_random_seed=0)
+    theirs = simple_evaluate(
+        model=HFLM(pretrained=reloaded, tokenizer=byte_tokenizer(), batch_size=4),
+        tasks=["tiny_arc", "tiny_gen"],
+        num_fewshot=2,
+        limit=5,
+        task_manager=task_manager(tasks),
+        log_samples=True,
+        random_seed=0,
+        numpy_random_seed=0,
+        torch_random_seed=0,
+        fewshot_random_seed=0,
+    )
     assert ours["harness"]["task_versions"] == {"tiny_arc": 1.0, "tiny_gen": 2.0}
     assert ours["harness"]["n_shot"] == {"tiny_arc": 2, "tiny_gen": 2}
     assert ours["harness"]["version"] == __import__("lm_eval").__version__
@@ -115,8 +139,9 @@ def test_lm_eval_on_pruned_model_equals_lm_eval_on_the_exported_checkpoint(offli
             if task == "tiny_gen":
                 assert a["filtered_resps"] == b["filtered_resps"]  # greedy generations, token for token
             else:
-                assert [ll for ll, _ in a["filtered_resps"]] == pytest.approx([ll for ll, _ in b["filtered_resps"]],
-                                                                              abs=1e-4)
+                assert [ll for ll, _ in a["filtered_resps"]] == pytest.approx(
+                    [ll for ll, _ in b["filtered_resps"]], abs=1e-4
+                )
         for metric, value in theirs["results"][task].items():
             if metric != "alias" and isinstance(value, float):
                 assert ours["tasks"][task][metric] == pytest.approx(value), (task, metric)
@@ -141,10 +166,42 @@ def test_cli_harness_records_a_benchmarked_event(offline, data_dir, tmp_path, mo
         return json.loads(capsys.readouterr().out)
 
     runs = tmp_path / "runs"
-    pruned = run("prune", "--model", "tiny:llama", "--searcher", "oneshot", "--k", "2", "--calib", "demo",
-                 "--calib-samples", "2", "--calib-seq-len", "64", "--runs-dir", str(runs), "--json")
-    report = run("eval", "--run", pruned["run"], "--runs-dir", str(runs), "--harness", "lm-eval", "--tasks", "tiny_arc",
-                 "--include-path", str(tasks), "--num-fewshot", "1", "--limit", "3", "--json")
+    pruned = run(
+        "prune",
+        "--model",
+        "tiny:llama",
+        "--searcher",
+        "oneshot",
+        "--k",
+        "2",
+        "--calib",
+        "demo",
+        "--calib-samples",
+        "2",
+        "--calib-seq-len",
+        "64",
+        "--runs-dir",
+        str(runs),
+        "--json",
+    )
+    report = run(
+        "eval",
+        "--run",
+        pruned["run"],
+        "--runs-dir",
+        str(runs),
+        "--harness",
+        "lm-eval",
+        "--tasks",
+        "tiny_arc",
+        "--include-path",
+        str(tasks),
+        "--num-fewshot",
+        "1",
+        "--limit",
+        "3",
+        "--json",
+    )
     assert report["removed"] == sorted(pruned["removed"]) and report["harness"]["n_shot"] == {"tiny_arc": 1}
     events = [e for e in Run.open(pruned["run"], runs, "test").events() if isinstance(e, Benchmarked)]
     assert events[-1].harness["version"] == report["harness"]["version"]

@@ -15,7 +15,17 @@ import torch
 from hubdata import C4_COMMIT, MODEL_MAIN, MODEL_OLD, MODEL_REPO, offline_env
 from depthprune.core.errors import UserError
 
-HUB_TASKS = ["arc_easy", "arc_challenge", "piqa", "winogrande", "hellaswag", "boolq", "openbookqa", "wikitext2", "lambada"]
+HUB_TASKS = [
+    "arc_easy",
+    "arc_challenge",
+    "piqa",
+    "winogrande",
+    "hellaswag",
+    "boolq",
+    "openbookqa",
+    "wikitext2",
+    "lambada",
+]
 
 
 def test_every_hub_task_equals_its_data_dir_form(hf_offline, data_dir):
@@ -34,8 +44,13 @@ def test_hellaswag_hub_context_differs_from_the_text_form_only_by_capitalisation
     `str.capitalize` upper-cases the first letter of ctx_b and lower-cases the rest of it."""
     from depthprune.core.tasks import hellaswag_preprocess
 
-    row = {"activity_label": "Removing ice from car", "ctx_a": "Then, the man writes over the snow covering the window.",
-           "ctx_b": "a person then Uses a ski", "endings": ["x"], "label": "0"}
+    row = {
+        "activity_label": "Removing ice from car",
+        "ctx_a": "Then, the man writes over the snow covering the window.",
+        "ctx_b": "a person then Uses a ski",
+        "endings": ["x"],
+        "label": "0",
+    }
     hub = hellaswag_preprocess(row["activity_label"] + ": " + row["ctx_a"] + " " + row["ctx_b"].capitalize())
     text_form = hellaswag_preprocess(row["activity_label"] + ": " + row["ctx_a"] + " " + row["ctx_b"])
     assert hub != text_form and hub.lower() == text_form.lower()
@@ -109,16 +124,34 @@ def test_hub_dataset_failures_are_one_line(hf_offline):
 
 def _cli(args, hf_home, tmp_path):
     env = {**os.environ, **offline_env(hf_home), "DEPTHPRUNE_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run([sys.executable, "-m", "depthprune.cli", *args], capture_output=True, text=True, env=env,
-                          cwd=tmp_path, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "depthprune.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
 
 def test_cli_eval_by_hub_id_equals_data_dir(hf_home, data_dir, tmp_path):
     """`depthprune eval --model org/name` with no --data-dir, offline: the same scores as --data-dir."""
-    args = ["eval", "--model", MODEL_REPO, "--tasks", ",".join(HUB_TASKS + ["c4"]), "--limit", "3", "--seq-len", "64",
-            "--remove", "2", "--json"]
+    args = [
+        "eval",
+        "--model",
+        MODEL_REPO,
+        "--tasks",
+        ",".join(HUB_TASKS + ["c4"]),
+        "--limit",
+        "3",
+        "--seq-len",
+        "64",
+        "--remove",
+        "2",
+        "--json",
+    ]
     hub = _cli(args, hf_home, tmp_path)
     local = _cli([*args[:3], "--tasks", ",".join(HUB_TASKS), *args[5:], "--data-dir", str(data_dir)], hf_home, tmp_path)
     assert hub["revision"] == MODEL_MAIN
@@ -128,10 +161,30 @@ def test_cli_eval_by_hub_id_equals_data_dir(hf_home, data_dir, tmp_path):
 
 
 def test_cli_prune_with_c4_calibration(hf_home, tmp_path):
-    out = _cli(["prune", "--model", MODEL_REPO, "--calib", "c4", "--calib-samples", "4", "--calib-seq-len", "64",
-                "--k", "1", "--searcher", "oneshot", "--runs-dir", str(tmp_path / "runs"), "--json"], hf_home, tmp_path)
+    out = _cli(
+        [
+            "prune",
+            "--model",
+            MODEL_REPO,
+            "--calib",
+            "c4",
+            "--calib-samples",
+            "4",
+            "--calib-seq-len",
+            "64",
+            "--k",
+            "1",
+            "--searcher",
+            "oneshot",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--json",
+        ],
+        hf_home,
+        tmp_path,
+    )
     config = json.loads((tmp_path / "runs" / out["run"] / "run.json").read_text())
     assert config["revision"] == MODEL_MAIN
-    assert config["objective"]["calib"] == f"hub:allenai/c4:en/c4-train.00000-of-01024.json.gz:random-windows:seed=0"
+    assert config["objective"]["calib"] == "hub:allenai/c4:en/c4-train.00000-of-01024.json.gz:random-windows:seed=0"
     assert config["objective"]["windows"] == 4
     assert C4_COMMIT  # the shard came from the hub cache's allenai/c4 snapshot
