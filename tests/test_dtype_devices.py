@@ -135,3 +135,21 @@ def test_hub_model_with_disk_offload_map(tmp_path):
     torch.testing.assert_close(
         b.logits(b.final_hidden(ids, None, (2,))), a.logits(a.final_hidden(ids, None, (2,))), rtol=0, atol=0
     )
+
+
+def test_search_over_offloaded_blocks_equals_single_device(tmp_path):
+    """A whole optimised search (prefix cache, early abort) over disk-offloaded blocks."""
+    from depthprune.core.runs import Run
+    from depthprune.pipeline.loop import Speedups, run_search
+    from depthprune.searchers import SEARCHERS, Space
+
+    results = []
+    for i, device_map in enumerate((None, _offload_map(6))):
+        lm = load_model("tiny:llama", device="cpu", device_map=device_map)
+        objective = build_objective("ppl", lm, calib="demo", samples=2, seq_len=64, batch_size=1)
+        config = {"model": "bench", "objective": {"objective": "ppl"}, "searcher": "greedy", "k": 2}
+        run = Run.create(tmp_path / str(i), config)
+        result = run_search(objective, SEARCHERS["greedy"](Space(6, 2), seed=0), run,
+                            speed=Speedups(memo=False, cache_bytes=1 << 30))
+        results.append((result["removed"], result["value"], result["evaluations"]))
+    assert results[0] == results[1]

@@ -188,3 +188,19 @@ def test_cli_prune_with_c4_calibration(hf_home, tmp_path):
     assert config["objective"]["calib"] == "hub:allenai/c4:en/c4-train.00000-of-01024.json.gz:random-windows:seed=0"
     assert config["objective"]["windows"] == 4
     assert C4_COMMIT  # the shard came from the hub cache's allenai/c4 snapshot
+
+
+def test_gated_and_missing_revision_advice():
+    """The hub's own error types (as raised online) map to one actionable line."""
+    import httpx2
+    from huggingface_hub.errors import GatedRepoError, RevisionNotFoundError
+
+    from depthprune.core.hub import _advice
+
+    def response(code):
+        return httpx2.Response(code, request=httpx2.Request("GET", "https://huggingface.co/api/models/x"))
+
+    gated = _advice(GatedRepoError("401 gated", response=response(401)), "meta-llama/Llama-3.1-8B")
+    assert "gated" in gated and "huggingface.co/meta-llama/Llama-3.1-8B" in gated and "HF_TOKEN" in gated
+    missing = _advice(RevisionNotFoundError("404", response=response(404)), "org/name")
+    assert "revision does not exist" in missing
