@@ -69,7 +69,7 @@ def random_model(dims: dict, device: str, dtype: torch.dtype):
     model.to_empty(device=device)
     generator = torch.Generator(device=device).manual_seed(0)
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for _name, param in model.named_parameters():
             if param.dim() >= 2:
                 param.normal_(0.0, 0.02, generator=generator)
             else:

@@ -95,7 +95,7 @@ class Engine:
         self.final = [m for m in (get_path(model, p) for p in self.family.final) if m is not None]
         self.lm_head = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
-        self.device = execution_device(model.get_input_embeddings())
+        self.device = execution_device(model.get_input_embeddings())  # type: ignore[operator]
         self.block_devices = [execution_device(b) for b in self.blocks]
         self.dtype = next(model.parameters()).dtype
         self.block_forwards = 0  # block applications to a batch

@@ -25,7 +25,8 @@ def _advice(exc: BaseException, repo: str) -> str:
         RevisionNotFoundError,
     )
 
-    chain, seen = [], exc
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
     while seen is not None and len(chain) < 8:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
@@ -35,7 +36,7 @@ def _advice(exc: BaseException, repo: str) -> str:
             f"{repo} is a gated repository: accept its terms at https://huggingface.co/{repo} and log in "
             f"(hf auth login or HF_TOKEN)"
         )
-    if any(isinstance(e, RevisionNotFoundError) for e in chain) or "Revision" in text and "doesn't exist" in text:
+    if any(isinstance(e, RevisionNotFoundError) for e in chain) or ("Revision" in text and "doesn't exist" in text):
         return f"{repo}: that revision does not exist"
     if (
         any(isinstance(e, (OfflineModeIsEnabled, ConnectionError)) for e in chain)

@@ -63,7 +63,7 @@ class LoadedModel:
     def device(self) -> str:
         from .engine import execution_device
 
-        return str(execution_device(self.model.get_input_embeddings()))
+        return str(execution_device(self.model.get_input_embeddings()))  # type: ignore[operator]
 
 
 def default_device() -> str:
@@ -102,8 +102,8 @@ def parse_device_map(text: str | None, source: str = "--device-map") -> str | di
     if not isinstance(mapping, dict) or not mapping:
         raise UserError(f"device map {text!r} (from {source}) must be a non-empty JSON object {{module: device}}")
     for module, device in mapping.items():
-        ok = isinstance(device, int) and not isinstance(device, bool) and device >= 0 or \
-            isinstance(device, str) and (device in ("cpu", "disk", "cuda") or device.startswith("cuda:"))
+        ok = (isinstance(device, int) and not isinstance(device, bool) and device >= 0) or \
+            (isinstance(device, str) and (device in ("cpu", "disk", "cuda") or device.startswith("cuda:")))
         if not ok:
             raise UserError(f"device map (from {source}): module {module!r} has device {device!r}; "
                             f"use cpu, disk, cuda, cuda:N or a GPU number")
@@ -115,11 +115,10 @@ def _dispatch(model: torch.nn.Module, device_map: str | dict, dtype: torch.dtype
     to a temporary folder; `auto` is accelerate's own placement over the visible devices."""
     from accelerate import dispatch_model, infer_auto_device_map
 
-    if device_map == "auto":
-        device_map = infer_auto_device_map(model, dtype=dtype)
-    folder = tempfile.mkdtemp(prefix="depthprune-offload-") if "disk" in device_map.values() else None
+    placement: dict = infer_auto_device_map(model, dtype=dtype) if isinstance(device_map, str) else dict(device_map)
+    folder = tempfile.mkdtemp(prefix="depthprune-offload-") if "disk" in placement.values() else None
     try:
-        return dispatch_model(model, device_map=device_map, offload_dir=folder)
+        return dispatch_model(model, device_map=placement, offload_dir=folder)
     except (ValueError, KeyError, RuntimeError) as exc:
         raise UserError(f"device map (from --device-map) does not fit this model: {str(exc).splitlines()[0]}") from None
 
@@ -334,12 +333,9 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str
                             f"set pad_token in its tokenizer_config.json")
         tokenizer.pad_token = tokenizer.eos_token
         notes.append("tokenizer has no pad token: using its EOS token for padding (masked out)")
-    if local:
-        commit = local_fingerprint(Path(source))
-    else:
-        from .hub import model_commit
+    from .hub import model_commit
 
-        commit = model_commit(source, revision)
+    commit = local_fingerprint(Path(source)) if local else model_commit(source, revision)
     return LoadedModel(model.eval(), tokenizer, spec, source, family_of(model.config), commit, notes,
                        getattr(model, "hf_device_map", None))
 

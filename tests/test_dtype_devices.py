@@ -149,7 +149,8 @@ def test_search_over_offloaded_blocks_equals_single_device(tmp_path):
         objective = build_objective("ppl", lm, calib="demo", samples=2, seq_len=64, batch_size=1)
         config = {"model": "bench", "objective": {"objective": "ppl"}, "searcher": "greedy", "k": 2}
         run = Run.create(tmp_path / str(i), config)
-        result = run_search(objective, SEARCHERS["greedy"](Space(6, 2), seed=0), run,
-                            speed=Speedups(memo=False, cache_bytes=1 << 30))
+        result = run_search(
+            objective, SEARCHERS["greedy"](Space(6, 2), seed=0), run, speed=Speedups(memo=False, cache_bytes=1 << 30)
+        )
         results.append((result["removed"], result["value"], result["evaluations"]))
     assert results[0] == results[1]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from hubdata import build_cache, offline_env  # noqa: E402
+from hubdata import build_cache, offline_env
 
 
 @pytest.fixture(scope="session")

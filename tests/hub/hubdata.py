@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import hubcache  # noqa: E402
+import hubcache
 
 MODEL_REPO = "depthprune-test/tiny-llama"
 MODEL_MAIN = hubcache.commit_of(MODEL_REPO, "main")
@@ -78,7 +78,8 @@ def _arc_rows(path: Path) -> list[dict]:
 def _hellaswag_rows(path: Path) -> list[dict]:
     """llama.cpp's text form -> Rowan/hellaswag rows. The form lost the ctx_a/ctx_b split, so the whole
     context is ctx_a and ctx_b is empty; source_id and split_type are lost too (empty here)."""
-    lines = bz2.open(path, "rt", encoding="utf-8").read().split("\n")
+    with bz2.open(path, "rt", encoding="utf-8") as f:
+        lines = f.read().split("\n")
     rows = []
     for k in range(len(lines) // 6):
         ctx, gold, *endings = lines[6 * k : 6 * k + 6]

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 import torch
-
 from hubdata import C4_COMMIT, MODEL_MAIN, MODEL_OLD, MODEL_REPO, offline_env
+
 from depthprune.core.errors import UserError
 
 HUB_TASKS = [
@@ -143,7 +143,7 @@ def test_cli_eval_by_hub_id_equals_data_dir(hf_home, data_dir, tmp_path):
         "--model",
         MODEL_REPO,
         "--tasks",
-        ",".join(HUB_TASKS + ["c4"]),
+        ",".join([*HUB_TASKS, "c4"]),
         "--limit",
         "3",
         "--seq-len",
