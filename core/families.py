@@ -20,6 +20,10 @@ class Family:
     model_type: str
     blocks: str  # dotted path of the nn.ModuleList of decoder blocks
     final: tuple[str, ...]  # dotted paths applied in order after the blocks (absent/None ones skipped)
+    # Linear healing (`heal --method linear`): dotted path, inside a block, of the MLP's last linear layer
+    # whose output is added to the residual stream unchanged, where a d x d map T fuses exactly;
+    # None where the MLP output passes a norm before the add (Gemma2/3 post_feedforward_layernorm).
+    mlp_out: str | None = "mlp.down_proj"
 
 
 _DECODER = ("model.layers", ("model.norm",))
@@ -31,12 +35,13 @@ FAMILIES: dict[str, Family] = {
         Family("mistral", *_DECODER),
         Family("qwen2", *_DECODER),
         Family("qwen3", *_DECODER),
-        Family("gemma2", *_DECODER),
-        Family("gemma3_text", *_DECODER),
+        Family("gemma2", *_DECODER, mlp_out=None),
+        Family("gemma3_text", *_DECODER, mlp_out=None),
         Family("phi3", *_DECODER),
-        Family("gpt2", "transformer.h", ("transformer.ln_f",)),
-        Family("gpt_neox", "gpt_neox.layers", ("gpt_neox.final_layer_norm",)),
-        Family("opt", "model.decoder.layers", ("model.decoder.final_layer_norm", "model.decoder.project_out")),
+        Family("gpt2", "transformer.h", ("transformer.ln_f",), mlp_out="mlp.c_proj"),
+        Family("gpt_neox", "gpt_neox.layers", ("gpt_neox.final_layer_norm",), mlp_out="mlp.dense_4h_to_h"),
+        Family("opt", "model.decoder.layers", ("model.decoder.final_layer_norm", "model.decoder.project_out"),
+               mlp_out="fc2"),
     ]
 }
 
