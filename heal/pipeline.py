@@ -87,7 +87,8 @@ def heal(lm: LoadedModel, request: HealRequest, *, progress: Callable | None = N
     removed = request.check(lm.n_blocks)
     if request.method == "linear":
         check_fusable(lm, removed)
-    calib = calibration_windows(lm.tokenizer, request.calib, request.data_dir, request.calib_samples, request.calib_seq_len)
+    calib = calibration_windows(lm.tokenizer, request.calib, request.data_dir, request.calib_samples,
+                                request.calib_seq_len, request.eval_tasks)
     before = _metrics(lm, request, removed, progress)
     started = time.perf_counter()
     if request.method == "linear":
