@@ -31,7 +31,6 @@ def export_cmd(
     if run is not None:
         r, model, removed_text = finished_run(run, runs_dir, "RUN")
         removed = parse_indices(removed_text, "RUN")
-        trust_remote_code = r.config["config"].get("trust_remote_code", False)
         provenance = {"run": r.id, "run_config": r.config, "objective_value": r.result()["value"]}
     else:
         removed = parse_indices(remove, "--remove")
