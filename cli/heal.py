@@ -89,8 +89,7 @@ def heal_cmd(
     if run is not None:
         if remove:
             raise UserError("give either --run or --remove, not both")
-        source_run, model, remove = finished_run(run, runs_dir, "--run")
-        trust_remote_code = source_run.config.get("config", {}).get("trust_remote_code", False)
+        source_run, model, remove = finished_run(run, runs_dir, "--run")  # trust comes from the command line only
         out = out or source_run.path / f"healed-{method}"
         provenance = {"run": source_run.id, "objective_value": source_run.result()["value"]}
     elif out is None:

@@ -185,3 +185,29 @@ def test_bad_heal_inputs_give_one_line_and_exit_2(args, message, tmp_path, monke
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_healing_a_run_appends_the_healed_event_and_the_checkpoint_evaluates(tmp_path, monkeypatch, capsys):
+    from depthprune.core.events import Healed, Phase
+    from depthprune.core.runs import Run
+    from depthprune.pipeline.prune import PruneConfig, start
+
+    run, result = start(PruneConfig(model="tiny:llama", objective="ppl", searcher="window", k=2, protect=[0],
+                                    calib="demo", calib_samples=1, calib_seq_len=32), tmp_path / "runs")
+    code, out, err = run_cli(monkeypatch, capsys, "heal", "--run", run.id, "--runs-dir", str(tmp_path / "runs"),
+                             "--method", "linear", "--calib-samples", "4", "--calib-seq-len", "32",
+                             "--eval-tasks", "demo-text", "--eval-limit", "2", "--eval-seq-len", "64", "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    events = Run.open(run.path).events()
+    healed = [e for e in events if isinstance(e, Healed)]
+    assert len(healed) == 1 and healed[0].removed == result["removed"] == record["removed"]
+    assert healed[0].out == str(run.path / "healed-linear") and healed[0].data_hash == record["data_hash"]
+    assert healed[0].before["demo-text"]["ppl"] != healed[0].after["demo-text"]["ppl"]
+    assert any(isinstance(e, Phase) and e.phase == "healing" for e in events)
+    code, out, err = run_cli(monkeypatch, capsys, "eval", "--model", healed[0].out, "--tasks", "demo-text",
+                             "--limit", "2", "--seq-len", "64", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["n_blocks"] == 4
+    assert report["tasks"]["demo-text"]["ppl"] == pytest.approx(healed[0].after["demo-text"]["ppl"], rel=1e-4)
