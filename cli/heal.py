@@ -8,21 +8,23 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                           TimeRemainingColumn)
 from rich.table import Table
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list
-from .common import (DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, app, check_data_dir, finished_run, load_model_with_status,
-                     stderr, stdout)
+from .common import (DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, app, check_data_dir, finished_run,
+                     load_model_with_status, stderr, stdout)
 
 
 @contextmanager
 def _progress():
     """A progress callback (label, done, total, loss=None) drawing Rich bars on stderr, the loss beside its bar."""
     bars: dict[str, int] = {}
-    with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=stderr, transient=True) as progress:
+    with Progress(TextColumn("{task.description:>14}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=stderr,
+                  transient=True) as progress:
         def update(label: str, done: int, total: int, loss: float | None = None):
             if label not in bars:
                 bars[label] = progress.add_task(label, total=total, loss="")
@@ -55,20 +57,24 @@ def heal_cmd(
     calib_samples: int = typer.Option(64, "--calib-samples", min=1, help="calibration windows"),
     calib_seq_len: int = typer.Option(256, "--calib-seq-len", min=8, help="tokens per calibration window"),
     ridge: float = typer.Option(0.01, "--ridge", min=0.0, help="linear: ridge, times the mean diagonal of M^T M"),
-    skip_positions: int = typer.Option(4, "--skip-positions", min=0, help="linear: first positions of each window left out of the fit"),
+    skip_positions: int = typer.Option(4, "--skip-positions", min=0,
+                                       help="linear: first positions of each window left out of the fit"),
     rank: int = typer.Option(8, "--rank", min=1, help="lora: adapter rank"),
     alpha: float = typer.Option(16.0, "--alpha", help="lora: scaling numerator (alpha / rank)"),
     targets: str = typer.Option("all-linear", "--targets", help="lora: module names (q_proj,v_proj,...) or all-linear"),
     steps: int = typer.Option(200, "--steps", min=1, help="lora: optimizer steps"),
     lr: float = typer.Option(2e-4, "--lr", help="lora: AdamW learning rate (constant)"),
     save_every: int = typer.Option(50, "--save-every", min=1, help="lora: checkpoint the training state every N steps"),
-    distill: bool = typer.Option(False, "--distill", help="lora: KL to the dense model's next-token distribution instead of next-token loss"),
+    distill: bool = typer.Option(False, "--distill",
+                                 help="lora: KL to the dense model's next-token distribution, not next-token loss"),
     seed: int = typer.Option(0, "--seed", help="lora: adapter initialisation and data order"),
     resume: bool = typer.Option(False, "--resume", help="lora: continue from the training state a killed heal left"),
-    eval_tasks: str = typer.Option("demo-text", "--eval-tasks", help="held-out tasks scored before and after ('' for none)"),
+    eval_tasks: str = typer.Option("demo-text", "--eval-tasks",
+                                   help="held-out tasks scored before and after ('' for none)"),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", min=1, help="first N items / windows per eval task"),
     eval_seq_len: int = typer.Option(512, "--eval-seq-len", min=2),
-    batch_size: int = typer.Option(4, "--batch-size", min=1, help="windows per pass (linear, eval) and per step (lora)"),
+    batch_size: int = typer.Option(4, "--batch-size", min=1,
+                                   help="windows per pass (linear, eval) and per step (lora)"),
     data_dir: Optional[Path] = DataDirOpt,
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
     device: Optional[str] = DeviceOpt,

@@ -51,14 +51,16 @@ def segments(removed) -> list[tuple[int, int]]:
 def check_fusable(lm: LoadedModel, removed) -> list[tuple[int, int]]:
     """The segments of `removed`, or a UserError when linear healing cannot be fused exactly."""
     if lm.family.mlp_out is None:
-        raise UserError(f"linear healing cannot be fused exactly into {lm.family.model_type} (model {lm.spec!r}): its MLP "
-                        f"output passes a norm (post_feedforward_layernorm) before the residual add; use --method lora")
+        raise UserError(f"linear healing cannot be fused exactly into {lm.family.model_type} (model {lm.spec!r}): "
+                        f"its MLP output passes a norm (post_feedforward_layernorm) before the residual add; "
+                        f"use --method lora")
     segs = segments(removed)
     if not segs:
         raise UserError("nothing was removed: there is nothing to heal (from --remove)")
     if segs[0][0] == 0:
-        raise UserError(f"removed segment {segs[0][0]}-{segs[0][1]} starts at block 0: linear healing fuses into the block "
-                        f"before a segment and there is none; keep block 0 (search with --protect 0) or use --method lora")
+        raise UserError(f"removed segment {segs[0][0]}-{segs[0][1]} starts at block 0: linear healing fuses into "
+                        f"the block before a segment and there is none; keep block 0 (search with --protect 0) "
+                        f"or use --method lora")
     return segs
 
 
@@ -98,7 +100,8 @@ class NormalEquations:
 def _projection(engine: Engine, block: int, path: str) -> nn.Module:
     module = get_path(engine.blocks[block], path)
     if module is None or not hasattr(module, "weight"):
-        raise UserError(f"block {block} of this {engine.family.model_type} model has no {path!r} projection to fuse into")
+        raise UserError(f"block {block} of this {engine.family.model_type} model has no {path!r} projection "
+                        f"to fuse into")
     return module
 
 
@@ -135,16 +138,17 @@ def accumulate(engine: Engine, calib: CalibrationWindows, segs: list[tuple[int, 
     eqs: list[NormalEquations] = []
     n, seq_len = calib.ids.shape
     if skip_positions >= seq_len:
-        raise UserError(f"--skip-positions {skip_positions} leaves no position of windows of {seq_len} tokens (from --calib-seq-len)")
+        raise UserError(f"--skip-positions {skip_positions} leaves no position of windows of {seq_len} tokens "
+                        f"(from --calib-seq-len)")
     for start in range(0, n, batch_size):
         ids = calib.ids[start : start + batch_size]
         inputs = engine.capture(ids)
         outputs: dict[int, torch.Tensor] = {}
         states: dict[int, torch.Tensor] = {}
-        handles = [p.register_forward_hook(lambda _m, _a, out, k=k: outputs.__setitem__(k, out.detach()))
+        handles = [p.register_forward_hook(lambda _m, _a, out, k=k, seen=outputs: seen.__setitem__(k, out.detach()))
                    for k, p in enumerate(projs)]
         try:
-            final = engine.run_blocks(inputs, record=lambda j, h: states.__setitem__(j, h))
+            final = engine.run_blocks(inputs, record=states.__setitem__)
         finally:
             for h in handles:
                 h.remove()

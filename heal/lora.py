@@ -134,7 +134,8 @@ def heal_lora(lm: LoadedModel, removed, calib: CalibrationWindows, settings: Lor
     n = calib.ids.shape[0]
     for step in range(state.step, settings.steps):
         rows = step_windows(step, n, settings.batch_size, settings.seed)
-        loss = _loss(lm, engine, removed, calib.ids[rows], None if dense is None else torch.stack([dense[r] for r in rows]))
+        target = None if dense is None else torch.stack([dense[r] for r in rows])
+        loss = _loss(lm, engine, removed, calib.ids[rows], target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

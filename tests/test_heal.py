@@ -75,7 +75,7 @@ def _explicit_features(lm, calib, i, j, skip):
     ms, ys, ls = [], [], []
     for row in calib.ids.split(4):
         got = {}
-        handle = proj.register_forward_hook(lambda _m, _a, out: got.__setitem__("m", out))
+        handle = proj.register_forward_hook(lambda _m, _a, out, seen=got: seen.__setitem__("m", out))
         states = engine.per_block_states(engine.capture(row))
         handle.remove()
         m = got["m"][:, skip:]
@@ -89,14 +89,15 @@ def test_streaming_least_squares_equals_numpy_lstsq():
     lm = load_model("tiny:llama", device="cpu")
     calib = _calib(lm, samples=6, seq_len=40)
     (eq,) = accumulate(Engine(lm.model, lm.family), calib, [(2, 3)], skip_positions=4, batch_size=4)
-    m, y, l = _explicit_features(lm, calib, 2, 3, 4)
+    m, y, after = _explicit_features(lm, calib, 2, 3, 4)
+    target = after - y
     assert eq.rows == m.shape[0] == 6 * 36
-    expected = np.linalg.lstsq(m, l - y, rcond=None)[0]
+    expected = np.linalg.lstsq(m, target, rcond=None)[0]
     np.testing.assert_allclose(eq.solve(0.0).numpy(), expected, rtol=1e-4, atol=1e-6)
     lam = 0.1 * float(np.mean(np.diag(m.T @ m)))
-    ridge = np.linalg.solve(m.T @ m + lam * np.eye(m.shape[1]), m.T @ (l - y))
+    ridge = np.linalg.solve(m.T @ m + lam * np.eye(m.shape[1]), m.T @ target)
     np.testing.assert_allclose(eq.solve(0.1).numpy(), ridge, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(eq.mse(eq.solve(0.0)), np.mean((m @ expected - (l - y)) ** 2), rtol=1e-5)
+    np.testing.assert_allclose(eq.mse(eq.solve(0.0)), np.mean((m @ expected - target) ** 2), rtol=1e-5)
 
 
 def test_normal_equations_recover_a_known_map():
@@ -132,8 +133,9 @@ def _heal_process(out: Path, *extra, fault: str | None = None):
     env.pop("DEPTHPRUNE_FAULT", None)
     if fault:
         env["DEPTHPRUNE_FAULT"] = fault
-    args = [sys.executable, "-m", "depthprune.cli", "heal", "--model", "tiny:llama", "--remove", "2,3", "--method", "lora",
-            "--steps", "6", "--save-every", "2", "--calib-samples", "4", "--calib-seq-len", "32", "--batch-size", "2",
+    args = [sys.executable, "-m", "depthprune.cli", "heal", "--model", "tiny:llama", "--remove", "2,3",
+            "--method", "lora", "--steps", "6", "--save-every", "2", "--calib-samples", "4", "--calib-seq-len", "32",
+            "--batch-size", "2",
             "--eval-tasks", "", "--lr", "0.01", "--out", str(out), "--json", *extra]
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
 
@@ -157,7 +159,8 @@ def test_lora_resume_after_sigkill_gives_identical_weights(tmp_path):
     assert not (tmp_path / "resumed.heal-state").exists()  # training state removed once exported
 
 
-HEAL = ["heal", "--model", "tiny:llama", "--remove", "2,3", "--calib-samples", "2", "--calib-seq-len", "16", "--eval-tasks", ""]
+HEAL = ["heal", "--model", "tiny:llama", "--remove", "2,3", "--calib-samples", "2", "--calib-seq-len", "16",
+        "--eval-tasks", ""]
 
 
 @pytest.mark.parametrize("args, message", [
