@@ -109,3 +109,16 @@ def heal(lm: LoadedModel, request: HealRequest, *, progress: Callable | None = N
     shutil.rmtree(request.state_dir, ignore_errors=True)
     return {**record, "out": str(request.out), "files": info["files"],
             "verified_max_logit_diff": info["verified_max_logit_diff"]}
+
+
+def healed_checkpoint(run, method: str) -> str:
+    """The checkpoint directory of `run`'s latest `healed` event for `method` (for `eval --run RUN --healed M`)."""
+    from ..core.events import Healed
+
+    outs = [e.out for e in run.events() if isinstance(e, Healed) and e.method == method and e.out]
+    if not outs:
+        raise UserError(f"run {run.id} (from --run) has no {method!r} healed checkpoint (from --healed); "
+                        f"make one with: depthprune heal --run {run.id} --method {method}")
+    if not (Path(outs[-1]) / "config.json").is_file():
+        raise UserError(f"the {method} healed checkpoint of run {run.id} ({outs[-1]!r}, from --healed) is missing")
+    return outs[-1]

@@ -208,9 +208,9 @@ def test_healing_a_run_appends_the_healed_event_and_the_checkpoint_evaluates(tmp
     assert healed[0].out == str(run.path / "healed-linear") and healed[0].data_hash == record["data_hash"]
     assert healed[0].before["demo-text"]["ppl"] != healed[0].after["demo-text"]["ppl"]
     assert any(isinstance(e, Phase) and e.phase == "healing" for e in events)
-    code, out, err = run_cli(monkeypatch, capsys, "eval", "--model", healed[0].out, "--tasks", "demo-text",
-                             "--limit", "2", "--seq-len", "64", "--json")
+    code, out, err = run_cli(monkeypatch, capsys, "eval", "--run", run.id, "--runs-dir", str(tmp_path / "runs"),
+                             "--healed", "linear", "--tasks", "demo-text", "--limit", "2", "--seq-len", "64", "--json")
     assert code == 0, err
     report = json.loads(out)
-    assert report["n_blocks"] == 4
+    assert report["n_blocks"] == 4 and report["model"] == healed[0].out and report["removed"] == []
     assert report["tasks"]["demo-text"]["ppl"] == pytest.approx(healed[0].after["demo-text"]["ppl"], rel=1e-4)
