@@ -126,7 +126,8 @@ def heal_lora(lm: LoadedModel, removed, calib: CalibrationWindows, settings: Lor
             wrapped = peft.get_peft_model(lm.model, config)
         except ValueError as exc:
             raise UserError(f"LoRA targets {settings.targets!r} (from --targets): {str(exc).splitlines()[0]}") from None
-    params = {n: p for n, p in lm.model.named_parameters() if p.requires_grad}
+        # the adapters only: peft froze what it saw, and the removed blocks (absent here) are never trained
+        params = {n: p for n, p in lm.model.named_parameters() if p.requires_grad}
     optimizer = torch.optim.AdamW(params.values(), lr=settings.lr, weight_decay=0.0)
     state = (load_state(state_dir, params, optimizer, fingerprint) if resume else None) or TrainState(0, [])
     resumed_at = state.step

@@ -214,3 +214,21 @@ def test_healing_a_run_appends_the_healed_event_and_the_checkpoint_evaluates(tmp
     report = json.loads(out)
     assert report["n_blocks"] == 4 and report["model"] == healed[0].out and report["removed"] == []
     assert report["tasks"]["demo-text"]["ppl"] == pytest.approx(healed[0].after["demo-text"]["ppl"], rel=1e-4)
+
+
+def test_lora_trains_only_the_adapters_of_the_kept_blocks(tmp_path):
+    from depthprune.heal.lora import LoraSettings, heal_lora
+
+    lm = load_model("tiny:llama", device="cpu")
+    before = {k: v.clone() for k, v in lm.model.state_dict().items()}
+    report = heal_lora(lm, [2, 3], _calib(lm, 2, 16), LoraSettings(steps=2, rank=4, batch_size=1, lr=0.01),
+                       tmp_path / "state")
+    # rank 4 on q, k, v, o, gate, up, down of the 4 kept blocks: r * (in + out) each
+    per_block = 4 * ((64 + 64) + (64 + 32) * 2 + (64 + 64) + (64 + 128) * 2 + (128 + 64))
+    assert report["trainable_parameters"] == 4 * per_block
+    after = lm.model.state_dict()
+    assert after.keys() == before.keys()  # merged and unloaded: the stock architecture again
+    for k in before:
+        changed = not torch.equal(after[k], before[k])
+        touched = k.startswith(("model.layers.0.", "model.layers.1.", "model.layers.4.", "model.layers.5."))
+        assert changed == (touched and k.endswith("proj.weight")), k
