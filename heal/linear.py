@@ -6,9 +6,11 @@ activations (every segment from the same dense pass, as ReplaceMe does), with bl
 * M: the output of block p's MLP output projection (the family's `mlp_out`), the MLP's contribution to
   the residual stream; Y = h_p - M, block p's residual stream without it (h_p: block p's output);
 * L: the residual stream after block j (before the final norm);
-* T = argmin_T ||M T + Y - L||^2 + lam ||T||^2 over the kept token positions, i.e. the normal equations
-  (M^T M + lam I) T = M^T (L - Y), accumulated batch by batch in float64 (activations are never held),
-  with lam = ridge * mean(diag(M^T M)) (scale-free; ridge 0 is ReplaceMe's default, plain least squares).
+* T = argmin_T ||M T + Y - L||^2 + lam ||T - I||^2 over the kept token positions, i.e. the normal equations
+  (M^T M + lam I) T = M^T (L - Y) + lam I, accumulated batch by batch in float64 (activations are never
+  held), with lam = ridge * mean(diag(M^T M)) (scale-free). ridge 0 is ReplaceMe's default, plain least
+  squares; unlike ReplaceMe's ridge (which shrinks T toward 0, i.e. toward dropping block i-1's MLP),
+  this one shrinks T toward the identity, i.e. toward the uncompensated pruned model.
 * T is fused into the projection: output x W^T + b becomes (x W^T + b) T, i.e. W <- T^T W, b <- T^T b
   (transformers' Conv1D, GPT-2, stores W transposed: W <- W T).
 The first `skip_positions` positions of every window are left out of the fit: the residual stream's
@@ -86,10 +88,11 @@ class NormalEquations:
         self.rows += x.shape[0]
 
     def solve(self, ridge: float) -> torch.Tensor:
-        """T = (X^T X + lam I)^+ X^T R with lam = ridge * mean(diag(X^T X)) (minimum-norm when singular)."""
+        """argmin_T ||X T - R||^2 + lam ||T - I||^2 = (X^T X + lam I)^+ (X^T R + lam I), with
+        lam = ridge * mean(diag(X^T X)) (minimum-norm when singular)."""
+        eye = torch.eye(self.d, dtype=torch.float64)
         lam = ridge * float(self.xtx.diagonal().mean())
-        a = self.xtx + lam * torch.eye(self.d, dtype=torch.float64)
-        return torch.linalg.lstsq(a, self.xtr, driver="gelsd").solution
+        return torch.linalg.lstsq(self.xtx + lam * eye, self.xtr + lam * eye, driver="gelsd").solution
 
     def mse(self, t: torch.Tensor) -> float:
         """Mean squared error per element of X T - R."""

@@ -95,8 +95,10 @@ def test_streaming_least_squares_equals_numpy_lstsq():
     expected = np.linalg.lstsq(m, target, rcond=None)[0]
     np.testing.assert_allclose(eq.solve(0.0).numpy(), expected, rtol=1e-4, atol=1e-6)
     lam = 0.1 * float(np.mean(np.diag(m.T @ m)))
-    ridge = np.linalg.solve(m.T @ m + lam * np.eye(m.shape[1]), m.T @ target)
+    eye = np.eye(m.shape[1])
+    ridge = np.linalg.solve(m.T @ m + lam * eye, m.T @ target + lam * eye)  # shrinks toward the identity
     np.testing.assert_allclose(eq.solve(0.1).numpy(), ridge, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(eq.solve(1e9).numpy(), eye, atol=1e-6)  # a huge ridge: no compensation
     np.testing.assert_allclose(eq.mse(eq.solve(0.0)), np.mean((m @ expected - target) ** 2), rtol=1e-5)
 
 
