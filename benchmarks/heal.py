@@ -32,15 +32,29 @@ MC_TASKS = ["arc_easy", "arc_challenge", "piqa", "hellaswag", "winogrande"]
 
 def _ppl(lm, removed, args) -> dict:
     started = time.perf_counter()
-    task = evaluate(lm, ["wikitext2"], removed, limit=args.ppl_windows, seq_len=args.seq_len, data_dir=args.data_dir,
-                    batch_size=args.batch_size)["tasks"]["wikitext2"]
+    task = evaluate(
+        lm,
+        ["wikitext2"],
+        removed,
+        limit=args.ppl_windows,
+        seq_len=args.seq_len,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+    )["tasks"]["wikitext2"]
     return {"wikitext2": task, "wikitext2_ppl": task["ppl"], "ppl_seconds": round(time.perf_counter() - started, 1)}
 
 
 def _mc(lm, removed, args) -> dict:
     started = time.perf_counter()
-    mc = evaluate(lm, MC_TASKS, removed, limit=args.limit, seq_len=args.seq_len, data_dir=args.data_dir,
-                  batch_size=args.batch_size)["tasks"]
+    mc = evaluate(
+        lm,
+        MC_TASKS,
+        removed,
+        limit=args.limit,
+        seq_len=args.seq_len,
+        data_dir=args.data_dir,
+        batch_size=args.batch_size,
+    )["tasks"]
     primary = [mc[t][mc[t]["primary"]] for t in MC_TASKS]
     return {"mc": mc, "mean_acc": sum(primary) / len(primary), "mc_seconds": round(time.perf_counter() - started, 1)}
 
@@ -48,14 +62,28 @@ def _mc(lm, removed, args) -> dict:
 def _heal(args, removed, method: str, out: Path) -> dict:
     """Heal a fresh copy of the model into `out` (kept, so a later stage can score it again)."""
     lm = load_model(args.model, device="cpu")
-    request = HealRequest(method=method, removed=list(removed), out=out, calib=args.calib,
-                          calib_samples=args.calib_samples, calib_seq_len=args.calib_seq_len, data_dir=args.data_dir,
-                          ridge=args.ridge, skip_positions=args.skip_positions, batch_size=args.heal_batch,
-                          lora=LoraSettings(steps=args.steps, rank=args.rank, lr=args.lr, batch_size=args.heal_batch,
-                                            save_every=max(args.steps, 1)))
+    request = HealRequest(
+        method=method,
+        removed=list(removed),
+        out=out,
+        calib=args.calib,
+        calib_samples=args.calib_samples,
+        calib_seq_len=args.calib_seq_len,
+        data_dir=args.data_dir,
+        ridge=args.ridge,
+        skip_positions=args.skip_positions,
+        batch_size=args.heal_batch,
+        lora=LoraSettings(
+            steps=args.steps, rank=args.rank, lr=args.lr, batch_size=args.heal_batch, save_every=max(args.steps, 1)
+        ),
+    )
     record = heal(lm, request)
-    return {"heal_seconds": record["seconds"], "calibration": record["calibration"], "settings": record["settings"],
-            "losses": record["losses"]}
+    return {
+        "heal_seconds": record["seconds"],
+        "calibration": record["calibration"],
+        "settings": record["settings"],
+        "losses": record["losses"],
+    }
 
 
 def main() -> None:
@@ -78,8 +106,11 @@ def main() -> None:
     p.add_argument("--rank", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-4)
     p.add_argument("--heal-batch", type=int, default=2)
-    p.add_argument("--only", default="dense:ppl,pruned:ppl,linear:ppl,lora:ppl,dense:mc,pruned:mc,linear:mc,lora:mc",
-                   help="stages <model>:<ppl|mc> in order")
+    p.add_argument(
+        "--only",
+        default="dense:ppl,pruned:ppl,linear:ppl,lora:ppl,dense:mc,pruned:mc,linear:mc,lora:mc",
+        help="stages <model>:<ppl|mc> in order",
+    )
     p.add_argument("--out", type=Path, default=Path("heal-benchmark.json"))
     p.add_argument("--work", type=Path, default=Path("heal-benchmark-checkpoints"), help="healed checkpoints")
     args = p.parse_args()
@@ -89,9 +120,15 @@ def main() -> None:
     else:
         removed = tuple(int(x) for x in args.remove.split(",") if x)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    results["settings"] = {"model": args.model, "removed": list(removed), "limit": args.limit,
-                           "ppl_windows": args.ppl_windows, "seq_len": args.seq_len, "threads": torch.get_num_threads(),
-                           "machine": platform.processor() or platform.machine()}
+    results["settings"] = {
+        "model": args.model,
+        "removed": list(removed),
+        "limit": args.limit,
+        "ppl_windows": args.ppl_windows,
+        "seq_len": args.seq_len,
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+    }
     args.work.mkdir(parents=True, exist_ok=True)
     for stage in args.only.split(","):  # <model>:<ppl|mc>; healed models are healed on first use
         name, what = stage.split(":")
@@ -105,8 +142,11 @@ def main() -> None:
             lm, drop = load_model(str(out), device="cpu"), ()  # the exported, physically pruned checkpoint
         entry.update(_ppl(lm, drop, args) if what == "ppl" else _mc(lm, drop, args))
         args.out.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"{stage:>12}: " + "  ".join(f"{k} {entry[k]:.4f}" for k in ("wikitext2_ppl", "mean_acc", "heal_seconds")
-                                           if k in entry), flush=True)
+        print(
+            f"{stage:>12}: "
+            + "  ".join(f"{k} {entry[k]:.4f}" for k in ("wikitext2_ppl", "mean_acc", "heal_seconds") if k in entry),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -36,22 +36,36 @@ class CalibrationWindows:
         return hashlib.sha256(self.ids.numpy().astype("int64").tobytes()).hexdigest()
 
     def describe(self) -> dict:
-        return {"source": self.source, "samples": self.ids.shape[0], "seq_len": self.ids.shape[1],
-                "tokens": self.ids.numel(), "sha256": self.sha256, "evaluation_file_of": list(self.evaluation_file_of)}
+        return {
+            "source": self.source,
+            "samples": self.ids.shape[0],
+            "seq_len": self.ids.shape[1],
+            "tokens": self.ids.numel(),
+            "sha256": self.sha256,
+            "evaluation_file_of": list(self.evaluation_file_of),
+        }
 
 
-def calibration_windows(tokenizer, source: str, data_dir: Path | None, samples: int, seq_len: int,
-                        eval_tasks: list[str] = ()) -> CalibrationWindows:
+def calibration_windows(
+    tokenizer, source: str, data_dir: Path | None, samples: int, seq_len: int, eval_tasks: list[str] = ()
+) -> CalibrationWindows:
     """The first `samples` windows of `seq_len` tokens of the calibration text `source` (--calib)."""
     text, source_id = calibration_text(source, data_dir)
     biased = overlapping_tasks(source_id, list(eval_tasks), data_dir)
     if biased:
-        raise UserError(f"calibration source {source!r} (from --calib) is the evaluation file of {', '.join(biased)} "
-                        f"(from --eval-tasks); heal on data disjoint from the evaluation")
+        raise UserError(
+            f"calibration source {source!r} (from --calib) is the evaluation file of {', '.join(biased)} "
+            f"(from --eval-tasks); heal on data disjoint from the evaluation"
+        )
     ids = tokenizer(text).input_ids
     pairs = windows(ids, seq_len, samples)
     if not pairs:
-        raise UserError(f"calibration text {source!r} (from --calib) has {len(ids)} tokens, fewer than one window "
-                        f"of --calib-seq-len {seq_len}")
-    return CalibrationWindows(torch.tensor([ctx + cont for ctx, cont in pairs], dtype=torch.long), source_id,
-                              tuple(overlapping_tasks(source_id, list(TASKS), data_dir)))
+        raise UserError(
+            f"calibration text {source!r} (from --calib) has {len(ids)} tokens, fewer than one window "
+            f"of --calib-seq-len {seq_len}"
+        )
+    return CalibrationWindows(
+        torch.tensor([ctx + cont for ctx, cont in pairs], dtype=torch.long),
+        source_id,
+        tuple(overlapping_tasks(source_id, list(TASKS), data_dir)),
+    )

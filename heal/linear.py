@@ -26,8 +26,8 @@ with post-norm blocks, `do_layer_norm_before=false`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -53,16 +53,20 @@ def segments(removed) -> list[tuple[int, int]]:
 def check_fusable(lm: LoadedModel, removed) -> list[tuple[int, int]]:
     """The segments of `removed`, or a UserError when linear healing cannot be fused exactly."""
     if lm.family.mlp_out is None:
-        raise UserError(f"linear healing cannot be fused exactly into {lm.family.model_type} (model {lm.spec!r}): "
-                        f"its MLP output passes a norm (post_feedforward_layernorm) before the residual add; "
-                        f"use --method lora")
+        raise UserError(
+            f"linear healing cannot be fused exactly into {lm.family.model_type} (model {lm.spec!r}): "
+            f"its MLP output passes a norm (post_feedforward_layernorm) before the residual add; "
+            f"use --method lora"
+        )
     segs = segments(removed)
     if not segs:
         raise UserError("nothing was removed: there is nothing to heal (from --remove)")
     if segs[0][0] == 0:
-        raise UserError(f"removed segment {segs[0][0]}-{segs[0][1]} starts at block 0: linear healing fuses into "
-                        f"the block before a segment and there is none; keep block 0 (search with --protect 0) "
-                        f"or use --method lora")
+        raise UserError(
+            f"removed segment {segs[0][0]}-{segs[0][1]} starts at block 0: linear healing fuses into "
+            f"the block before a segment and there is none; keep block 0 (search with --protect 0) "
+            f"or use --method lora"
+        )
     return segs
 
 
@@ -103,8 +107,9 @@ class NormalEquations:
 def _projection(engine: Engine, block: int, path: str) -> nn.Module:
     module = get_path(engine.blocks[block], path)
     if module is None or not hasattr(module, "weight"):
-        raise UserError(f"block {block} of this {engine.family.model_type} model has no {path!r} projection "
-                        f"to fuse into")
+        raise UserError(
+            f"block {block} of this {engine.family.model_type} model has no {path!r} projection to fuse into"
+        )
     return module
 
 
@@ -129,27 +134,40 @@ def _probe_exact(engine: Engine, block: int, proj: nn.Module, inputs, hidden: to
     base, moved = (o[0] if isinstance(o, tuple) else o for o in (base, moved))
     err = float(((moved - base).reshape(delta[0].shape) - delta[0]).abs().max())
     if err > 1e-3 * float(delta[0].abs().max()) + 1e-5:
-        raise UserError(f"linear healing cannot be fused exactly into block {block} of this "
-                        f"{engine.family.model_type} model: the MLP output does not reach the residual stream "
-                        f"unchanged (e.g. a norm after the residual add); use --method lora")
+        raise UserError(
+            f"linear healing cannot be fused exactly into block {block} of this "
+            f"{engine.family.model_type} model: the MLP output does not reach the residual stream "
+            f"unchanged (e.g. a norm after the residual add); use --method lora"
+        )
 
 
-def accumulate(engine: Engine, calib: CalibrationWindows, segs: list[tuple[int, int]], *, skip_positions: int,
-               batch_size: int, progress: Callable[[str, int, int], None] | None = None) -> list[NormalEquations]:
+def accumulate(
+    engine: Engine,
+    calib: CalibrationWindows,
+    segs: list[tuple[int, int]],
+    *,
+    skip_positions: int,
+    batch_size: int,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> list[NormalEquations]:
     """One dense pass over the calibration windows: the normal equations of every segment."""
     projs = [_projection(engine, i - 1, engine.family.mlp_out) for i, _ in segs]
     eqs: list[NormalEquations] = []
     n, seq_len = calib.ids.shape
     if skip_positions >= seq_len:
-        raise UserError(f"--skip-positions {skip_positions} leaves no position of windows of {seq_len} tokens "
-                        f"(from --calib-seq-len)")
+        raise UserError(
+            f"--skip-positions {skip_positions} leaves no position of windows of {seq_len} tokens "
+            f"(from --calib-seq-len)"
+        )
     for start in range(0, n, batch_size):
         ids = calib.ids[start : start + batch_size]
         inputs = engine.capture(ids)
         outputs: dict[int, torch.Tensor] = {}
         states: dict[int, torch.Tensor] = {}
-        handles = [p.register_forward_hook(lambda _m, _a, out, k=k, seen=outputs: seen.__setitem__(k, out.detach()))
-                   for k, p in enumerate(projs)]
+        handles = [
+            p.register_forward_hook(lambda _m, _a, out, k=k, seen=outputs: seen.__setitem__(k, out.detach()))
+            for k, p in enumerate(projs)
+        ]
         try:
             final = engine.run_blocks(inputs, record=states.__setitem__)
         finally:
@@ -182,8 +200,16 @@ def fuse(proj: nn.Module, t: torch.Tensor) -> None:
         proj.bias.copy_((proj.bias.double() @ t).to(proj.bias.dtype))
 
 
-def heal_linear(lm: LoadedModel, removed, calib: CalibrationWindows, *, ridge: float = 0.0, skip_positions: int = 4,
-                batch_size: int = 8, progress=None) -> dict:
+def heal_linear(
+    lm: LoadedModel,
+    removed,
+    calib: CalibrationWindows,
+    *,
+    ridge: float = 0.0,
+    skip_positions: int = 4,
+    batch_size: int = 8,
+    progress=None,
+) -> dict:
     """Fit and fuse one map per segment into `lm.model` in place (the removed blocks stay in the model,
     unchanged: export removes them). Returns per segment the fit's size and error."""
     if ridge < 0:
@@ -195,7 +221,14 @@ def heal_linear(lm: LoadedModel, removed, calib: CalibrationWindows, *, ridge: f
     for (i, j), eq in zip(segs, eqs):
         t = eq.solve(ridge)
         identity = torch.eye(eq.d, dtype=torch.float64)
-        report.append({"segment": [i, j], "fused_into": f"block {i - 1} {lm.family.mlp_out}", "tokens": eq.rows,
-                       "mse_identity": eq.mse(identity), "mse_fitted": eq.mse(t)})
+        report.append(
+            {
+                "segment": [i, j],
+                "fused_into": f"block {i - 1} {lm.family.mlp_out}",
+                "tokens": eq.rows,
+                "mse_identity": eq.mse(identity),
+                "mse_fitted": eq.mse(t),
+            }
+        )
         fuse(_projection(engine, i - 1, lm.family.mlp_out), t)
     return {"segments": report, "ridge": ridge, "skip_positions": skip_positions}

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -45,8 +45,12 @@ class LoraSettings:
     seed: int = 0
 
     def check(self) -> None:
-        for name, flag in (("rank", "--rank"), ("steps", "--steps"), ("batch_size", "--batch-size"),
-                           ("save_every", "--save-every")):
+        for name, flag in (
+            ("rank", "--rank"),
+            ("steps", "--steps"),
+            ("batch_size", "--batch-size"),
+            ("save_every", "--save-every"),
+        ):
             if getattr(self, name) < 1:
                 raise UserError(f"{flag} {getattr(self, name)} must be at least 1")
         if not self.lr > 0 or not self.alpha > 0:
@@ -75,8 +79,15 @@ def step_windows(step: int, n: int, batch_size: int, seed: int) -> list[int]:
 
 def _settings(s: LoraSettings, removed, calib: CalibrationWindows, lm: LoadedModel) -> dict:
     """What determines the training (a checkpoint written under other settings is not resumed)."""
-    return {**asdict(s), "removed": sorted(removed), "data_sha256": calib.sha256, "model_id": lm.model_id,
-            "revision": lm.revision, "dtype": lm.dtype, "weights": _weights_digest(lm.model)}
+    return {
+        **asdict(s),
+        "removed": sorted(removed),
+        "data_sha256": calib.sha256,
+        "model_id": lm.model_id,
+        "revision": lm.revision,
+        "dtype": lm.dtype,
+        "weights": _weights_digest(lm.model),
+    }
 
 
 def _weights_digest(model: torch.nn.Module) -> str:
@@ -93,8 +104,11 @@ def _weights_digest(model: torch.nn.Module) -> str:
 def _dense_hidden(engine: Engine, calib: CalibrationWindows, batch_size: int) -> list[torch.Tensor]:
     """Post-norm hidden states of the dense model for every window (for the distillation target)."""
     with torch.no_grad():
-        return [h for s in range(0, calib.ids.shape[0], batch_size)
-                for h in engine.final_hidden(calib.ids[s : s + batch_size], None)]
+        return [
+            h
+            for s in range(0, calib.ids.shape[0], batch_size)
+            for h in engine.final_hidden(calib.ids[s : s + batch_size], None)
+        ]
 
 
 def _loss(lm: LoadedModel, engine: Engine, removed, ids: torch.Tensor, dense: torch.Tensor | None) -> torch.Tensor:
@@ -107,9 +121,17 @@ def _loss(lm: LoadedModel, engine: Engine, removed, ids: torch.Tensor, dense: to
     return F.kl_div(torch.log_softmax(logits, -1), target, log_target=True, reduction="none").sum(-1).mean()
 
 
-def heal_lora(lm: LoadedModel, removed, calib: CalibrationWindows, settings: LoraSettings, state_dir: Path, *,
-              resume: bool = False, progress: Callable[[str, int, int], None] | None = None,
-              on_checkpoint: Callable[[int, list[float]], None] | None = None) -> dict:
+def heal_lora(
+    lm: LoadedModel,
+    removed,
+    calib: CalibrationWindows,
+    settings: LoraSettings,
+    state_dir: Path,
+    *,
+    resume: bool = False,
+    progress: Callable[[str, int, int], None] | None = None,
+    on_checkpoint: Callable[[int, list[float]], None] | None = None,
+) -> dict:
     """Train, merge and unload LoRA adapters on `lm.model` in place (the removed blocks stay in the
     model, untouched: export removes them). `on_checkpoint(step, losses)` after each checkpoint."""
     settings.check()
@@ -119,8 +141,13 @@ def heal_lora(lm: LoadedModel, removed, calib: CalibrationWindows, settings: Lor
     fingerprint = _settings(settings, removed, calib, lm)
     dense = _dense_hidden(engine, calib, settings.batch_size) if settings.distill else None
     torch.manual_seed(settings.seed)
-    config = peft.LoraConfig(r=settings.rank, lora_alpha=settings.alpha, lora_dropout=0.0,
-                             target_modules=_targets(settings.targets), bias="none")
+    config = peft.LoraConfig(
+        r=settings.rank,
+        lora_alpha=settings.alpha,
+        lora_dropout=0.0,
+        target_modules=_targets(settings.targets),
+        bias="none",
+    )
     with engine.skipping(removed):  # removed blocks are not in the model while adapters are injected
         try:
             wrapped = peft.get_peft_model(lm.model, config)
@@ -140,7 +167,7 @@ def heal_lora(lm: LoadedModel, removed, calib: CalibrationWindows, settings: Lor
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        state = TrainState(step + 1, state.losses + [float(loss.detach())])
+        state = TrainState(step + 1, [*state.losses, float(loss.detach())])
         fault_point("heal-step")
         if progress:
             progress("lora", state.step, settings.steps, loss=state.losses[-1])
@@ -153,12 +180,16 @@ def heal_lora(lm: LoadedModel, removed, calib: CalibrationWindows, settings: Lor
     lm.model.eval()
     for p in lm.model.parameters():
         p.requires_grad_(False)
-    return {"steps": settings.steps, "resumed_at_step": resumed_at, "losses": state.losses,
-            "trainable_parameters": sum(p.numel() for p in params.values()),
-            "train_seconds": round(time.perf_counter() - started, 3), **asdict(settings)}
+    return {
+        "steps": settings.steps,
+        "resumed_at_step": resumed_at,
+        "losses": state.losses,
+        "trainable_parameters": sum(p.numel() for p in params.values()),
+        "train_seconds": round(time.perf_counter() - started, 3),
+        **asdict(settings),
+    }
 
 
 def _targets(text: str):
     names = [t.strip() for t in text.split(",") if t.strip()]
     return names[0] if names == ["all-linear"] else names
-

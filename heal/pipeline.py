@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..core.errors import UserError
 from ..core.evaluate import evaluate
@@ -76,39 +76,82 @@ class HealRequest:
 def _metrics(lm: LoadedModel, request: HealRequest, removed, progress) -> dict:
     if not request.eval_tasks:
         return {}
-    report = evaluate(lm, request.eval_tasks, removed, limit=request.eval_limit, seq_len=request.eval_seq_len,
-                      data_dir=request.data_dir, batch_size=request.batch_size, progress=progress)
+    report = evaluate(
+        lm,
+        request.eval_tasks,
+        removed,
+        limit=request.eval_limit,
+        seq_len=request.eval_seq_len,
+        data_dir=request.data_dir,
+        batch_size=request.batch_size,
+        progress=progress,
+    )
     return report["tasks"]
 
 
-def heal(lm: LoadedModel, request: HealRequest, *, progress: Callable | None = None,
-         on_checkpoint: Callable[[int, list[float]], None] | None = None, provenance: dict | None = None) -> dict:
+def heal(
+    lm: LoadedModel,
+    request: HealRequest,
+    *,
+    progress: Callable | None = None,
+    on_checkpoint: Callable[[int, list[float]], None] | None = None,
+    provenance: dict | None = None,
+) -> dict:
     """Heal `lm` (in place) and export it to `request.out`; the heal record written into depthprune.json."""
     removed = request.check(lm.n_blocks)
     if request.method == "linear":
         check_fusable(lm, removed)
-    calib = calibration_windows(lm.tokenizer, request.calib, request.data_dir, request.calib_samples,
-                                request.calib_seq_len, request.eval_tasks)
+    calib = calibration_windows(
+        lm.tokenizer, request.calib, request.data_dir, request.calib_samples, request.calib_seq_len, request.eval_tasks
+    )
     before = _metrics(lm, request, removed, progress)
     started = time.perf_counter()
     if request.method == "linear":
-        details = heal_linear(lm, removed, calib, ridge=request.ridge, skip_positions=request.skip_positions,
-                              batch_size=request.batch_size, progress=progress)
+        details = heal_linear(
+            lm,
+            removed,
+            calib,
+            ridge=request.ridge,
+            skip_positions=request.skip_positions,
+            batch_size=request.batch_size,
+            progress=progress,
+        )
         steps, losses = 0, []
     else:
-        details = heal_lora(lm, removed, calib, request.lora, request.state_dir, resume=request.resume,
-                            progress=progress, on_checkpoint=on_checkpoint)
+        details = heal_lora(
+            lm,
+            removed,
+            calib,
+            request.lora,
+            request.state_dir,
+            resume=request.resume,
+            progress=progress,
+            on_checkpoint=on_checkpoint,
+        )
         steps, losses = details["steps"], details.pop("losses")
     seconds = round(time.perf_counter() - started, 3)
     after = _metrics(lm, request, removed, progress)
-    record = {"method": request.method, "removed": list(removed), "calibration": calib.describe(),
-              "data_hash": calib.sha256, "settings": details, "steps": steps, "losses": losses,
-              "eval": {"tasks": request.eval_tasks, "limit": request.eval_limit, "seq_len": request.eval_seq_len},
-              "before": before, "after": after, "seconds": seconds}
+    record = {
+        "method": request.method,
+        "removed": list(removed),
+        "calibration": calib.describe(),
+        "data_hash": calib.sha256,
+        "settings": details,
+        "steps": steps,
+        "losses": losses,
+        "eval": {"tasks": request.eval_tasks, "limit": request.eval_limit, "seq_len": request.eval_seq_len},
+        "before": before,
+        "after": after,
+        "seconds": seconds,
+    }
     info = export_pruned(lm, removed, request.out, {**(provenance or {}), "heal": record})
     shutil.rmtree(request.state_dir, ignore_errors=True)
-    return {**record, "out": str(request.out), "files": info["files"],
-            "verified_max_logit_diff": info["verified_max_logit_diff"]}
+    return {
+        **record,
+        "out": str(request.out),
+        "files": info["files"],
+        "verified_max_logit_diff": info["verified_max_logit_diff"],
+    }
 
 
 def healed_checkpoint(run, method: str) -> str:
@@ -117,8 +160,10 @@ def healed_checkpoint(run, method: str) -> str:
 
     outs = [e.out for e in run.events() if isinstance(e, Healed) and e.method == method and e.out]
     if not outs:
-        raise UserError(f"run {run.id} (from --run) has no {method!r} healed checkpoint (from --healed); "
-                        f"make one with: depthprune heal --run {run.id} --method {method}")
+        raise UserError(
+            f"run {run.id} (from --run) has no {method!r} healed checkpoint (from --healed); "
+            f"make one with: depthprune heal --run {run.id} --method {method}"
+        )
     if not (Path(outs[-1]) / "config.json").is_file():
         raise UserError(f"the {method} healed checkpoint of run {run.id} ({outs[-1]!r}, from --healed) is missing")
     return outs[-1]

@@ -32,8 +32,13 @@ class TrainState:
     losses: list[float]
 
 
-def save_state(directory: Path, params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
-               state: TrainState, settings: dict) -> None:
+def save_state(
+    directory: Path,
+    params: dict[str, torch.Tensor],
+    optimizer: torch.optim.Optimizer,
+    state: TrainState,
+    settings: dict,
+) -> None:
     """Write the checkpoint to a temporary file, fsync it and rename it over the previous one."""
     tensors = {f"adapter.{name}": p.detach().cpu().contiguous() for name, p in params.items()}
     opt = optimizer.state_dict()
@@ -41,9 +46,12 @@ def save_state(directory: Path, params: dict[str, torch.Tensor], optimizer: torc
         for key, value in values.items():
             tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     tensors["rng.torch"] = torch.get_rng_state()
-    meta = {"step": str(state.step), "losses": json.dumps(state.losses),
-            "settings": json.dumps(settings, sort_keys=True),
-            "param_groups": json.dumps([{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]])}
+    meta = {
+        "step": str(state.step),
+        "losses": json.dumps(state.losses),
+        "settings": json.dumps(settings, sort_keys=True),
+        "param_groups": json.dumps([{k: v for k, v in g.items() if k != "params"} for g in opt["param_groups"]]),
+    }
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{STATE_FILE}.tmp"
     save_file(tensors, str(tmp), metadata=meta)
@@ -53,8 +61,9 @@ def save_state(directory: Path, params: dict[str, torch.Tensor], optimizer: torc
     os.replace(tmp, directory / STATE_FILE)
 
 
-def load_state(directory: Path, params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer,
-               settings: dict) -> TrainState | None:
+def load_state(
+    directory: Path, params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, settings: dict
+) -> TrainState | None:
     """Restore a checkpoint into `params` and `optimizer` and the RNG; None when there is none.
     A checkpoint written with other settings is a UserError (start afresh without --resume)."""
     path = directory / STATE_FILE
@@ -67,12 +76,15 @@ def load_state(directory: Path, params: dict[str, torch.Tensor], optimizer: torc
         stored = json.loads(meta["settings"])
         step, losses, groups = int(meta["step"]), json.loads(meta["losses"]), json.loads(meta["param_groups"])
     except (SafetensorError, OSError, KeyError, ValueError) as exc:
-        raise UserError(f"{path}: unreadable heal checkpoint ({type(exc).__name__}) (from --resume); "
-                        f"delete it to start afresh") from None
+        raise UserError(
+            f"{path}: unreadable heal checkpoint ({type(exc).__name__}) (from --resume); delete it to start afresh"
+        ) from None
     if stored != json.loads(json.dumps(settings, sort_keys=True)):
         changed = sorted(k for k in set(stored) | set(settings) if stored.get(k) != settings.get(k))
-        raise UserError(f"{path}: the checkpoint was written with other settings ({', '.join(changed)}) "
-                        f"(from --resume); rerun with the same options or delete it to start afresh")
+        raise UserError(
+            f"{path}: the checkpoint was written with other settings ({', '.join(changed)}) "
+            f"(from --resume); rerun with the same options or delete it to start afresh"
+        )
     with torch.no_grad():
         for name, p in params.items():
             p.copy_(tensors[f"adapter.{name}"])

@@ -49,8 +49,17 @@ def test_fused_linear_checkpoint_reloads_with_the_same_logits(family, tmp_path):
     lm = load_model(f"tiny:{family}", device="cpu")
     removed = [2, 3, 5]
     plain = remove_blocks(load_model(f"tiny:{family}", device="cpu").model, removed)
-    record = heal(lm, HealRequest(method="linear", removed=removed, out=tmp_path / "healed", calib_samples=6,
-                                  calib_seq_len=32, skip_positions=2))
+    record = heal(
+        lm,
+        HealRequest(
+            method="linear",
+            removed=removed,
+            out=tmp_path / "healed",
+            calib_samples=6,
+            calib_seq_len=32,
+            skip_positions=2,
+        ),
+    )
     assert [s["segment"] for s in record["settings"]["segments"]] == [[2, 3], [5, 5]]
     for seg in record["settings"]["segments"]:
         assert seg["mse_fitted"] < seg["mse_identity"]
@@ -135,10 +144,36 @@ def _heal_process(out: Path, *extra, fault: str | None = None):
     env.pop("DEPTHPRUNE_FAULT", None)
     if fault:
         env["DEPTHPRUNE_FAULT"] = fault
-    args = [sys.executable, "-m", "depthprune.cli", "heal", "--model", "tiny:llama", "--remove", "2,3",
-            "--method", "lora", "--steps", "6", "--save-every", "2", "--calib-samples", "4", "--calib-seq-len", "32",
-            "--batch-size", "2",
-            "--eval-tasks", "", "--lr", "0.01", "--out", str(out), "--json", *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "depthprune.cli",
+        "heal",
+        "--model",
+        "tiny:llama",
+        "--remove",
+        "2,3",
+        "--method",
+        "lora",
+        "--steps",
+        "6",
+        "--save-every",
+        "2",
+        "--calib-samples",
+        "4",
+        "--calib-seq-len",
+        "32",
+        "--batch-size",
+        "2",
+        "--eval-tasks",
+        "",
+        "--lr",
+        "0.01",
+        "--out",
+        str(out),
+        "--json",
+        *extra,
+    ]
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -161,31 +196,53 @@ def test_lora_resume_after_sigkill_gives_identical_weights(tmp_path):
     assert not (tmp_path / "resumed.heal-state").exists()  # training state removed once exported
 
 
-HEAL = ["heal", "--model", "tiny:llama", "--remove", "2,3", "--calib-samples", "2", "--calib-seq-len", "16",
-        "--eval-tasks", ""]
+HEAL = [
+    "heal",
+    "--model",
+    "tiny:llama",
+    "--remove",
+    "2,3",
+    "--calib-samples",
+    "2",
+    "--calib-seq-len",
+    "16",
+    "--eval-tasks",
+    "",
+]
 
 
-@pytest.mark.parametrize("args, message", [
-    ([*HEAL, "--method", "prune-harder", "--out", "{w}/o"], "unknown heal method 'prune-harder' (from --method)"),
-    ([*HEAL, "--method", "lora", "--rank", "0", "--out", "{w}/o"], "--rank"),
-    ([*HEAL, "--method", "lora", "--steps", "0", "--out", "{w}/o"], "--steps"),
-    (["heal", "--model", "tiny:gemma2", "--remove", "2,3", "--method", "linear", "--out", "{w}/o"],
-     "cannot be fused exactly into gemma2"),
-    (["heal", "--model", "tiny:llama", "--remove", "0,1", "--method", "linear", "--out", "{w}/o"], "starts at block 0"),
-    (["heal", "--run", "{w}/runs/unfinished", "--method", "linear"], "has no result yet"),
-    ([*HEAL, "--method", "linear"], "give --out DIR"),
-    ([*HEAL, "--method", "linear", "--out", "{w}/full"], "exists and is not empty"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([*HEAL, "--method", "prune-harder", "--out", "{w}/o"], "unknown heal method 'prune-harder' (from --method)"),
+        ([*HEAL, "--method", "lora", "--rank", "0", "--out", "{w}/o"], "--rank"),
+        ([*HEAL, "--method", "lora", "--steps", "0", "--out", "{w}/o"], "--steps"),
+        (
+            ["heal", "--model", "tiny:gemma2", "--remove", "2,3", "--method", "linear", "--out", "{w}/o"],
+            "cannot be fused exactly into gemma2",
+        ),
+        (
+            ["heal", "--model", "tiny:llama", "--remove", "0,1", "--method", "linear", "--out", "{w}/o"],
+            "starts at block 0",
+        ),
+        (["heal", "--run", "{w}/runs/unfinished", "--method", "linear"], "has no result yet"),
+        ([*HEAL, "--method", "linear"], "give --out DIR"),
+        ([*HEAL, "--method", "linear", "--out", "{w}/full"], "exists and is not empty"),
+    ],
+)
 def test_bad_heal_inputs_give_one_line_and_exit_2(args, message, tmp_path, monkeypatch, capsys):
     run = tmp_path / "runs" / "unfinished"
     run.mkdir(parents=True)
-    (run / "run.json").write_text(json.dumps({"schema": 1, "id": "unfinished", "model": "tiny:llama",
-                                              "objective": {"objective": "ppl"}, "config": {}}))
+    (run / "run.json").write_text(
+        json.dumps(
+            {"schema": 1, "id": "unfinished", "model": "tiny:llama", "objective": {"objective": "ppl"}, "config": {}}
+        )
+    )
     (run / "events.jsonl").write_text("")
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("keep")
     before = sorted(str(p) for p in tmp_path.rglob("*"))
-    code, out, err = run_cli(monkeypatch, capsys, *[a.replace("{w}", str(tmp_path)) for a in args])
+    code, _out, err = run_cli(monkeypatch, capsys, *[a.replace("{w}", str(tmp_path)) for a in args])
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
@@ -197,11 +254,41 @@ def test_healing_a_run_appends_the_healed_event_and_the_checkpoint_evaluates(tmp
     from depthprune.core.runs import Run
     from depthprune.pipeline.prune import PruneConfig, start
 
-    run, result = start(PruneConfig(model="tiny:llama", objective="ppl", searcher="window", k=2, protect=[0],
-                                    calib="demo", calib_samples=1, calib_seq_len=32), tmp_path / "runs")
-    code, out, err = run_cli(monkeypatch, capsys, "heal", "--run", run.id, "--runs-dir", str(tmp_path / "runs"),
-                             "--method", "linear", "--calib-samples", "4", "--calib-seq-len", "32",
-                             "--eval-tasks", "demo-text", "--eval-limit", "2", "--eval-seq-len", "64", "--json")
+    run, result = start(
+        PruneConfig(
+            model="tiny:llama",
+            objective="ppl",
+            searcher="window",
+            k=2,
+            protect=[0],
+            calib="demo",
+            calib_samples=1,
+            calib_seq_len=32,
+        ),
+        tmp_path / "runs",
+    )
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "heal",
+        "--run",
+        run.id,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--method",
+        "linear",
+        "--calib-samples",
+        "4",
+        "--calib-seq-len",
+        "32",
+        "--eval-tasks",
+        "demo-text",
+        "--eval-limit",
+        "2",
+        "--eval-seq-len",
+        "64",
+        "--json",
+    )
     assert code == 0, err
     record = json.loads(out)
     events = Run.open(run.path).events()
@@ -210,8 +297,24 @@ def test_healing_a_run_appends_the_healed_event_and_the_checkpoint_evaluates(tmp
     assert healed[0].out == str(run.path / "healed-linear") and healed[0].data_hash == record["data_hash"]
     assert healed[0].before["demo-text"]["ppl"] != healed[0].after["demo-text"]["ppl"]
     assert any(isinstance(e, Phase) and e.phase == "healing" for e in events)
-    code, out, err = run_cli(monkeypatch, capsys, "eval", "--run", run.id, "--runs-dir", str(tmp_path / "runs"),
-                             "--healed", "linear", "--tasks", "demo-text", "--limit", "2", "--seq-len", "64", "--json")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "eval",
+        "--run",
+        run.id,
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--healed",
+        "linear",
+        "--tasks",
+        "demo-text",
+        "--limit",
+        "2",
+        "--seq-len",
+        "64",
+        "--json",
+    )
     assert code == 0, err
     report = json.loads(out)
     assert report["n_blocks"] == 4 and report["model"] == healed[0].out and report["removed"] == []
@@ -223,8 +326,9 @@ def test_lora_trains_only_the_adapters_of_the_kept_blocks(tmp_path):
 
     lm = load_model("tiny:llama", device="cpu")
     before = {k: v.clone() for k, v in lm.model.state_dict().items()}
-    report = heal_lora(lm, [2, 3], _calib(lm, 2, 16), LoraSettings(steps=2, rank=4, batch_size=1, lr=0.01),
-                       tmp_path / "state")
+    report = heal_lora(
+        lm, [2, 3], _calib(lm, 2, 16), LoraSettings(steps=2, rank=4, batch_size=1, lr=0.01), tmp_path / "state"
+    )
     # rank 4 on q, k, v, o, gate, up, down of the 4 kept blocks: r * (in + out) each
     per_block = 4 * ((64 + 64) + (64 + 32) * 2 + (64 + 64) + (64 + 128) * 2 + (128 + 64))
     assert report["trainable_parameters"] == 4 * per_block
