@@ -12,6 +12,7 @@ evaluation file it is (LAMBADA's test text is a usual calibration source: then d
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,7 @@ class CalibrationWindows:
 
 
 def calibration_windows(
-    tokenizer, source: str, data_dir: Path | None, samples: int, seq_len: int, eval_tasks: list[str] = ()
+    tokenizer, source: str, data_dir: Path | None, samples: int, seq_len: int, eval_tasks: Sequence[str] = ()
 ) -> CalibrationWindows:
     """The first `samples` windows of `seq_len` tokens of the calibration text `source` (--calib)."""
     text, source_id = calibration_text(source, data_dir)

@@ -151,7 +151,9 @@ def accumulate(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[NormalEquations]:
     """One dense pass over the calibration windows: the normal equations of every segment."""
-    projs = [_projection(engine, i - 1, engine.family.mlp_out) for i, _ in segs]
+    path = engine.family.mlp_out
+    assert path is not None, "check_fusable refuses families without an MLP output projection"
+    projs = [_projection(engine, i - 1, path) for i, _ in segs]
     eqs: list[NormalEquations] = []
     n, seq_len = calib.ids.shape
     if skip_positions >= seq_len:
@@ -190,14 +192,15 @@ def accumulate(
 @torch.no_grad()
 def fuse(proj: nn.Module, t: torch.Tensor) -> None:
     """Make `proj`'s output (x W^T + b) become (x W^T + b) T, in place, computed in float64."""
-    weight = proj.weight
+    weight: torch.Tensor = proj.weight  # type: ignore[assignment]
+    bias: torch.Tensor | None = getattr(proj, "bias", None)
     t = t.to(device=weight.device)
     if type(proj).__name__ == "Conv1D":  # transformers' GPT-2 layer: y = x W + b, W [in, out]
         weight.copy_((weight.double() @ t).to(weight.dtype))
     else:
         weight.copy_((t.T @ weight.double()).to(weight.dtype))
-    if getattr(proj, "bias", None) is not None:
-        proj.bias.copy_((proj.bias.double() @ t).to(proj.bias.dtype))
+    if bias is not None:
+        bias.copy_((bias.double() @ t).to(bias.dtype))
 
 
 def heal_linear(
@@ -215,6 +218,8 @@ def heal_linear(
     if ridge < 0:
         raise UserError(f"--ridge {ridge} must be at least 0")
     segs = check_fusable(lm, removed)
+    path = lm.family.mlp_out
+    assert path is not None  # check_fusable refused the families without one
     engine = Engine(lm.model, lm.family)
     eqs = accumulate(engine, calib, segs, skip_positions=skip_positions, batch_size=batch_size, progress=progress)
     report = []
@@ -224,11 +229,11 @@ def heal_linear(
         report.append(
             {
                 "segment": [i, j],
-                "fused_into": f"block {i - 1} {lm.family.mlp_out}",
+                "fused_into": f"block {i - 1} {path}",
                 "tokens": eq.rows,
                 "mse_identity": eq.mse(identity),
                 "mse_fitted": eq.mse(t),
             }
         )
-        fuse(_projection(engine, i - 1, lm.family.mlp_out), t)
+        fuse(_projection(engine, i - 1, path), t)
     return {"segments": report, "ridge": ridge, "skip_positions": skip_positions}

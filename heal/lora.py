@@ -129,7 +129,7 @@ def heal_lora(
     state_dir: Path,
     *,
     resume: bool = False,
-    progress: Callable[[str, int, int], None] | None = None,
+    progress: Callable[..., None] | None = None,
     on_checkpoint: Callable[[int, list[float]], None] | None = None,
 ) -> dict:
     """Train, merge and unload LoRA adapters on `lm.model` in place (the removed blocks stay in the

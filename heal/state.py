@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ class TrainState:
 
 def save_state(
     directory: Path,
-    params: dict[str, torch.Tensor],
+    params: Mapping[str, torch.Tensor],
     optimizer: torch.optim.Optimizer,
     state: TrainState,
     settings: dict,
@@ -62,7 +63,7 @@ def save_state(
 
 
 def load_state(
-    directory: Path, params: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer, settings: dict
+    directory: Path, params: Mapping[str, torch.Tensor], optimizer: torch.optim.Optimizer, settings: dict
 ) -> TrainState | None:
     """Restore a checkpoint into `params` and `optimizer` and the RNG; None when there is none.
     A checkpoint written with other settings is a UserError (start afresh without --resume)."""
