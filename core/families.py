@@ -59,7 +59,7 @@ FAMILIES: dict[str, Family] = {
                tiny_per_blocks=_alternating(3), aliases=("gemma3",), mlp_out=None),
         Family("phi3", *_DECODER, tiny=_GQA),
         Family("gpt2", "transformer.h", ("transformer.ln_f",), tiny=dict(n_embd=64, n_head=4, n_positions=1024),
-               layers_field="n_layer"),
+               layers_field="n_layer", mlp_out="mlp.c_proj"),
         Family("gpt_neox", "gpt_neox.layers", ("gpt_neox.final_layer_norm",), tiny=_WIDTH,
                mlp_out="mlp.dense_4h_to_h"),
         Family("opt", "model.decoder.layers", ("model.decoder.final_layer_norm", "model.decoder.project_out"),
