@@ -100,7 +100,7 @@ def main() -> None:
     p.add_argument("--calib", default="lambada")
     p.add_argument("--calib-samples", type=int, default=64)
     p.add_argument("--calib-seq-len", type=int, default=256)
-    p.add_argument("--ridge", type=float, default=0.01)
+    p.add_argument("--ridge", type=float, default=0.1)
     p.add_argument("--skip-positions", type=int, default=4)
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--rank", type=int, default=8)

@@ -74,7 +74,7 @@ def heal_cmd(
     calib_samples: int = typer.Option(64, "--calib-samples", min=1, help="calibration windows"),
     calib_seq_len: int = typer.Option(256, "--calib-seq-len", min=8, help="tokens per calibration window"),
     ridge: float = typer.Option(
-        0.01, "--ridge", min=0.0, help="linear: ridge toward T = I, times the mean diagonal of M^T M"
+        0.1, "--ridge", min=0.0, help="linear: ridge toward T = I, times the mean diagonal of M^T M"
     ),
     skip_positions: int = typer.Option(
         4, "--skip-positions", min=0, help="linear: first positions of each window left out of the fit"

@@ -39,7 +39,7 @@ class HealRequest:
     calib_samples: int = 64
     calib_seq_len: int = 256
     data_dir: Path | None = None
-    ridge: float = 0.01
+    ridge: float = 0.1
     skip_positions: int = 4
     lora: LoraSettings = field(default_factory=LoraSettings)
     resume: bool = False
