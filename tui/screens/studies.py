@@ -63,6 +63,9 @@ class StudiesScreen(Screen):
         hint = f"{len(rows)} found · Enter opens one" if rows else "none yet: `depthprune study` writes them here"
         self.query_one("#title", Static).update(Text.assemble(("Studies", "bold"), f" in {self.app.runs_dir} · {hint}"))
 
+    def action_back(self) -> None:
+        self.app.back_from_mode()
+
     @on(DataTable.RowSelected)
     def action_open(self) -> None:
         table = self.query_one(DataTable)
