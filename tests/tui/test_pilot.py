@@ -329,10 +329,16 @@ def test_a_child_that_fails_before_its_run_exists_shows_its_error_in_setup(tmp_p
     async def scenario(pilot):
         fill_setup(app, model="tiny:llama:24", searcher="exhaustive", k="8", eval_tasks="")
         await pilot.press("ctrl+s")
-        status = app.screen.query_one("#status")
-        await wait_for(pilot, lambda: "did not start" in text(status), 90, "the child's error")
-        assert "error: exhaustive search needs C(24,8) = 735,471 evaluations" in text(status)
-        assert isinstance(app.screen, SetupScreen) and app.screen.pending is None
+        setup = app.screen
+        status = setup.query_one("#status")
+
+        def shown():  # Setup's status if the child failed before its run.json, else the Live screen's
+            return text(status) if app.screen is setup else text(app.screen.query_one("#progress"))
+
+        await wait_for(pilot, lambda: "exhaustive search needs" in shown(), 90, "the child's error")
+        assert "error: exhaustive search needs C(24,8) = 735,471 evaluations" in shown()
+        if app.screen is not setup:
+            assert "FAILED" in text(app.screen.query_one("#title"))
 
     run_app(app, scenario)
 
@@ -353,7 +359,10 @@ def test_start_a_tiny_run_and_watch_bars_and_progress_move(tmp_path):
         bars = live.query_one(ImportanceBars)
         assert len(bars.importance) == 8 and len(bars.removed) == 2
         assert live.view.done == live.view.planned
-        assert f"evaluations {live.view.done}/{live.view.planned} (100%)" in text(live.query_one("#progress"))
+        progress = text(live.query_one("#progress"))
+        assert f"candidates {live.view.done}/{live.view.planned} (100%)" in progress
+        hits = live.run.result()["prefix_cache"]["hits"]
+        assert hits > 0 and f"prefix cache hits {hits} " in progress  # the counter result.json records
         assert live.query_one("#configs", DataTable).row_count >= 1
         assert app.detach_message() == ""  # nothing left running
 

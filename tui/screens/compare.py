@@ -15,6 +15,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ...core.runs import Run
 from ..actions import bindings
+from ..widgets.table import RowTable
 from ..comparison import RunSummary, compare, export, incomparable, letter, visible
 from ..tail import EventTail
 from ..viewmodel import RunView
@@ -46,7 +47,7 @@ class CompareScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         yield Static(id="legend")
-        yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="compare", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:

@@ -21,6 +21,7 @@ from textual.worker import get_current_worker
 
 from ...core.runs import Run
 from ..actions import bindings
+from ..widgets.table import RowTable
 from ..follow import RunFollower, RunUpdate
 from ..launch import resume_argv, stop
 from ..machine import strip_text
@@ -91,7 +92,7 @@ class LiveScreen(Screen):
                 yield Static(id="progress")
                 yield Static(id="curve-title", classes="pane-title")
                 yield Sparkline([], id="curve")
-                yield DataTable(id="configs", cursor_type="row", zebra_stripes=True, header_height=2)
+                yield RowTable(id="configs", cursor_type="row", zebra_stripes=True, header_height=2)
         log = Log(id="log", max_lines=2000)
         log.display = False
         yield log
@@ -133,8 +134,17 @@ class LiveScreen(Screen):
             with self.app.batch_update():
                 self.render_view()
 
+    def failure(self) -> str | None:
+        """The last error line of a child started from this app for this run, once it failed."""
+        for launched in reversed(self.app.launches):
+            if launched.run_id == self.run.id and launched.failure() is not None:
+                return launched.failure()
+        return None
+
     @property
     def state(self) -> str:
+        if not self.writer_alive and self.failure() is not None:
+            return "failed"
         return self.view.state(self.writer_alive)
 
     def render_view(self) -> None:
@@ -175,7 +185,9 @@ class LiveScreen(Screen):
         eta = view.eta_seconds(now, self.writer_alive)
         timing = f"elapsed {duration(view.elapsed(now, self.writer_alive))}"
         timing += f" · ETA {duration(eta)}" if self.writer_alive else " · ended"
-        lines = [Text(count), Text(f"memo hits {view.memo_hits} · early aborts {view.aborted}"), Text(timing)]
+        failure = self.failure() if not self.writer_alive else None
+        lines = [Text(f"✖ the process failed: {failure}", style="bold")] if failure else []
+        lines += [Text(count), Text(f"memo hits {view.memo_hits} · early aborts {view.aborted}"), Text(timing)]
         if view.best is not None:
             lines.append(Text.assemble(("best", "bold"), f" {view.best.value:.5g} · removed {blocks(view.best.removed)}"))
         elif view.partial is not None:
@@ -237,10 +249,10 @@ class LiveScreen(Screen):
         self.app.push_screen(Confirm(question), answered)
 
     def action_resume(self) -> None:
-        if self.state not in ("stopped", "incomplete"):
+        if self.state not in ("stopped", "incomplete", "failed") or not (self.run.path / "run.json").is_file():
             self.notify(f"run is {self.state}; only a stopped or interrupted run resumes")
             return
-        self.app.start_child(resume_argv(self.run, self.app.runs_dir), f"resume {self.run.id}")
+        self.app.start_child(resume_argv(self.run, self.app.runs_dir), f"resume {self.run.id}", self.run.id)
         self.notify(f"resuming {self.run.id}")
 
     def action_detach(self) -> None:

@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from ...core.errors import UserError
 from ...core.runs import Run
 from ..actions import bindings
+from ..widgets.table import RowTable
 from ..comparison import REMOVED_GLYPH
 from ..launch import eval_argv, export_argv, resume_argv
 from ..runs_index import RunsIndex
@@ -94,7 +95,7 @@ class RunsScreen(Screen):
         filter_input = Input(placeholder="/ filter: any text in the row", id="filter", compact=True)
         filter_input.cursor_blink = False
         yield filter_input
-        yield DataTable(id="runs", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="runs", cursor_type="row", zebra_stripes=True)
         yield Static(id="jobs")
         yield Footer(compact=True, show_command_palette=False)
 

@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ..actions import bindings
+from ..widgets.table import RowTable
 from ..study_view import StudyView, list_studies, load
 from .runs import RELOAD_SECONDS
 from .study import StudyScreen
@@ -37,7 +38,7 @@ class StudiesScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
-        yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="studies", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
