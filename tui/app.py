@@ -205,10 +205,11 @@ def main(argv: list[str] | None = None) -> None:
         attach = Run.open(args.attach, args.runs_dir, "--attach") if args.attach else None
     except UserError as exc:
         fail(str(exc))
-    from .study_view import list_studies
+    if args.study is not None:
+        from .study_view import list_studies  # imports the study analyses (scipy, torch): only when asked
 
-    if args.study is not None and args.study not in list_studies(args.runs_dir):
-        fail(f"study {args.study!r} (from --study) not found in {str(args.runs_dir / 'studies')!r}")
+        if args.study not in list_studies(args.runs_dir):
+            fail(f"study {args.study!r} (from --study) not found in {str(args.runs_dir / 'studies')!r}")
     app = DepthpruneApp(args.runs_dir, data_dir=args.data_dir, attach=attach, study=args.study,
                         config_dir=default_config_dir())
     if args.theme is not None:

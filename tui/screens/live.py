@@ -24,7 +24,7 @@ from ..actions import bindings
 from ..widgets.table import RowTable
 from ..follow import RunFollower, RunUpdate
 from ..launch import resume_argv, stop
-from ..machine import strip_text
+from ..machine import size, strip_text
 from ..viewmodel import SEARCHER, RunView, summary_fields
 from ..widgets.bars import ImportanceBars
 from .confirm import Confirm
@@ -123,6 +123,8 @@ class LiveScreen(Screen):
             self.view.k = update.config.get("k") or self.view.k
         self.view.fold(update.events)
         self.problems += update.problems
+        if (update.writer_pid is None) != (self.writer_pid is None):
+            self.refresh_bindings()
         self.writer_pid, self.proc = update.writer_pid, update.proc
         if update.result is not None:
             self.result = update.result
@@ -165,7 +167,7 @@ class LiveScreen(Screen):
         elif view.importance_scale is None:
             scale = "none yet"
         else:
-            scale = f"{view.objective}, block alone removed"
+            scale = f"{view.objective}, block alone"
         self.query_one("#bars-title", Static).update(Text(f"Importance ({scale})"))
         self.query_one(ImportanceBars).show(view.n_blocks, view.importance, view.removed)
         self.render_progress()
@@ -199,15 +201,17 @@ class LiveScreen(Screen):
             lines.append(Text(f"candidate {blocks(view.current)} · {view.status}"))
         cache = (self.result or {}).get("prefix_cache")
         if cache:
-            lines.append(Text("prefix cache " + " · ".join(f"{k} {v}" for k, v in cache.items()
-                                                           if isinstance(v, (int, float)))))
+            lines.append(Text("prefix cache " + " · ".join(f"{k} {size(v) if k == 'bytes' else v}"
+                                                           for k, v in cache.items() if isinstance(v, (int, float)))))
         for event in {e.kind: e for e in view.others}.values():
             lines.append(Text(f"{event.kind}: " + ", ".join(f"{k}={v}" for k, v in summary_fields(event).items())))
         self.query_one("#progress", Static).update(Text("\n").join(lines))
         curve = view.best_curve
         self.query_one("#curve-title", Static).update(Text(
             f"best k-set so far over {len(curve)} candidates" if curve else "best k-set so far: none yet"))
-        self.query_one(Sparkline).data = list(curve)  # a new list: the reactive ignores the same object
+        sparkline = self.query_one(Sparkline)
+        sparkline.display = bool(curve)
+        sparkline.data = list(curve)  # a new list: the reactive ignores the same object
 
     def render_table(self) -> None:
         table = self.query_one("#configs", DataTable)
@@ -224,6 +228,14 @@ class LiveScreen(Screen):
                 value = config.tasks.get(task, {}).get(metric)
                 cells.append("—" if value is None else f"{value:.4g}")
             table.add_row(*(Text(c) for c in cells))
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        """Stop is offered while a process writes the run, resume once none does (footer and keys)."""
+        if action == "stop":
+            return self.state == "running"
+        if action == "resume":
+            return self.state in ("stopped", "incomplete", "failed")
+        return True
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused

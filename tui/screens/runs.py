@@ -29,7 +29,7 @@ from .form import FormModal
 
 COLUMNS = ("state", "progress", "model", "objective", "searcher", "k", "value", "removed", "cands", "seconds",
            "bench", "started", "run")  # the long id last
-NARROW = ("state", "progress", "k", "value", "removed", "run")  # under WIDE columns of terminal
+NARROW = ("state", "progress", "k", "value", "bench", "removed", "run")  # under WIDE columns of terminal
 WIDE = 150
 RELOAD_SECONDS = 2.0
 MARK = "●"
@@ -167,7 +167,14 @@ class RunsScreen(Screen):
         for job in launched:
             status = job.status()
             row = next((r for r in self.rows if r["run"] == job.run_id), None)
-            detail = row["progress"] if status == "running" and row and row["progress"] else job.last_line()
+            if status == "running":
+                detail = (row or {}).get("progress") or "starting"
+            elif status == "done" and job.label.startswith("evaluate") and row and row["bench"] is not None:
+                detail = f"benchmarked: mean accuracy {row['bench']:.4g} (bench column)"
+            elif status == "done" and job.label.startswith("export"):
+                detail = f"written and verified: {job.process.args[job.process.args.index('--out') + 1]}"
+            else:
+                detail = job.last_line()
             lines.append(f"{job.label or 'search'} · pid {job.pid} · {status} · {detail}"[:300])
         jobs.update(Text("Jobs\n" + "\n".join(lines)))
 

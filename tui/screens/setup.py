@@ -1,28 +1,32 @@
 """Setup: the form of a new run, validated as you type; Enter (or ctrl+s) starts it.
 
-Validation runs in a thread worker (the engine's registries import torch, and the model's block
-count is read from its config), so the first paint does not wait for them; each result arrives as
-a `Checked` message. Starting launches the search as a child process (`launch.py`) and opens the
+Validation runs in a checking process (`checker.py`: the engine's registries import torch, and
+the model's block count is read from its config), started after the first paint, so neither the
+paint, typing nor quitting waits for it; a daemon thread reads its answers and posts them as
+`Checked` messages. Starting launches the search as a child process (`launch.py`) and opens the
 Live screen as soon as its run directory exists (before the model loads); a child that fails first
 shows its one-line error here.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import threading
 from dataclasses import dataclass
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
-from ...core.errors import UserError
 from ..actions import bindings
 from ..launch import Launch
-from ..setup_form import DEFAULTS, FIELDS, LABELS, field_message, hints, prune_argv, validate
+from ..setup_form import DEFAULTS, FIELDS, LABELS, field_message, prune_argv
 
 
 @dataclass
@@ -44,7 +48,7 @@ class SetupScreen(Screen):
         self.pending: Launch | None = None
         self.checked: Checked | None = None  # the latest validation (None: not yet)
         self.start_when_checked = False
-        self.block_counts: dict[str, tuple[int | None, str | None]] = {}  # model spec -> (blocks, error)
+        self.checker: subprocess.Popen | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(Text.assemble(("New run", "bold"), f"  runs dir: {self.app.runs_dir}"), id="title")
@@ -64,34 +68,35 @@ class SetupScreen(Screen):
             widget.cursor_blink = False  # steady cursor: less traffic over SSH, deterministic screenshots
         self.set_interval(0.25, self.watch_launch)
         self.query_one(Input).focus()
-        self.check(self.values())
+        # the first check imports the engine (torch): only once the form is on screen
+        self.call_after_refresh(lambda: self.set_timer(0.3, self.start_checker))
 
     def values(self) -> dict[str, str]:
         return {field.name: self.query_one(f"#{field.name}", Input).value for field in FIELDS}
 
-    def model_blocks(self, spec: str) -> int | None:
-        """The block count of `spec` (cached); a UserError when the spec cannot work."""
-        from ..model_info import block_count
+    def start_checker(self) -> None:
+        self.checker = subprocess.Popen([sys.executable, "-m", "depthprune.tui.checker"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        threading.Thread(target=self.read_checks, args=(self.checker,), name="setup-check", daemon=True).start()
+        self.check(self.values())
 
-        if spec not in self.block_counts:
-            try:
-                self.block_counts[spec] = (block_count(spec), None)
-            except UserError as exc:
-                self.block_counts[spec] = (None, field_message(str(exc)))
-        blocks, error = self.block_counts[spec]
-        if error:
-            raise UserError(error)
-        return blocks
-
-    @work(thread=True, exclusive=True, group="check")
     def check(self, values: dict[str, str]) -> None:
-        errors: dict[str, str] = {}
+        if self.checker is None:
+            return  # not started yet: it checks the values it finds when it starts
         try:
-            blocks = self.model_blocks(values["model"].strip())
-        except UserError as exc:
-            blocks, errors["model"] = None, str(exc)
-        errors = validate(values, blocks) | errors
-        self.post_message(Checked(values, errors, hints(), blocks))
+            self.checker.stdin.write(json.dumps(values) + "\n")
+        except (BrokenPipeError, ValueError):
+            self.notify("the field checker ended; fields are checked when the run starts", severity="warning")
+
+    def read_checks(self, checker: subprocess.Popen) -> None:
+        for line in checker.stdout:
+            answer = json.loads(line)
+            self.post_message(Checked(answer["values"], answer["errors"], answer["hints"], answer["blocks"]))
+
+    def on_unmount(self) -> None:
+        if self.checker is not None:
+            self.checker.kill()
+            self.checker.wait()
 
     @on(Checked)
     def show_errors(self, checked: Checked) -> None:
@@ -139,6 +144,8 @@ class SetupScreen(Screen):
         errors = self.checked.errors
         if errors:
             status.update(Text(f"✖ fix before starting: {', '.join(LABELS[n] for n in errors)}"))
+            first = next(f.name for f in FIELDS if f.name in errors)
+            self.query_one(f"#{first}", Input).focus()
             return
         self.pending = self.app.start_child(prune_argv(self.values(), self.app.runs_dir), "search")
         status.update(f"starting (process {self.pending.pid}) ...")
