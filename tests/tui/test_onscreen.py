@@ -4,6 +4,7 @@ navigation model: recorded run directories, Textual's Pilot, no model."""
 import json
 import re
 
+from depthprune.core.events import parse_event
 from depthprune.core.runs import Run
 from depthprune.tui.app import DepthpruneApp
 from depthprune.tui.config import load_settings
@@ -15,8 +16,7 @@ from depthprune.tui.screens.runs import RunsScreen
 from depthprune.tui.screens.setup import SetupScreen
 from depthprune.tui.viewmodel import RunView
 from depthprune.tui.widgets.bars import ImportanceBars
-from depthprune.core.events import parse_event
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable, Input
 
 from .test_pilot import run_app, text, wait_for
 

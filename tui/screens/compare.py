@@ -15,10 +15,10 @@ from textual.widgets import DataTable, Footer, Static
 
 from ...core.runs import Run
 from ..actions import bindings
-from ..widgets.table import RowTable
 from ..comparison import RunSummary, compare, export, incomparable, letter, visible
 from ..tail import EventTail
 from ..viewmodel import RunView
+from ..widgets.table import RowTable
 
 
 def summarize(run: Run) -> RunSummary:

@@ -21,12 +21,12 @@ from textual.worker import get_current_worker
 
 from ...core.runs import Run
 from ..actions import bindings
-from ..widgets.table import RowTable
 from ..follow import RunFollower, RunUpdate
 from ..launch import resume_argv, stop
 from ..machine import size, strip_text
 from ..viewmodel import SEARCHER, RunView, summary_fields
 from ..widgets.bars import ImportanceBars
+from ..widgets.table import RowTable
 from .confirm import Confirm
 
 FPS = 15

@@ -20,11 +20,11 @@ from textual.widgets import DataTable, Footer, Input, Static
 from ...core.errors import UserError
 from ...core.runs import Run
 from ..actions import bindings
-from ..widgets.table import RowTable
 from ..comparison import REMOVED_GLYPH
 from ..launch import eval_argv, export_argv, resume_argv
 from ..runs_index import RunsIndex
 from ..screens.live import blocks
+from ..widgets.table import RowTable
 from .form import FormModal
 
 COLUMNS = ("state", "progress", "model", "objective", "searcher", "k", "value", "removed", "cands", "seconds",

@@ -12,8 +12,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ..actions import bindings
-from ..widgets.table import RowTable
 from ..study_view import StudyView, list_studies, load
+from ..widgets.table import RowTable
 from .runs import RELOAD_SECONDS
 from .study import StudyScreen
 
