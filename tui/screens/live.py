@@ -30,6 +30,7 @@ from ..widgets.table import RowTable
 from .confirm import Confirm
 
 FPS = 15
+STOPPED_EXIT = 130  # `depthprune prune`'s exit status when it was stopped
 TOP = 12  # configurations in the table
 
 
@@ -137,11 +138,11 @@ class LiveScreen(Screen):
                 self.render_view()
 
     def failure(self) -> str | None:
-        """The last error line of a child started from this app for this run, once it failed."""
-        for launched in reversed(self.app.launches):
-            if launched.run_id == self.run.id and launched.failure() is not None:
-                return launched.failure()
-        return None
+        """The last error line of the latest child started from this app for this run, once it failed."""
+        latest = next((launched for launched in reversed(self.app.launches) if launched.run_id == self.run.id), None)
+        if latest is None or latest.process.poll() == STOPPED_EXIT:  # a stopped search is not a failure
+            return None
+        return latest.failure()
 
     @property
     def state(self) -> str:
