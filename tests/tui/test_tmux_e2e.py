@@ -121,17 +121,24 @@ def test_keyboard_only_workflow_in_tmux(tmp_path):
         term.keys("Tab", "C-u")
         term.type("64")
         term.keys("Enter")
-        evaluated = term.wait(r"benchmarked: mean accuracy", 300)
+        evaluated = term.wait(r"benchmarked:\s+mean\s+accuracy", 300)
         assert re.search(r"finished\s+—\s+3\s+[\d.]+\s+0\.\d+", evaluated)  # the bench column holds the score
         term.keys("e")
         term.wait(r"Export ", 10)
         term.keys("Enter")
-        term.wait(r"written and verified", 300)
+        term.wait(r"written\s+and\s+verified", 300)
         exports = list((tmp_path / "runs" / "exports").iterdir())
         assert len(exports) == 1 and (exports[0] / "config.json").is_file()
 
-        term.keys("C-q")
-        term.wait(r"TUI-EXITED 0", 30)
+        for _attempt in range(3):  # see `field`: a key is sometimes not seen under heavy load; quit must work
+            term.keys("C-q")
+            try:
+                term.wait(r"TUI-EXITED 0", 20)
+                break
+            except AssertionError:
+                continue
+        else:
+            raise AssertionError(f"ctrl+q did not quit:\n{term.screen()}")
     finally:
         print("\n\n".join(term.captures))  # shown by pytest when the test fails
         term.close()
