@@ -143,7 +143,10 @@ def make_shared_context_batches(pairs: Sequence[Pair], groups: Sequence[list[int
         input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         position_ids = torch.zeros((len(rows), width), dtype=torch.long)
         allowed = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)
-        positions, targets, owner, pair_ids = [], [], [], []
+        positions: list[tuple[int, int]] = []
+        targets: list[int] = []
+        owner: list[int] = []
+        pair_ids: list[int] = []
         for r, group in enumerate(rows):
             ctx = pairs[group[0]][0]
             n_ctx = len(ctx)
@@ -230,3 +233,15 @@ def score_pairs(batches: list[TokenBatch], hidden_of: Callable[[int, TokenBatch]
         if progress:
             progress(len(batch.pair_ids))
     return total, count, greedy
+
+
+def per_owner(total: torch.Tensor, count: torch.Tensor, owner: Sequence[int], n: int
+              ) -> tuple[list[list[float]], list[list[int]]]:
+    """Pair-level summed log-likelihoods and token counts regrouped per question: pair j belongs to
+    question `owner[j]`; each question's pairs keep their order (its choices' order)."""
+    loglik: list[list[float]] = [[] for _ in range(n)]
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    for j, i in enumerate(owner):
+        loglik[i].append(float(total[j]))
+        tokens[i].append(int(count[j]))
+    return loglik, tokens

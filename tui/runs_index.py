@@ -1,6 +1,6 @@
 """The rows of the Runs table, read in a worker and cached per run by the size and time of its files.
 
-A row holds `report.run_row`'s fields (what `depthprune runs ls` prints) plus:
+A row holds `core.tables.run_row`'s fields (what `depthprune runs ls` prints) plus:
 * `state`: `running` whenever a process holds the run's lock — in any phase, benchmarking after
   the search included — else the stored state;
 * `progress`: a running run's phase and candidate count ("searching 12/31", "benchmarking 1/2");
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..core.events import Event
 from ..core.runs import Run, list_runs
-from ..report import run_row
+from ..core.tables import run_row
 from .tail import EventTail
 from .viewmodel import RunView, primary_metric
 

@@ -1,7 +1,7 @@
 """Runs: every run in the runs directory, sortable and filterable; mark runs for Compare; resume,
 evaluate and export a run (child processes, shown with their progress in the jobs pane).
 
-Rows come from `runs_index.RunsIndex` (`report.run_row`'s fields plus state, progress, start time
+Rows come from `runs_index.RunsIndex` (`core.tables.run_row`'s fields plus state, progress, start time
 and benchmark average), read in a worker every `RELOAD_SECONDS` while the screen is shown.
 Every cell is plain text: a model called `x:llama:` or a name with `[...]` shows literally.
 """

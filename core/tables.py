@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from .core.runs import Run
+from .runs import Run
 
 
 def jaccard(a, b) -> float:
@@ -59,6 +59,6 @@ def render(rows: list[dict], fmt: str) -> str:
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
         return "\n".join(lines)
-    from .core.errors import UserError
+    from .errors import UserError
 
     raise UserError(f"unknown format {fmt!r} (from --format); use md, csv or json")
