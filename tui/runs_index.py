@@ -4,6 +4,7 @@ A row holds `core.tables.run_row`'s fields (what `depthprune runs ls` prints) pl
 * `state`: `running` whenever a process holds the run's lock — in any phase, benchmarking after
   the search included — else the stored state;
 * `progress`: a running run's phase and candidate count ("searching 12/31", "benchmarking 1/2");
+* `cands`: the run's candidate events (memo hits, aborts and the final re-scoring included);
 * `started`: run.json's start time, as `YYYY-MM-DD HH:MM` (UTC);
 * `bench`: the mean primary accuracy over the multiple-choice tasks benchmarked on the result
   (perplexity tasks are not averaged with accuracies), None when none was benchmarked.
@@ -67,7 +68,7 @@ class RunsIndex:
                 view.fold(events)
                 row = run_row(run) | {"state": "running" if alive else run.state, "progress": progress_text(view, alive),
                                       "started": (run.config.get("started") or "")[:16].replace("T", " "),
-                                      "bench": bench_average(view)}
+                                      "bench": bench_average(view), "cands": view.done}
                 cached = self.cache[run.id] = (stamp, alive, row, run)
             rows.append(cached[2])
             runs[run.id] = cached[3]

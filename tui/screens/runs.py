@@ -123,7 +123,6 @@ class RunsScreen(Screen):
         self.apply_rows(message.rows, message.runs)
 
     def apply_rows(self, rows: list[dict], runs: dict[str, Run]) -> None:
-        rows = [r | {"cands": r["evaluations"]} for r in rows]
         if rows != self.rows:
             self.rows, self.runs = rows, runs
             self.marked = [m for m in self.marked if m in self.runs]
