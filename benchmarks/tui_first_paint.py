@@ -22,13 +22,12 @@ from pathlib import Path
 
 def first_paint(timeout: float = 60.0) -> float:
     tui = Path(sys.executable).with_name("depthprune-tui")
-    argv = [str(tui), "--runs-dir"] if not os.environ.get("MINI") else [sys.executable, os.environ["MINI"]]
     with tempfile.TemporaryDirectory() as runs:
         main, child = pty.openpty()
         os.set_blocking(main, False)
         env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
         start = time.perf_counter()
-        process = subprocess.Popen(argv + ([runs] if not os.environ.get("MINI") else []), stdin=child, stdout=child, stderr=child, env=env,
+        process = subprocess.Popen([str(tui), "--runs-dir", runs], stdin=child, stdout=child, stderr=child, env=env,
                                    start_new_session=True)
         os.close(child)
         seen = b""

@@ -66,7 +66,8 @@ class RunsIndex:
                 events: list[Event] = EventTail(run.path / "events.jsonl").read()
                 view = RunView(run.config)
                 view.fold(events)
-                row = run_row(run) | {"state": "running" if alive else run.state, "progress": progress_text(view, alive),
+                row = run_row(run) | {"state": "running" if alive else run.state,
+                                      "progress": progress_text(view, alive),
                                       "started": (run.config.get("started") or "")[:16].replace("T", " "),
                                       "bench": bench_average(view), "cands": view.done}
                 cached = self.cache[run.id] = (stamp, alive, row, run)

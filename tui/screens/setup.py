@@ -165,4 +165,5 @@ class SetupScreen(Screen):
         failure = self.pending.failure()
         if failure is not None or self.pending.process.poll() == 0:
             self.pending = None
-            status.update(Text(f"✖ the run did not start: {field_message(failure or 'it ended without a run directory')}"))
+            why = field_message(failure or "it ended without a run directory")
+            status.update(Text(f"✖ the run did not start: {why}"))
