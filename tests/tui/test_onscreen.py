@@ -148,7 +148,7 @@ def test_importance_keeps_one_labelled_scale_with_one_precision(recorded_runs):
 
     async def scenario(pilot):
         live = app.screen
-        assert text(live.query_one("#bars-title")) == "Importance (ppl, block alone removed)"
+        assert text(live.query_one("#bars-title")) == "Importance (ppl, block alone)"
         singles = {e.removed[0]: e.value for e in run.events() if e.kind == "candidate" and len(e.removed) == 1}
         assert live.view.importance == singles  # the searcher's later `importance` event did not switch scales
         bars = live.query_one(ImportanceBars)
