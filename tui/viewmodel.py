@@ -73,7 +73,7 @@ def summary_fields(event: Event) -> dict:
     """The short scalar fields of an event kind the UI has no own view for (exported, healed, speed, ...)."""
     out = {}
     for name, value in vars(event).items():
-        if name == "t" or isinstance(value, dict) and len(str(value)) > 60:
+        if name == "t" or isinstance(value, (dict, list)) and len(str(value)) > 60:
             continue
         out[name] = value
     return out
