@@ -31,7 +31,9 @@ from depthprune.core.evaluate import Evaluator
 from depthprune.core.loading import load_model
 from depthprune.core.prefix import exact_lower_bound
 from depthprune.core.runs import Run
-from depthprune.core.search import SharedMemo, Speedups, run_search
+from depthprune.core.events import Candidate
+from depthprune.pipeline.loop import Speedups, run_search
+from depthprune.pipeline.memo import SharedMemo
 from depthprune.core.tasks import TASKS
 from depthprune.objectives.ppl import Perplexity
 from depthprune.searchers import SEARCHERS, Space
@@ -49,7 +51,7 @@ def search_once(objective, name, space, seed, speed, memo=None):
         t = time.perf_counter()
         result = run_search(objective, SEARCHERS[name](space, seed=seed), run, speed=speed, shared=memo)
         wall = time.perf_counter() - t
-        evaluated = [frozenset(e["removed"]) for e in run.events() if e["type"] == "evaluation" and not e.get("cached")]
+        evaluated = [frozenset(e.removed) for e in run.events() if isinstance(e, Candidate) and not e.cached]
     return {"wall": wall, "removed": result["removed"], "value": result["value"], "evaluations": result["evaluations"],
             "aborted": result["aborted"], "block_forwards": engine.block_forwards - before[0],
             "block_tokens": engine.block_tokens - before[1], "evaluated": evaluated}

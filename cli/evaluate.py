@@ -54,10 +54,10 @@ def eval_cmd(
             report = evaluate(lm, task_names, removed, limit=limit, seq_len=seq_len, data_dir=data_dir,
                               batch_size=batch_size, progress=progress)
         else:  # the scores also become an `evaluated` event of the run
-            from ..prune import record_evaluation
+            from ..pipeline.prune import record_benchmark
 
             with source_run.writing():
-                report = record_evaluation(source_run, lm, removed, task_names, limit=limit, seq_len=seq_len,
+                report = record_benchmark(source_run, lm, removed, task_names, limit=limit, seq_len=seq_len,
                                            data_dir=str(data_dir) if data_dir else None, batch_size=batch_size,
                                            progress=progress)
     if as_json:

@@ -71,7 +71,6 @@ def export_cmd(
             raise UserError("give either RUN or --remove, not both")
         source_run, model, removed_text = finished_run(run, runs_dir, "RUN")
         removed_raw = parse_indices(removed_text, "RUN")
-        trust_remote_code = source_run.config["config"].get("trust_remote_code", False)
         source_run.refuse_if_written()
     else:
         removed_raw = parse_indices(remove, "--remove")

@@ -21,7 +21,7 @@ FormatOpt = typer.Option("md", "--format", "-f", help="md | csv | json")
 def runs_ls(runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
     """All runs in the runs directory."""
     from ..core.runs import list_runs
-    from ..report import render, run_row
+    from ..core.tables import render, run_row
 
     rows = [run_row(r) for r in list_runs(runs_dir)]
     print(render(rows, fmt))
@@ -34,7 +34,7 @@ def runs_show(run: str = typer.Argument(..., help="run id or directory"), runs_d
 
     r = Run.open(run, runs_dir)
     print(json.dumps({"id": r.id, "state": r.state, "config": r.config, "result": r.result(),
-                      "evaluations": len(r.memo())}, indent=2))
+                      "evaluations": r.computed_candidates()}, indent=2))
 
 
 @runs_app.command("compare")
@@ -42,7 +42,7 @@ def runs_compare(runs: list[str] = typer.Argument(..., help="two or more run ids
                  runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
     """Removed-set overlap (Jaccard), objective values and evaluation counts, relative to the first run."""
     from ..core.runs import Run
-    from ..report import compare_rows, render
+    from ..core.tables import compare_rows, render
 
     if len(runs) < 2:
         raise UserError("runs compare needs at least two runs (from RUN...)")

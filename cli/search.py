@@ -16,18 +16,21 @@ from .common import DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, check_data_dir, a
 
 
 def _search_listener(progress):
-    """Evaluation events -> one Rich status line on stderr (count, best so far, searcher phase)."""
-    best = [None]
+    """Candidate events -> one Rich status line on stderr (count, best so far, searcher phase)."""
+    from ..core.events import Candidate, Phase
+
+    best: list[tuple[float, list[int]]] = []
 
     def listen(event):
-        if event["type"] != "evaluation":
+        if isinstance(event, Phase):
+            step = f" {event.done}/{event.total}" if event.total else ""
+            progress.update(f"{event.phase}{step} {event.detail}".rstrip())
+        if not isinstance(event, Candidate) or event.aborted:
             return
-        if not event.get("aborted") and (best[0] is None or event["value"] < best[0][0]):
-            best[0] = (event["value"], event["removed"])
-        if event.get("aborted"):
-            return
-        progress.update(f"eval {event['n']} · {event['status'] or 'scoring'} · best {best[0][0]:.4f} "
-                        f"removing {best[0][1]} · last {event['seconds']:.2f}s")
+        if not best or event.value < best[0][0]:
+            best[:] = [(event.value, event.removed)]
+        progress.update(f"eval {event.n} · {event.status or 'scoring'} · best {best[0][0]:.4f} "
+                        f"removing {best[0][1]} · last {event.seconds:.2f}s")
 
     return listen
 
@@ -82,8 +85,8 @@ def prune_cmd(
 
     SIGTERM or SIGHUP stops the search between two candidates (Ctrl-C at once); either way the run
     is marked stopped and `--resume` continues it."""
-    from ..core.search import SearchStopped
-    from ..prune import PruneConfig, resume as resume_run, start
+    from ..pipeline.loop import SearchStopped
+    from ..pipeline.prune import PruneConfig, resume as resume_run, start
 
     if resume:
         given = {"--model": model != "demo", "--objective": objective != "ppl", "--searcher": searcher != "greedy",
@@ -100,7 +103,7 @@ def prune_cmd(
         listener = _search_listener(status)
         try:
             if resume:
-                run, result = resume_run(resume, runs_dir, listener, stop)
+                run, result = resume_run(resume, runs_dir, listener, stop, trust_remote_code=trust_remote_code)
             else:
                 options = parse_options(option)
                 if scorer is not None:

@@ -44,7 +44,7 @@ def study_cmd(
 ):
     """Run a grid of searches (every cell a resumable run), evaluate every pruned model on one suite,
     and write the study's report. Running it again continues where it stopped."""
-    from ..core.search import SearchStopped
+    from ..pipeline.loop import SearchStopped
     from ..study.config import load_study, parse_study
     from ..study.report import write_report
     from ..study.results import collect

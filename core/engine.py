@@ -66,10 +66,12 @@ class Engine:
         self.lm_head = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
         self.device = next(model.parameters()).device
+        self.dtype = next(model.parameters()).dtype
         self.block_forwards = 0  # block applications to a batch
         self.block_tokens = 0  # token positions those applications computed: the machine-independent cost
 
-    def _count(self, blocks: int, batch: torch.Tensor) -> None:
+    def count(self, blocks: int, batch: torch.Tensor) -> None:
+        """Account `blocks` block applications (forward or backward) to `batch`."""
         self.block_forwards += blocks
         self.block_tokens += blocks * batch.shape[0] * batch.shape[1]
 
@@ -104,7 +106,7 @@ class Engine:
             return hook
 
         handles = [b.register_forward_pre_hook(recorder(i), with_kwargs=True) for i, b in enumerate(self.blocks)]
-        self._count(self.n_blocks - 1, input_ids)
+        self.count(self.n_blocks - 1, input_ids)
         try:
             self._base_forward(input_ids, attention_mask, position_ids)
         except _Stop:
@@ -135,7 +137,7 @@ class Engine:
                     record(i, h)
                 if i in removed:
                     continue
-                self._count(1, h)
+                self.count(1, h)
                 out = _hidden_of(self.blocks[i](h, *inputs.args[i], **inputs.kwargs[i]))
                 h = out if gates is None else h + gates[i].to(out.dtype) * (out - h)
         return h
@@ -171,7 +173,7 @@ class Engine:
     def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, removed=(),
                      position_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Post-norm hidden states of the model with `removed` skipped (the head's input)."""
-        self._count(self.n_blocks - len(set(removed)), input_ids)
+        self.count(self.n_blocks - len(set(removed)), input_ids)
         with self.skipping(removed):
             return self._base_forward(input_ids, attention_mask, position_ids).last_hidden_state
 

@@ -28,6 +28,7 @@ from .typecheck import has_type, type_name
 
 SCHEMA = 2
 LEGACY_KINDS = {"evaluation": "candidate", "evaluated": "benchmarked"}
+LEGACY_FIELDS = {"started": {"planned_evaluations": "planned_candidates"}}
 
 #: What a run's process does, in order (`Phase.phase`); a phase may be skipped.
 PHASES = ("loading", "calibrating", "signals", "searching", "benchmarking", "exporting", "speed", "healing")
@@ -73,7 +74,7 @@ class Phase(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Candidate(Event):
-    """One removal set scored by the objective. `n`: computed evaluations before this one.
+    """One removal set scored by the objective. `n`: computed evaluations so far, this one included.
     `aborted`: scoring stopped early, `value` is only a lower bound. `cached`: the value came from
     the memo shared with other runs, no model time was spent."""
 
@@ -126,6 +127,22 @@ class Benchmarked(Event):
     seq_len: int = 2048
     seconds: float = 0.0
     suite: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage(Event):
+    """The machine as the run's process sees it (`core.usage.measure`): resident memory now and its
+    high-water mark; on CUDA, torch's allocated memory now and its peak; calibration tokens per
+    second through the blocks since the phase began."""
+
+    kind: ClassVar[str] = "usage"
+    device: str
+    dtype: str
+    rss_bytes: int
+    peak_rss_bytes: int
+    gpu_bytes: int | None = None
+    gpu_peak_bytes: int | None = None
+    tokens_per_s: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,7 +206,7 @@ def register(cls: type[Event]) -> type[Event]:
     return cls
 
 
-for _cls in (Started, Phase, Candidate, Importance, Stopped, Finished, Benchmarked, SpeedMeasured, Exported, Healed):
+for _cls in (Started, Phase, Candidate, Importance, Stopped, Finished, Benchmarked, Usage, SpeedMeasured, Exported, Healed):
     register(_cls)
 
 
@@ -232,8 +249,10 @@ def event_from_dict(data: Any, where: str) -> Event:
     if not isinstance(data.get("v", 1), int) or data.get("v", 1) > SCHEMA:
         raise UserError(f"{where}: event schema {data.get('v')!r} is newer than this depthprune reads ({SCHEMA})")
     known = {f.name: f for f in fields(cls)}
+    renamed = LEGACY_FIELDS.get(kind, {})
     values = {}
     for name, value in data.items():
+        name = renamed.get(name, name)
         if name in known:
             values[name] = value
     hints = _hints(cls)

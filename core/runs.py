@@ -11,9 +11,7 @@ Files a run writes are opened without following symbolic links, so a crafted run
 redirect a write outside it. A write that fails (disk full, read-only) is undone to the last complete
 line and reported as a UserError: everything written before it is kept and the run stays resumable.
 
-Event types: `started`, `evaluation` (a removal set and its objective value), `importance` (the
-searcher's per-block scores once it has them), `stopped`, `finished`, and `evaluated` (benchmark
-scores of a removal set, appended by `prune --eval-tasks` or `eval --run`).
+Events are the typed records of `core/events.py`; this module only stores and reads them.
 """
 
 from __future__ import annotations
@@ -30,9 +28,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .errors import UserError
+from .events import Candidate, Event, parse_event, stamp
 
-SCHEMA = 1
-EVENT_TYPES = ("started", "evaluation", "importance", "stopped", "finished", "evaluated")
+SCHEMA = 1  # of run.json
 FAULT_ENV = "DEPTHPRUNE_FAULT"
 _fault_hits: dict[str, int] = {}
 
@@ -129,17 +127,6 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[-32:] or "model"
 
 
-def _is_event(event) -> bool:
-    """A known event type; an evaluation also carries its removal set (block indices), value and time."""
-    if not isinstance(event, dict) or event.get("type") not in EVENT_TYPES:
-        return False
-    if event["type"] != "evaluation":
-        return True
-    removed, value, seconds = event.get("removed"), event.get("value"), event.get("seconds")
-    return (isinstance(removed, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in removed)
-            and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (value, seconds)))
-
-
 class Run:
     """One search's directory."""
 
@@ -157,8 +144,8 @@ class Run:
         if name is not None and (Path(name).name != name or name in ("", ".", "..")):
             raise UserError(f"run name {name!r} must be a plain directory name inside the runs directory")
         check_writable(runs_dir, "--runs-dir")
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        base = name or f"{stamp}-{slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
+        when = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        base = name or f"{when}-{slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
         for n in range(1 if name else 1000):
             path = runs_dir / (base if n == 0 else f"{base}-{n}")
             try:
@@ -191,6 +178,12 @@ class Run:
         if not isinstance(config, dict) or config.get("schema") != SCHEMA or not isinstance(config.get("objective"), dict):
             raise UserError(f"{meta}: not a depthprune run (schema {SCHEMA}) (from {source})")
         return cls(path, config)
+
+    def update_config(self, config: dict) -> None:
+        """Replace run.json's provenance (atomically; the id and schema stay): a run is created before
+        its model loads, and completed once it has."""
+        self.config = {"schema": SCHEMA, "id": self.id, **config}
+        write_json_atomic(self.path / "run.json", self.config)
 
     @contextmanager
     def writing(self):
@@ -244,36 +237,30 @@ class Run:
 
     # -- events ----------------------------------------------------------------------------
 
-    def append(self, event: dict) -> dict:
-        """Append one event (stamped with schema version and time), fsynced before returning
-        (`append_line`); a failed write is a UserError that says how to continue the run."""
-        event = {"v": SCHEMA, "t": round(time.time(), 3), **event}
+    def append(self, event: Event) -> Event:
+        """Append one event (stamped with the time), fsynced before returning (`append_line`); a
+        failed write is a UserError that says how to continue the run."""
+        event = stamp(event)
         try:
-            append_line(self.path / "events.jsonl", json.dumps(event))
+            append_line(self.path / "events.jsonl", event.to_json())
         except UserError as exc:
             raise UserError(f"{exc}; continue with: depthprune prune --resume {self.path}") from None
         return event
 
-    def events(self) -> list[dict]:
-        """All complete events; a torn last line (crash mid-write) is ignored, a broken line elsewhere
-        is an error naming it."""
+    def events(self) -> list[Event]:
+        """All complete events; a torn last line (crash mid-write) is ignored, a broken or invalid
+        line elsewhere is an error naming it."""
         path = self.path / "events.jsonl"
-        events = []
-        for lineno, line in enumerate(complete_lines(path), start=1):
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except (json.JSONDecodeError, RecursionError):
-                raise UserError(f"{path}:{lineno}: broken event line") from None
-            if not _is_event(event):
-                raise UserError(f"{path}:{lineno}: not a depthprune event")
-            events.append(event)
-        return events
+        return [parse_event(line, f"{path}:{lineno}")
+                for lineno, line in enumerate(complete_lines(path), start=1) if line.strip()]
 
     def memo(self) -> dict[frozenset, float]:
-        """{removal set: objective value} of every evaluation stored in the run."""
-        return {frozenset(e["removed"]): e["value"] for e in self.events() if e["type"] == "evaluation"}
+        """{removal set: objective value} of every complete candidate stored in the run."""
+        return {frozenset(e.removed): e.value for e in self.events() if isinstance(e, Candidate) and not e.aborted}
+
+    def computed_candidates(self) -> int:
+        """Candidates the objective computed (aborted ones included, memo hits not): a run's evaluation count."""
+        return sum(1 for e in self.events() if isinstance(e, Candidate) and not e.cached)
 
     # -- result ----------------------------------------------------------------------------
 
@@ -300,7 +287,7 @@ class Run:
         if self.writer_pid() is not None:
             return "running"
         events = self.events()
-        if events and events[-1]["type"] == "stopped":
+        if events and events[-1].kind == "stopped":
             return "stopped"
         return "incomplete"
 

@@ -44,7 +44,8 @@ def block_proxies(objective: Objective) -> dict[str, dict[int, float]]:
 
 def gate_gradients(objective: Objective, pad_id: int) -> np.ndarray:
     """A ∈ R^{m×N}: row s is the gradient of sample s's loss w.r.t. the N block gates at 1.
-    Samples are processed one at a time (one forward, one backward each), weights frozen."""
+    Samples are processed one at a time (one forward, one backward each, both counted as block
+    applications of the engine), weights frozen."""
     engine = objective.engine
     params = list(engine.model.parameters())
     flags = [p.requires_grad for p in params]
@@ -64,6 +65,7 @@ def gate_gradients(objective: Objective, pad_id: int) -> np.ndarray:
             order = torch.argsort(torch.tensor(batch.pair_ids))  # back to the sample's pair order
             loss = objective.sample_loss(index, totals[order], counts[order])
             (grad,) = torch.autograd.grad(loss, gates)
+            engine.count(engine.n_blocks - 1, batch.input_ids)  # backward: every block but 0, whose input no gate reaches
             rows.append(grad.double().cpu().numpy())
     finally:
         for p, flag in zip(params, flags):

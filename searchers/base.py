@@ -47,7 +47,8 @@ class Searcher(ABC):
 
     name: ClassVar[str] = ""
     defaults: ClassVar[dict] = {}
-    needs: ClassVar[tuple[str, ...]] = ()  # extra inputs computed by the engine: "gradients", "segment_mi", "proxy"
+    needs: ClassVar[tuple[str, ...]] = ()  # engine signals it may use: "gradients", "segment_mi", "proxy"
+    importance_label: ClassVar[str] = "searcher score"  # what `importance` measures (shown with it)
     stochastic: ClassVar[bool] = False  # True: the result depends on the seed (studies run every seed)
 
     @classmethod
@@ -80,6 +81,7 @@ class Searcher(ABC):
         self.importance: dict[int, float] | None = None  # per-block score, when the searcher has one
         self.status = ""
         self.select: int | None = None  # only the best `select` of the pending batch matter (early abort)
+        self.states: list[tuple[float, list[int]]] = []  # lowest-energy states, for searchers that have them
         self._gen: Search | None = None
         self._pending: list[RemovalSet] = []
         self.result: RemovalSet | None = None
@@ -87,6 +89,15 @@ class Searcher(ABC):
 
     def check(self) -> None:
         """Refuse impossible options before any evaluation (raise UserError); default: nothing to check."""
+
+    def signals_needed(self) -> tuple[str, ...]:
+        """The engine signals (of `needs`) this configuration uses; the search loop computes them and
+        hands them over with `provide` before the first `ask`."""
+        return self.needs
+
+    def provide(self, signals: dict) -> None:
+        """Receive the engine signals named by `signals_needed` (stored with the options)."""
+        self.options.update(signals)
 
     def planned_evaluations(self) -> int | None:
         """How many removal sets the search will score, at most (for progress and ETA); None: unknown."""

@@ -34,6 +34,9 @@ class OneShot(Searcher):
         ranked = sorted(self.space.allowed, key=lambda i: (self.importance[i], i))
         return frozenset(ranked[: self.space.k])
 
+    def signals_needed(self):
+        return () if self.options["scorer"] == "objective" else ("proxy",)
+
     def planned_evaluations(self):
         return len(self.space.allowed) + 1 if self.options["scorer"] == "objective" else 0
 

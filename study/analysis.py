@@ -14,7 +14,7 @@ from itertools import combinations
 
 from scipy.stats import kendalltau, spearmanr
 
-from ..report import jaccard
+from ..core.tables import jaccard
 
 NUMBERS = ("value", "acc_avg", "ppl_avg", "seconds", "evaluations", "block_forwards")
 

@@ -39,7 +39,7 @@ from ..core.errors import UserError
 from ..core.runs import slug
 from ..core.tasks import TASKS
 from ..objectives import OBJECTIVES
-from ..prune import PruneConfig
+from ..pipeline.prune import PruneConfig
 from ..searchers import SEARCHERS
 
 if sys.version_info >= (3, 11):

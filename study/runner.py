@@ -18,7 +18,8 @@ from typing import Callable
 
 from ..core.errors import UserError
 from ..core.runs import Run, append_line, complete_lines, write_json_atomic
-from ..prune import PruneConfig, append_evaluated, resume, start
+from ..core.events import Benchmarked
+from ..pipeline.prune import PruneConfig, benchmarked, resume, start
 from .config import StudyConfig
 from .executors import make_executor
 
@@ -159,10 +160,10 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
     for c in cells:
         row = store.scores[(c.model, tuple(found[c]))]
         run = Run.open(runs_dir / names[c])
-        if not any(e["type"] == "evaluated" and e["removed"] == row["removed"] and e.get("suite") == store.suite
-                   for e in run.events()):
+        if not benchmarked(run, row["removed"], store.suite):
             with run.writing():
-                append_evaluated(run, row["removed"], row["tasks"], limit=config.evaluation["limit"],
-                                 seq_len=config.evaluation["seq_len"], seconds=row["seconds"], suite=store.suite)
+                run.append(Benchmarked(removed=sorted(row["removed"]), tasks=row["tasks"],
+                                       limit=config.evaluation["limit"], seq_len=config.evaluation["seq_len"],
+                                       seconds=row["seconds"], suite=store.suite))
     return {"study": config.name, "cells": len(cells), "searched": len(pending), "models_evaluated": len(wanted),
             "evaluations_run": len(todo), "path": str(folder)}

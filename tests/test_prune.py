@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from depthprune.core.runs import Run, list_runs
-from depthprune.core.search import SearchStopped
-from depthprune.prune import PruneConfig, prepare, resume, start
+from depthprune.pipeline.loop import SearchStopped
+from depthprune.pipeline.prune import PruneConfig, prepare, resume, start
 from depthprune.searchers import SEARCHERS
 
 from .conftest import FAMILY_NAMES
@@ -37,9 +37,9 @@ def test_every_searcher_runs_end_to_end_on_every_family(family, tmp_path):
         run, result = start(config, tmp_path, lm=lm)
         assert len(result["removed"]) == 2 and 0 not in result["removed"], name
         assert run.memo()[frozenset(result["removed"])] == result["value"]
-        evaluations = [e for e in run.events() if e["type"] == "evaluation" and not e.get("cached")]
+        evaluations = [e for e in run.events() if e.kind == "candidate" and not e.cached]
         assert len(evaluations) == result["evaluations"]
-        assert len({tuple(e["removed"]) for e in evaluations if not e.get("aborted")}) == len(evaluations) - result["aborted"]
+        assert len({tuple(e.removed) for e in evaluations if not e.aborted}) == len(evaluations) - result["aborted"]
 
 
 @pytest.mark.parametrize("objective", ["margin", "acc", "kl"])
@@ -76,7 +76,7 @@ def test_sigkill_mid_search_then_resume_gives_the_uninterrupted_result(kill_afte
     killed = False
     while time.time() < deadline and proc.poll() is None:
         events = list(runs_dir.glob("*/events.jsonl"))
-        if events and events[0].read_text().count('"evaluation"') >= kill_after:
+        if events and events[0].read_text().count('"candidate"') >= kill_after:
             os.kill(proc.pid, signal.SIGKILL)
             killed = True
             break
@@ -87,7 +87,7 @@ def test_sigkill_mid_search_then_resume_gives_the_uninterrupted_result(kill_afte
     assert Run.open(run_dir).result() is None
     stored = len(Run.open(run_dir).memo())
     run, result = resume(str(run_dir), runs_dir)
-    evaluations = [tuple(e["removed"]) for e in run.events() if e["type"] == "evaluation"]
+    evaluations = [tuple(e.removed) for e in run.events() if e.kind == "candidate"]
     assert len(evaluations) == len(set(evaluations)), "a stored candidate was evaluated again"
     _, reference = uninterrupted(tmp_path, "greedy", {})
     assert result["removed"] == reference["removed"]
@@ -96,23 +96,26 @@ def test_sigkill_mid_search_then_resume_gives_the_uninterrupted_result(kill_afte
 
 
 def test_interrupted_stochastic_search_resumes_to_the_same_result(tmp_path, monkeypatch):
-    import depthprune.core.search as search
+    import depthprune.pipeline.loop as search
 
     calls = {"n": 0}
     original = search.run_search
 
     def interrupting(objective, searcher, run, *args):
-        def flaky(removed):
+        real = objective.evaluate
+
+        def flaky(removed, cutoff=None, branches=frozenset()):
             calls["n"] += 1
             if calls["n"] == 25:
                 raise KeyboardInterrupt
-            return objective(removed)
+            return real(removed, cutoff, branches)
 
-        return original(flaky, searcher, run, *args)
+        objective.evaluate = flaky
+        return original(objective, searcher, run, *args)
 
     config = PruneConfig(model="tiny:llama:10", objective="ppl", searcher="ga", k=3, seed=5, calib="demo",
                          calib_samples=2, calib_seq_len=64)
-    import depthprune.prune as prune_module
+    import depthprune.pipeline.prune as prune_module
 
     monkeypatch.setattr(prune_module, "run_search", interrupting)
     with pytest.raises(SearchStopped):

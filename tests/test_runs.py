@@ -5,6 +5,7 @@ import json
 import pytest
 
 from depthprune.core.errors import UserError
+from depthprune.core.events import Candidate
 from depthprune.core.runs import Run, list_runs
 
 CONFIG = {"model": "tiny:llama", "objective": {"objective": "ppl"}, "searcher": "greedy", "k": 2}
@@ -12,17 +13,17 @@ CONFIG = {"model": "tiny:llama", "objective": {"objective": "ppl"}, "searcher": 
 
 def test_events_round_trip_and_build_the_memo(tmp_path):
     run = Run.create(tmp_path, CONFIG)
-    run.append({"type": "evaluation", "removed": [3], "value": 1.5, "seconds": 0.1})
-    run.append({"type": "evaluation", "removed": [1, 3], "value": 2.0, "seconds": 0.1})
+    run.append(Candidate(n=0, removed=[3], value=1.5, seconds=0.1))
+    run.append(Candidate(n=0, removed=[1, 3], value=2.0, seconds=0.1))
     reopened = Run.open(run.id, tmp_path)
     assert reopened.memo() == {frozenset({3}): 1.5, frozenset({1, 3}): 2.0}
-    assert all(e["v"] == 1 and "t" in e for e in reopened.events())
+    assert all(e.kind == "candidate" and e.t > 0 for e in reopened.events())
     assert reopened.state == "incomplete"
 
 
 def test_a_torn_last_line_is_ignored(tmp_path):
     run = Run.create(tmp_path, CONFIG)
-    run.append({"type": "evaluation", "removed": [3], "value": 1.5, "seconds": 0.1})
+    run.append(Candidate(n=0, removed=[3], value=1.5, seconds=0.1))
     with open(run.path / "events.jsonl", "a") as f:
         f.write('{"v": 1, "type": "evaluation", "removed": [2], "val')
     assert run.memo() == {frozenset({3}): 1.5}
@@ -30,10 +31,10 @@ def test_a_torn_last_line_is_ignored(tmp_path):
 
 def test_appending_after_a_crash_cuts_the_torn_line_first(tmp_path):
     run = Run.create(tmp_path, CONFIG)
-    run.append({"type": "evaluation", "removed": [3], "value": 1.5, "seconds": 0.1})
+    run.append(Candidate(n=0, removed=[3], value=1.5, seconds=0.1))
     with open(run.path / "events.jsonl", "a") as f:
         f.write('{"v": 1, "type": "evaluation", "removed": [2], "val')
-    run.append({"type": "evaluation", "removed": [4], "value": 2.5, "seconds": 0.1})
+    run.append(Candidate(n=0, removed=[4], value=2.5, seconds=0.1))
     assert run.memo() == {frozenset({3}): 1.5, frozenset({4}): 2.5}
 
 
@@ -47,7 +48,7 @@ def test_a_broken_line_in_the_middle_is_named(tmp_path):
     run = Run.create(tmp_path, CONFIG)
     with open(run.path / "events.jsonl", "a") as f:
         f.write("garbage\n")
-    run.append({"type": "evaluation", "removed": [3], "value": 1.5, "seconds": 0.1})
+    run.append(Candidate(n=0, removed=[3], value=1.5, seconds=0.1))
     with pytest.raises(UserError, match=r"events.jsonl:1: broken event line"):
         run.events()
 

@@ -9,10 +9,11 @@ from depthprune.core.evaluate import Evaluator
 from depthprune.core.loading import load_model
 from depthprune.core.prefix import PrefixCache, branch_points, divergence, exact_lower_bound, trie_order
 from depthprune.core.runs import Run
-from depthprune.core.search import SharedMemo, Speedups, run_search
+from depthprune.pipeline.loop import Speedups, run_search
+from depthprune.pipeline.memo import SharedMemo
 from depthprune.core.tasks import demo_items
 from depthprune.objectives import build_objective
-from depthprune.prune import PruneConfig, start
+from depthprune.pipeline.prune import PruneConfig, start
 from depthprune.searchers import SEARCHERS, Space
 
 NAIVE = Speedups(prefix_cache=False, early_abort=False, shared_context=False, memo=False)
@@ -24,7 +25,7 @@ def search(objective, name, space, speed, tmp_path, tag):
     objective.cache = None
     run = Run.create(tmp_path / tag, {"model": "t", "objective": {"objective": objective.name}, "searcher": name, "k": space.k})
     result = run_search(objective, SEARCHERS[name](space, seed=2), run, speed=speed)
-    values = {frozenset(e["removed"]): e["value"] for e in run.events() if e["type"] == "evaluation" and not e.get("aborted")}
+    values = {frozenset(e.removed): e.value for e in run.events() if e.kind == "candidate" and not e.aborted}
     return result, values
 
 

@@ -200,9 +200,9 @@ def test_a_study_runs_every_cell_and_evaluates_every_distinct_model(finished_stu
     for cell in cells:
         run = Run.open(runs_dir / cell.run_name(config.name))
         assert len(results[run.id]["removed"]) == cell.k
-        (evaluated,) = [e for e in run.events() if e["type"] == "evaluated"]
-        assert evaluated["removed"] == results[run.id]["removed"]
-        assert set(evaluated["tasks"]) == {"demo-text", "demo-mc"}
+        (evaluated,) = [e for e in run.events() if e.kind == "benchmarked"]
+        assert evaluated.removed == results[run.id]["removed"]
+        assert set(evaluated.tasks) == {"demo-text", "demo-mc"}
 
 
 def test_running_a_study_again_skips_what_is_done(finished_study):
@@ -213,7 +213,7 @@ def test_running_a_study_again_skips_what_is_done(finished_study):
     assert outcome(config, runs_dir) == before
     for cell in config.cells():  # no second `evaluated` event either
         run = Run.open(runs_dir / cell.run_name(config.name))
-        assert sum(e["type"] == "evaluated" for e in run.events()) == 1
+        assert sum(e.kind == "benchmarked" for e in run.events()) == 1
 
 
 def test_the_report_holds_every_analysis_in_every_format(finished_study, tmp_path):
@@ -287,7 +287,7 @@ def test_sigterm_stops_a_study_and_running_it_again_finishes_it(tmp_path):
     cell = tmp_path / "long--tiny-llama-12-ppl-exhaustive-k4-s0"
     events = cell / "events.jsonl"
     deadline = time.time() + 120
-    while time.time() < deadline and (not events.is_file() or events.read_text().count('"evaluation"') < 5):
+    while time.time() < deadline and (not events.is_file() or events.read_text().count('"candidate"') < 5):
         time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
@@ -297,5 +297,5 @@ def test_sigterm_stops_a_study_and_running_it_again_finishes_it(tmp_path):
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert Run.open(cell).state == "finished"
-    starts = [e for e in Run.open(cell).events() if e["type"] == "started"]
-    assert len(starts) == 2 and starts[1]["resumed_evaluations"] >= 5  # continued, not restarted
+    starts = [e for e in Run.open(cell).events() if e.kind == "started"]
+    assert len(starts) == 2 and starts[1].resumed_evaluations >= 5  # continued, not restarted

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..report import jaccard, render
+from ..core.tables import jaccard, render
 from .viewmodel import RunView, primary_metric
 
 REMOVED_GLYPH = "✖"

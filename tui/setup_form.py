@@ -20,7 +20,7 @@ from ..core.loading import resolve_spec
 from ..core.tasks import TASKS, get_task
 from ..core.tiny import parse_tiny
 from ..objectives import OBJECTIVES
-from ..prune import resolve_protected
+from ..pipeline.prune import resolve_protected
 from ..searchers import SEARCHERS, Space
 
 

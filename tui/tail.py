@@ -7,8 +7,10 @@ The same tail serves a live run, an attached run and the replay of a finished on
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
+
+from ..core.errors import UserError
+from ..core.events import Event, parse_event
 
 
 class EventTail:
@@ -18,9 +20,9 @@ class EventTail:
         self.path = path
         self.offset = 0  # bytes consumed: always just after a newline
         self.lineno = 0
-        self.problems: list[str] = []  # complete lines that are not JSON objects, as "file:line: why"
+        self.problems: list[str] = []  # complete lines that are not valid events, as "file:line: why"
 
-    def read(self) -> list[dict]:
+    def read(self) -> list[Event]:
         """The events of every complete line since the last call; [] while the file does not exist."""
         try:
             with open(self.path, "rb") as f:
@@ -38,11 +40,7 @@ class EventTail:
             if not line.strip():
                 continue
             try:
-                event = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                event = None
-            if isinstance(event, dict) and isinstance(event.get("type"), str):
-                events.append(event)
-            else:
-                self.problems.append(f"{self.path}:{self.lineno}: not an event, skipped")
+                events.append(parse_event(line, f"{self.path}:{self.lineno}"))
+            except UserError as exc:
+                self.problems.append(f"{exc}, skipped")
         return events

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.events import Benchmarked, Candidate, Event, Finished, Importance, Phase, Started, Stopped
+
 
 @dataclass
 class Configuration:
@@ -30,26 +32,28 @@ def primary_metric(metrics: dict) -> tuple[str, float]:
     return name, metrics[name]
 
 
-def describe(event: dict) -> str:
+def describe(event: Event) -> str:
     """One log line for an event."""
-    kind = event.get("type")
-    if kind == "evaluation":
-        flags = "".join(f" ({flag})" for flag in ("aborted", "cached") if event.get(flag))
-        return f"#{event.get('n')} removed {event['removed']} -> {event['value']:.6g}{flags}  {event.get('status', '')}".rstrip()
-    if kind == "started":
-        planned = event.get("planned_evaluations")
-        return f"started ({event.get('resumed_evaluations', 0)} stored, {'?' if planned is None else planned} planned)"
-    if kind == "importance":
-        return f"importance scores for {len(event.get('importance', {}))} blocks"
-    if kind == "finished":
-        return f"finished: removed {event.get('removed')} -> {event.get('value'):.6g}"
-    if kind == "stopped":
-        return f"stopped after {event.get('evaluations')} evaluations"
-    if kind == "evaluated":
+    if isinstance(event, Candidate):
+        flags = "".join(f" ({flag})" for flag in ("aborted", "cached") if getattr(event, flag))
+        return f"#{event.n} removed {event.removed} -> {event.value:.6g}{flags}  {event.status}".rstrip()
+    if isinstance(event, Started):
+        planned = event.planned_candidates
+        return f"started ({event.resumed_evaluations} stored, {'?' if planned is None else planned} planned)"
+    if isinstance(event, Importance):
+        return f"importance scores for {len(event.importance)} blocks"
+    if isinstance(event, Finished):
+        return f"finished: removed {event.removed} -> {event.value:.6g}"
+    if isinstance(event, Stopped):
+        return f"stopped after {event.evaluations} evaluations"
+    if isinstance(event, Benchmarked):
         metrics = ", ".join(f"{t} {n} {v:.4g}" for t, (n, v) in
-                            ((t, primary_metric(m)) for t, m in event.get("tasks", {}).items()))
-        return f"evaluated {event.get('removed')}: {metrics}"
-    return f"{kind} event"
+                            ((t, primary_metric(m)) for t, m in event.tasks.items()))
+        return f"evaluated {event.removed}: {metrics}"
+    if isinstance(event, Phase):
+        step = f" {event.done}/{event.total}" if event.total else ""
+        return f"{event.phase}{step} {event.detail}".rstrip()
+    return f"{event.kind} event"
 
 
 class RunView:
@@ -79,52 +83,50 @@ class RunView:
         self.last_t: float | None = None
         self.log: list[str] = []  # one line per folded event, oldest first
 
-    def fold(self, events: list[dict]) -> bool:
+    def fold(self, events: list[Event]) -> bool:
         """Apply events in order; True when any changed the state."""
         for event in events:
             self._fold_one(event)
         return bool(events)
 
-    def _fold_one(self, event: dict) -> None:
-        kind = event.get("type")
-        t = event.get("t")
-        if isinstance(t, (int, float)):
-            self.first_t = t if self.first_t is None else self.first_t
-            self.last_t = t
+    def _fold_one(self, event: Event) -> None:
+        if event.t:
+            self.first_t = event.t if self.first_t is None else self.first_t
+            self.last_t = event.t
         self.log.append(describe(event))
-        if kind == "started":
-            self.planned = event.get("planned_evaluations")
+        if isinstance(event, Started):
+            self.planned = event.planned_candidates
             self.outcome = None
-        elif kind == "evaluation":
+        elif isinstance(event, Candidate):
             self._evaluation(event)
-        elif kind == "importance":
-            self.importance = {int(b): float(v) for b, v in event["importance"].items()}
+        elif isinstance(event, Importance):
+            self.importance = {int(b): float(v) for b, v in event.importance.items()}
             self.searcher_importance = True
-        elif kind == "stopped":
+        elif isinstance(event, Stopped):
             self.outcome = "stopped"
-        elif kind == "finished":
+        elif isinstance(event, Finished):
             self.outcome = "finished"
-            self.result = tuple(event["removed"])
-            self._configuration(self.result).value = event["value"]
-        elif kind == "evaluated":
-            self._configuration(tuple(event["removed"])).tasks.update(event.get("tasks", {}))
+            self.result = tuple(event.removed)
+            self._configuration(self.result).value = event.value
+        elif isinstance(event, Benchmarked):
+            self._configuration(tuple(event.removed)).tasks.update(event.tasks)
 
     def _configuration(self, removed: tuple[int, ...]) -> Configuration:
         return self.configurations.setdefault(removed, Configuration(removed))
 
-    def _evaluation(self, event: dict) -> None:
-        removed = tuple(event["removed"])
+    def _evaluation(self, event: Candidate) -> None:
+        removed = tuple(event.removed)
         self.done += 1
-        self.current, self.status = removed, event.get("status", "")
-        if event.get("cached"):
+        self.current, self.status = removed, event.status
+        if event.cached:
             self.cached += 1
         else:
-            self.model_seconds += event.get("seconds", 0.0)
+            self.model_seconds += event.seconds
             self.timed += 1
-        if event.get("aborted"):
+        if event.aborted:
             self.aborted += 1
         else:
-            value = event["value"]
+            value = event.value
             self._configuration(removed).value = value
             if len(removed) == 1 and not self.searcher_importance:
                 self.importance[removed[0]] = value

@@ -15,7 +15,7 @@ import pytest
 
 from depthprune.core.loading import load_model
 from depthprune.core.surgery import export_pruned
-from depthprune.prune import PruneConfig, start
+from depthprune.pipeline.prune import PruneConfig, start
 
 from ..test_cli import run_cli
 

@@ -16,7 +16,7 @@ from depthprune.core.evaluate import evaluate
 from depthprune.core.loading import load_model
 from depthprune.core.runs import list_runs
 from depthprune.core.surgery import export_pruned
-from depthprune.prune import PruneConfig, resume, start
+from depthprune.pipeline.prune import PruneConfig, resume, start
 
 CONFIG = PruneConfig(model="tiny:llama:8", objective="ppl", searcher="greedy", k=3, seed=3, calib="demo",
                      calib_samples=2, calib_seq_len=64, batch_size=1)
@@ -40,8 +40,8 @@ def test_a_signal_stops_between_candidates_and_the_run_resumes_to_the_same_resul
     assert proc.returncode == 130, proc.stderr
     assert "Traceback" not in proc.stderr and "depthprune prune --resume" in proc.stderr
     (run,) = list_runs(tmp_path)
-    assert run.state == "stopped" and run.events()[-1]["type"] == "stopped"
-    stored = [e for e in run.events() if e["type"] == "evaluation"]
+    assert run.state == "stopped" and run.events()[-1].kind == "stopped"
+    stored = [e for e in run.events() if e.kind == "candidate"]
     assert len(stored) == kept
     run, result = resume(run.id, tmp_path)
     assert (result["removed"], result["value"]) == (reference["removed"], pytest.approx(reference["value"], rel=1e-6))
@@ -65,7 +65,7 @@ def test_a_refused_probe_stops_before_the_model_is_loaded(code, tmp_path, monkey
         raise AssertionError("the model was loaded although the runs directory is not writable")
 
     monkeypatch.setattr(runs.os, "fsync", refuse)
-    monkeypatch.setattr("depthprune.prune.load_model", never)
+    monkeypatch.setattr("depthprune.pipeline.prune.load_model", never)
     with pytest.raises(UserError, match=rf"\(from --runs-dir\) is not writable \({os.strerror(code)}\)"):
         start(CONFIG, tmp_path / "runs")
 

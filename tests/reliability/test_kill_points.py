@@ -14,7 +14,7 @@ import signal
 import pytest
 
 from depthprune.core.runs import Run, list_runs
-from depthprune.prune import PruneConfig, resume, start
+from depthprune.pipeline.prune import PruneConfig, resume, start
 
 CONFIG = PruneConfig(model="tiny:llama:8", objective="ppl", searcher="greedy", k=3, seed=3, calib="demo",
                      calib_samples=2, calib_seq_len=64, batch_size=1)
@@ -25,20 +25,20 @@ CHILD = """
 import os, torch
 os.environ["DEPTHPRUNE_FAULT"] = fault
 torch.set_num_threads(1)
-from depthprune.prune import start
+from depthprune.pipeline.prune import start
 start(config, runs_dir)
 """
 
 
 def evaluations(run: Run) -> list[tuple]:
     """(removed, aborted) of every evaluation event, in order."""
-    return [(tuple(e["removed"]), bool(e.get("aborted"))) for e in run.events() if e["type"] == "evaluation"]
+    return [(tuple(e.removed), e.aborted) for e in run.events() if e.kind == "candidate"]
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     run, result = start(CONFIG, tmp_path_factory.mktemp("reference"))
-    memo_lines = sum(1 for e in run.events() if e["type"] == "evaluation" and not e.get("aborted"))
+    memo_lines = sum(1 for e in run.events() if e.kind == "candidate" and not e.aborted)
     return {"result": result, "evaluations": evaluations(run), "appends": len(run.events()) + memo_lines}
 
 
@@ -53,7 +53,7 @@ def kill_points(reference) -> list[str]:
 @pytest.fixture(scope="module")
 def forkserver():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["depthprune.prune", "depthprune.core.tiny", "transformers.models.llama.modeling_llama"])
+    ctx.set_forkserver_preload(["depthprune.pipeline.prune", "depthprune.core.tiny", "transformers.models.llama.modeling_llama"])
     return ctx
 
 
@@ -73,7 +73,7 @@ def test_resume_after_sigkill_at_random_points_gives_the_uninterrupted_result(re
         assert result["removed"] == reference["result"]["removed"], fault
         assert result["value"] == pytest.approx(reference["result"]["value"], rel=1e-6), fault
         assert evaluations(run) == reference["evaluations"], f"{fault}: the resumed trajectory differs"
-        complete = [tuple(e["removed"]) for e in run.events() if e["type"] == "evaluation" and not e.get("aborted")]
+        complete = [tuple(e.removed) for e in run.events() if e.kind == "candidate" and not e.aborted]
         assert len(complete) == len(set(complete)), f"{fault}: a stored candidate was evaluated again"
         assert run.state == "finished"
         tally["kill points"] += 1

@@ -3,6 +3,7 @@ anything but a UserError, whatever bytes or text they are given, and read valid 
 
 import json
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -10,26 +11,27 @@ from hypothesis import strategies as st
 
 from depthprune.cli import parse_indices, parse_options
 from depthprune.core.errors import UserError
+from depthprune.core.events import Candidate, Event, Started, Stopped
 from depthprune.core.runs import Run
 
 CONFIG = {"model": "tiny:llama", "objective": {"objective": "ppl"}, "searcher": "greedy", "k": 2}
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 blocks = st.lists(st.integers(0, 63), max_size=6, unique=True)
-evaluation = st.builds(lambda r, v, s: {"type": "evaluation", "removed": r, "value": v, "seconds": s},
-                       blocks, st.floats(0, 100, allow_nan=False), st.floats(0, 10, allow_nan=False))
-events = st.lists(st.one_of(evaluation, st.just({"type": "started"}), st.just({"type": "stopped"})), max_size=8)
+candidate = st.builds(lambda n, r, v, s: Candidate(n=n, removed=r, value=v, seconds=s),
+                      st.integers(0, 99), blocks, st.floats(0, 100, allow_nan=False), st.floats(0, 10, allow_nan=False))
+events = st.lists(st.one_of(candidate, st.just(Started()), st.just(Stopped(evaluations=3))), max_size=8)
 
 
-def fresh_run(valid: list[dict]) -> Run:
+def fresh_run(valid: list[Event]) -> Run:
     run = Run.create(Path(tempfile.mkdtemp()), CONFIG)
     for event in valid:
         run.append(event)
     return run
 
 
-def read_back(run: Run) -> list[dict]:
-    return [{k: v for k, v in e.items() if k not in ("v", "t")} for e in run.events()]
+def read_back(run: Run) -> list[Event]:
+    return [replace(e, t=0.0) for e in run.events()]
 
 
 @SETTINGS
@@ -55,8 +57,8 @@ def test_a_torn_tail_is_ignored_and_cut_by_the_next_append(tally, valid, torn):
     with open(run.path / "events.jsonl", "ab") as f:
         f.write(torn)
     assert read_back(run) == valid
-    run.append({"type": "stopped"})
-    assert read_back(run) == [*valid, {"type": "stopped"}]
+    run.append(Stopped(evaluations=1))
+    assert read_back(run) == [*valid, Stopped(evaluations=1)]
 
 
 @SETTINGS

@@ -12,7 +12,7 @@ from depthprune.core.errors import UserError
 from depthprune.core.loading import load_model
 from depthprune.core.runs import Run
 from depthprune.core.surgery import export_pruned
-from depthprune.prune import PruneConfig, resume, start
+from depthprune.pipeline.prune import PruneConfig, resume, start
 
 PACKAGE = Path(__file__).resolve().parents[2]
 CONFIG = PruneConfig(model="tiny:llama", objective="ppl", searcher="greedy", k=1, calib="demo", calib_samples=1,

@@ -1,6 +1,6 @@
 """Runs: every run in the runs directory, sortable and filterable; mark runs for Compare.
 
-Rows come from `report.run_row` (the same fields `depthprune runs ls` prints). The list reloads
+Rows come from `core.tables.run_row` (the same fields `depthprune runs ls` prints). The list reloads
 every `RELOAD_SECONDS` while the screen is shown, so states move from running to finished.
 """
 
@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from ...core.runs import Run, list_runs
-from ...report import run_row
+from ...core.tables import run_row
 from ..actions import bindings
 from ..comparison import REMOVED_GLYPH
 from ..screens.live import blocks

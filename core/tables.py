@@ -6,7 +6,7 @@ import csv
 import io
 import json
 
-from .core.runs import Run
+from .runs import Run
 
 
 def jaccard(a, b) -> float:
@@ -21,7 +21,7 @@ def run_row(run: Run) -> dict:
     return {"run": run.id, "state": run.state, "model": c.get("model"), "objective": c["objective"]["objective"],
             "searcher": c.get("searcher"), "k": c.get("k"), "seed": c.get("seed"),
             "removed": result.get("removed"), "value": result.get("value"),
-            "evaluations": result.get("evaluations", len(run.memo())), "seconds": result.get("seconds")}
+            "evaluations": result.get("evaluations", run.computed_candidates()), "seconds": result.get("seconds")}
 
 
 def compare_rows(runs: list[Run]) -> list[dict]:
@@ -59,6 +59,6 @@ def render(rows: list[dict], fmt: str) -> str:
         lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         lines += ["| " + " | ".join(cell(r[c]) for c in columns) + " |" for r in rows]
         return "\n".join(lines)
-    from .core.errors import UserError
+    from .errors import UserError
 
     raise UserError(f"unknown format {fmt!r} (from --format); use md, csv or json")

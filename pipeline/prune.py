@@ -8,28 +8,33 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import threading
-import types
 import typing
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-from .core.calibration import overlapping_tasks
-from .core.errors import UserError
-from .core.loading import LoadedModel, load_model
-from .core.runs import Run, check_writable
-from .core.scoring import halving_on_oom
-from .core.evaluate import evaluate
-from .core.search import Listener, SharedMemo, Speedups, run_search
-from .core.tasks import TASKS, get_task
-from .objectives import build_objective, objective_class
-from .objectives.signals import SegmentMI, block_proxies, gate_gradients
-from .searchers import Space, searcher_class
+from ..core.calibration import overlapping_tasks
+from ..core.errors import UserError
+from ..core.evaluate import evaluate
+from ..core.events import Benchmarked, Phase
+from ..core.loading import LoadedModel, load_model
+from ..core.runs import Run, check_writable
+from ..core.scoring import halving_on_oom
+from ..core.tasks import TASKS, get_task
+from ..core.typecheck import has_type, type_name
+from ..objectives import build_objective, objective_class
+from ..objectives.base import Objective
+from ..objectives.signals import SegmentMI, block_proxies, gate_gradients
+from ..searchers import Space, searcher_class
+from .loop import Listener, SignalMakers, Speedups, run_search
+from .memo import SharedMemo
 
 # (calibration source, samples, sequence length): the paper's settings on a GPU; on a CPU small
 # enough that greedy removing 3 blocks of the demo model takes a few minutes.
@@ -69,8 +74,8 @@ class PruneConfig:
         hints = typing.get_type_hints(PruneConfig)
         for f in fields(self):
             value = getattr(self, f.name)
-            if not _has_type(value, hints[f.name]):
-                raise UserError(f"{f.name}={value!r} (from {source}) should be {_type_name(hints[f.name])}")
+            if not has_type(value, hints[f.name]):
+                raise UserError(f"{f.name}={value!r} (from {source}) should be {type_name(hints[f.name])}")
             if f.name in _POSITIVE and value is not None and value < 1:
                 raise UserError(f"{f.name}={value!r} (from {source}) must be at least 1")
 
@@ -87,26 +92,6 @@ class PruneConfig:
 
 
 _POSITIVE = ("batch_size", "calib_samples", "calib_seq_len", "eval_limit", "eval_seq_len")
-
-
-def _has_type(value, hint) -> bool:
-    """Whether `value` (as read from JSON or TOML) fits the annotation `hint`; bool is not an int."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_has_type(value, a) for a in args)
-    if hint is type(None):
-        return value is None
-    if origin is list:
-        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
-    if origin is dict or hint is dict:
-        return isinstance(value, dict)
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
-
-
-def _type_name(hint) -> str:
-    return str(hint).replace("typing.", "").replace("<class '", "").replace("'>", "")
 
 
 def resolve_protected(protect: list[int], n_blocks: int) -> frozenset[int]:
@@ -131,21 +116,36 @@ def _versions() -> dict:
     return out
 
 
-def prepare(config: PruneConfig, lm: LoadedModel | None = None):
-    """(model, objective, searcher, provenance) for a configuration; validates before any heavy work."""
-    config.check("the search configuration")
-    cls = searcher_class(config.searcher)
-    cls.validate_options(config.options)
+def validate(config: PruneConfig, source: str = "the search configuration") -> None:
+    """Every check that needs no model: field types, searcher options, tasks, objective, speed-ups."""
+    config.check(source)
+    searcher_class(config.searcher).validate_options(config.options)
     for name in config.eval_tasks:
         get_task(name, "--eval-tasks")
     objective_class(config.objective)
     config.speedups()
+
+
+def preliminary(config: PruneConfig) -> dict:
+    """What run.json holds while the model loads (`prepare` completes it)."""
+    return {"config": asdict(config), "model": config.model, "objective": {"objective": config.objective},
+            "searcher": config.searcher, "k": config.k, "seed": config.seed, "versions": _versions(),
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "pid": os.getpid()}
+
+
+def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[[str], None] = lambda _name: None):
+    """(model, objective, searcher, provenance) for a configuration; validates before any heavy work.
+    `phase(name)` is told when loading and calibrating begin."""
+    validate(config)
+    cls = searcher_class(config.searcher)
+    phase("loading")
     lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code,
                           revision=config.revision)
     space = Space(lm.n_blocks, config.k, resolve_protected(config.protect, lm.n_blocks))
     data_dir = Path(config.data_dir) if config.data_dir else None
     source, samples, seq_len = config.calibration(lm.device)
     options = {"shared_context": config.speedups().shared_context} if objective_class(config.objective).multiple_choice else {}
+    phase("calibrating")
     objective = halving_on_oom(lambda size: build_objective(
         config.objective, lm, calib=source, data_dir=data_dir, samples=samples, seq_len=seq_len, seed=config.seed,
         batch_size=size, **options), config.batch_size, "capturing the calibration batches")
@@ -153,90 +153,103 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None):
     if biased:
         warnings.warn(f"CALIBRATING ON EVALUATION DATA: {source!r} is the evaluation file of {', '.join(biased)}; "
                       f"scores on {', '.join(biased)} will be biased", stacklevel=2)
-    extras = {}
-    if "proxy" in cls.needs and config.options.get("scorer", "objective") != "objective":
-        extras["proxy"] = block_proxies(objective)
-    if "gradients" in cls.needs:
-        extras["gradients"] = gate_gradients(objective, lm.tokenizer.pad_token_id)
-    if "segment_mi" in cls.needs:
-        extras["segment_mi"] = SegmentMI(objective, seed=config.seed)
-    searcher = cls(space, seed=config.seed, **config.options, **extras)
-    provenance = {
-        "config": asdict(config),
-        "model": config.model,
+    searcher = cls(space, seed=config.seed, **config.options)
+    provenance = preliminary(config) | {
         "model_id": lm.model_id,
         "revision": lm.revision,
         "n_blocks": lm.n_blocks,
         "protected": sorted(space.protected),
-        "k": config.k,
-        "searcher": config.searcher,
-        "searcher_options": {k: v for k, v in searcher.options.items() if k not in cls.needs},
+        "searcher_options": dict(searcher.options),
         "objective": objective.describe(),
         "calibration": {"source": source, "samples": samples, "seq_len": seq_len},
         "dtype": lm.dtype,
         "device": lm.device,
-        "seed": config.seed,
-        "versions": _versions(),
-        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "pid": os.getpid(),
         "notes": lm.notes,
     }
     return lm, objective, searcher, provenance
 
 
-def record_evaluation(run: Run, lm: LoadedModel, removed, tasks: list[str], *, limit: int | None, seq_len: int,
-                      data_dir: str | None, batch_size: int = 8, progress=None, listener: Listener | None = None) -> dict:
-    """Score `removed` on benchmark `tasks` and append the scores to `run` as an `evaluated` event."""
+def signal_makers(objective: Objective, lm: LoadedModel, seed: int) -> SignalMakers:
+    """How to compute each engine signal a searcher may ask for (the loop calls only those needed)."""
+    return {"proxy": lambda: block_proxies(objective),
+            "gradients": lambda: gate_gradients(objective, lm.tokenizer.pad_token_id),
+            "segment_mi": lambda: SegmentMI(objective, seed=seed)}
+
+
+def record_benchmark(run: Run, lm: LoadedModel, removed, tasks: list[str], *, limit: int | None, seq_len: int,
+                     data_dir: str | None, batch_size: int = 8, progress=None, listener: Listener | None = None) -> dict:
+    """Score `removed` on benchmark `tasks` and append the scores to `run` as a `benchmarked` event;
+    the phase and its progress are events too."""
+    emit = listener or (lambda _event: None)
+    finished: list[str] = []
+
+    def step(label: str, done: int, total: int) -> None:
+        if progress is not None:
+            progress(label, done, total)
+        if done >= total and label not in finished:  # one phase event per completed task
+            finished.append(label)
+            emit(run.append(Phase(phase="benchmarking", done=len(finished), total=len(tasks), detail=label)))
+
+    emit(run.append(Phase(phase="benchmarking", done=0, total=len(tasks), detail=", ".join(tasks))))
     report = evaluate(lm, tasks, sorted(removed), limit=limit, seq_len=seq_len,
-                      data_dir=Path(data_dir) if data_dir else None, batch_size=batch_size, progress=progress)
-    event = append_evaluated(run, report["removed"], report["tasks"], limit=limit, seq_len=seq_len,
-                             seconds=report["seconds"])
-    if listener:
-        listener(event)
+                      data_dir=Path(data_dir) if data_dir else None, batch_size=batch_size, progress=step)
+    emit(run.append(Benchmarked(removed=report["removed"], tasks=report["tasks"], limit=limit, seq_len=seq_len,
+                                seconds=report["seconds"])))
     return report
 
 
-def append_evaluated(run: Run, removed, tasks: dict, *, limit: int | None, seq_len: int, seconds: float,
-                     **extra) -> dict:
-    """Append benchmark scores of `removed` (task -> metrics, as `evaluate` reports them) to `run`."""
-    return run.append({"type": "evaluated", "removed": sorted(removed), "tasks": tasks, "limit": limit,
-                       "seq_len": seq_len, "seconds": seconds, **extra})
+def benchmarked(run: Run, removed: list[int], suite: str | None = None) -> bool:
+    """Whether `run` holds benchmark scores of `removed` (of the study suite `suite` when given)."""
+    return any(isinstance(e, Benchmarked) and e.removed == sorted(removed) and (suite is None or e.suite == suite)
+               for e in run.events())
 
 
 def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher, provenance, listener, stop):
-    """Search under the run's write lock, then score the result on `config.eval_tasks` (once)."""
+    """Search (the caller holds the run's write lock), then score the result on `config.eval_tasks` (once)."""
     speed = config.speedups()
     shared = None
     if speed.memo:
         identity = {k: provenance[k] for k in ("model_id", "revision", "dtype", "objective")}
         shared = SharedMemo(run.path.parent, identity | {"device": provenance["device"].split(":")[0]})
-    with run.writing():
-        try:
-            result = run.result() or run_search(objective, searcher, run, listener, speed, shared, stop)
-        except torch.OutOfMemoryError:
-            raise UserError(f"out of GPU memory evaluating a candidate (from --batch-size {config.batch_size}); "
-                            f"everything evaluated is stored: free GPU memory and continue with "
-                            f"depthprune prune --resume {run.path}") from None
-        done = any(e["type"] == "evaluated" and e["removed"] == result["removed"] for e in run.events())
-        if config.eval_tasks and not done:
-            record_evaluation(run, lm, result["removed"], config.eval_tasks, limit=config.eval_limit,
-                              seq_len=config.eval_seq_len, data_dir=config.data_dir, batch_size=config.batch_size,
-                              listener=listener)
+    try:
+        result = run.result() or run_search(objective, searcher, run, listener, speed, shared, stop,
+                                            signal_makers(objective, lm, config.seed))
+    except torch.OutOfMemoryError:
+        raise UserError(f"out of GPU memory evaluating a candidate (from --batch-size {config.batch_size}); "
+                        f"everything evaluated is stored: free GPU memory and continue with "
+                        f"depthprune prune --resume {run.path}") from None
+    if config.eval_tasks and not benchmarked(run, result["removed"]):
+        record_benchmark(run, lm, result["removed"], config.eval_tasks, limit=config.eval_limit,
+                         seq_len=config.eval_seq_len, data_dir=config.data_dir, batch_size=config.batch_size,
+                         listener=listener)
     return result
+
+
+def _phases(run: Run, listener: Listener | None) -> Callable[[str], None]:
+    emit = listener or (lambda _event: None)
+    return lambda name: emit(run.append(Phase(phase=name)))
 
 
 def start(config: PruneConfig, runs_dir: Path, listener: Listener | None = None, lm: LoadedModel | None = None,
           stop: threading.Event | None = None, name: str | None = None):
     """Create a run for `config` (named `name` when given) and search; returns (run, result)."""
     check_writable(runs_dir, "--runs-dir")
-    lm, objective, searcher, provenance = prepare(config, lm)
-    run = Run.create(runs_dir, provenance, name)
-    return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)
+    validate(config)
+    run = Run.create(runs_dir, preliminary(config), name)
+    with run.writing():
+        try:
+            lm, objective, searcher, provenance = prepare(config, lm, _phases(run, listener))
+        except BaseException:  # nothing was searched: a run that never got past loading is not kept
+            shutil.rmtree(run.path, ignore_errors=True)
+            raise
+        run.update_config(provenance)
+        return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)
 
 
 def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: threading.Event | None = None,
-           lm: LoadedModel | None = None):
-    """Continue a run from its stored configuration and events (a finished run returns its result)."""
+           lm: LoadedModel | None = None, trust_remote_code: bool = False):
+    """Continue a run from its stored configuration and events (a finished run returns its result).
+    Trust comes from this invocation only (`trust_remote_code`), never from the stored run.json."""
     run = Run.open(ref, runs_dir, source="--resume")
     stored = run.config.get("config")
     if not isinstance(stored, dict):
@@ -246,16 +259,19 @@ def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: thr
     except TypeError as exc:
         raise UserError(f"{run.path / 'run.json'}: unreadable configuration ({exc}) (from --resume)") from None
     config.check(f"{run.path / 'run.json'}")
+    config.trust_remote_code = trust_remote_code
     run.refuse_if_written()
     check_writable(run.path, "--resume")
     existing = run.result()
-    if existing is not None and (not config.eval_tasks or any(
-            e["type"] == "evaluated" and e["removed"] == existing["removed"] for e in run.events())):
+    if existing is not None and (not config.eval_tasks or benchmarked(run, existing["removed"])):
         return run, existing
     config.revision = run.config.get("revision")
-    lm, objective, searcher, provenance = prepare(config, lm)
-    for key in ("model_id", "revision", "n_blocks", "dtype", "objective"):
-        if provenance[key] != run.config.get(key):
-            raise UserError(f"run {run.id} (from --resume) cannot continue here: its {key} was "
-                            f"{run.config.get(key)!r}, now {provenance[key]!r}; start a new run")
-    return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)
+    with run.writing():
+        lm, objective, searcher, provenance = prepare(config, lm, _phases(run, listener))
+        if "model_id" in run.config:  # else the first session ended while loading: nothing to compare
+            for key in ("model_id", "revision", "n_blocks", "dtype", "objective"):
+                if provenance[key] != run.config.get(key):
+                    raise UserError(f"run {run.id} (from --resume) cannot continue here: its {key} was "
+                                    f"{run.config.get(key)!r}, now {provenance[key]!r}; start a new run")
+        run.update_config(provenance | {"started": run.config.get("started", provenance["started"])})
+        return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)
