@@ -133,9 +133,15 @@ def check_config(out: Path) -> dict:
     import transformers
     from transformers import AutoConfig
 
-    config = AutoConfig.from_pretrained(out)
-    if hasattr(config, "validate"):
-        config.validate()
+    from huggingface_hub.errors import StrictDataclassError
+
+    try:
+        config = AutoConfig.from_pretrained(out)
+        if hasattr(config, "validate"):
+            config.validate()
+    except (StrictDataclassError, ValueError) as exc:
+        raise RuntimeError(f"{out / 'config.json'} fails the strict validation of transformers "
+                           f"{transformers.__version__}: {' '.join(str(exc).split())}") from None
     return {"transformers.AutoConfig (strict validate)": transformers.__version__}
 
 
