@@ -11,8 +11,23 @@ import typer
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list
-from .common import (DataDirOpt, DeviceOpt, ForceOpt, GateLimitOpt, GateSeqLenOpt, GateTasksOpt, MaxPplOpt, MinAccOpt,
-                     ModelOpt, TrustOpt, app, finished_run, gate_or_refuse, load_model_with_status, stderr)
+from .common import (
+    DataDirOpt,
+    DeviceOpt,
+    ForceOpt,
+    GateLimitOpt,
+    GateSeqLenOpt,
+    GateTasksOpt,
+    MaxPplOpt,
+    MinAccOpt,
+    ModelOpt,
+    TrustOpt,
+    app,
+    finished_run,
+    gate_or_refuse,
+    load_model_with_status,
+    stderr,
+)
 from .runs import RunsDirOpt
 
 FORMATS = ("hf", "gguf")

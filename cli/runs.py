@@ -10,7 +10,6 @@ import typer
 from ..core.errors import UserError
 from .common import app
 
-
 runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 RunsDirOpt = typer.Option(Path("runs"), "--runs-dir")
@@ -31,7 +30,6 @@ def runs_ls(runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
 def runs_show(run: str = typer.Argument(..., help="run id or directory"), runs_dir: Path = RunsDirOpt):
     """One run: configuration, state, result."""
     from ..core.runs import Run
-
     from ..core.tables import latest_speed, speed_summary
 
     r = Run.open(run, runs_dir)

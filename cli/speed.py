@@ -11,9 +11,24 @@ from rich.table import Table
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list
-from .common import (DataDirOpt, DeviceOpt, ForceOpt, GateLimitOpt, GateSeqLenOpt, GateTasksOpt, MaxPplOpt, MinAccOpt,
-                     ModelOpt, TrustOpt, app, finished_run, gate_or_refuse, load_model_with_status, progress_bars,
-                     stdout)
+from .common import (
+    DataDirOpt,
+    DeviceOpt,
+    ForceOpt,
+    GateLimitOpt,
+    GateSeqLenOpt,
+    GateTasksOpt,
+    MaxPplOpt,
+    MinAccOpt,
+    ModelOpt,
+    TrustOpt,
+    app,
+    finished_run,
+    gate_or_refuse,
+    load_model_with_status,
+    progress_bars,
+    stdout,
+)
 from .runs import RunsDirOpt
 
 
@@ -60,7 +75,6 @@ def speed_cmd(
         if remove:
             raise UserError("give either --run or --remove, not both")
         source_run, model, remove = finished_run(run, runs_dir, "--run")
-        trust_remote_code = source_run.config["config"].get("trust_remote_code", False)
         source_run.refuse_if_written()
     removed_raw = parse_indices(remove, "--run" if run else "--remove")
     if not removed_raw:

@@ -9,8 +9,8 @@ The gate passes when every check passes. Only the limits asked for are checked.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from .errors import UserError
 from .evaluate import Progress, evaluate
@@ -40,7 +40,7 @@ def quality_gate(lm: LoadedModel, removed: Sequence[int], *, tasks: Sequence[str
                  progress: Progress | None = None) -> dict:
     """Dense and pruned held-out metrics and the verdict of every asked-for check (see module doc)."""
     check_limits(max_ppl_increase, min_acc_retained, tasks)
-    common = dict(limit=limit, seq_len=seq_len, data_dir=data_dir, progress=progress)
+    common = {"limit": limit, "seq_len": seq_len, "data_dir": data_dir, "progress": progress}
     dense = evaluate(lm, list(tasks), (), **common)["tasks"]
     pruned = evaluate(lm, list(tasks), sorted(removed), **common)["tasks"]
     checks = []

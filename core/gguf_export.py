@@ -14,8 +14,8 @@ with the engine's logits of the source model with R skipped: both dequantise the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from .errors import UserError
 from .surgery import VERIFY_PROMPT, validate_removed

@@ -33,8 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -260,7 +260,7 @@ def peak_memory(models: dict[str, nn.Module], device: str, prompt_len: int, gen_
             model.save_pretrained(folder)
             cmd = [sys.executable, "-m", "depthprune.core.speed", str(folder), device, str(prompt_len), str(gen_len),
                    str(batch), str(threads or 0)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
             if proc.returncode != 0:
                 raise RuntimeError(f"memory measurement of the {name} model failed: {proc.stderr.strip()[-2000:]}")
             out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -286,7 +286,7 @@ def _reset_high_water() -> int | None:
 
 
 def _child(folder: str, device: str, prompt_len: int, gen_len: int, batch: int, threads: int) -> dict:
-    import transformers.generation  # noqa: F401  (imported before the reset: libraries are the baseline)
+    import transformers.generation  # noqa: F401 -- imported before the reset: libraries count as the baseline
     from transformers import AutoConfig, AutoModelForCausalLM
 
     if threads:

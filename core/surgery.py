@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from torch import nn
 
@@ -131,9 +131,8 @@ def check_config(out: Path) -> dict:
     (`validate()`: per-layer lists against num_hidden_layers, layer types, token ids); a RuntimeError if
     it fails. Returns the loaders checked, for the record."""
     import transformers
-    from transformers import AutoConfig
-
     from huggingface_hub.errors import StrictDataclassError
+    from transformers import AutoConfig
 
     try:
         config = AutoConfig.from_pretrained(out)

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 import torch
-
 from depthprune.core.surgery import check_config, pruned_config
+
 from .test_cli import run_cli
 
 
@@ -69,7 +69,6 @@ def write_gguf(path, n_blocks: int) -> dict:
 
 def test_gguf_surgery_drops_renumbers_and_slices_keeping_raw_bytes(tmp_path):
     import gguf
-
     from depthprune.core.gguf_export import write_pruned_gguf
 
     blocks = write_gguf(tmp_path / "src.gguf", 5)
@@ -147,10 +146,9 @@ GATE = ["--max-ppl-increase", "400", "--gate-tasks", "demo-text", "--gate-limit"
 @pytest.mark.demo
 def test_gguf_round_trip_of_the_demo_model_matches_the_engine(demo, tmp_path, monkeypatch, capsys):
     import gguf
-    from transformers import AutoModelForCausalLM
-
     from depthprune.core.engine import Engine
     from depthprune.core.loading import demo_gguf
+    from transformers import AutoModelForCausalLM
 
     removed = [3, 17, 28]
     code, out, err = run_cli(monkeypatch, capsys, "export", "--model", "demo", "--remove", "3,17,28", "--format", "gguf",

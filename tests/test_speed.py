@@ -3,8 +3,8 @@
 import json
 
 import pytest
-
 from depthprune.core.speed import ideal
+
 from .test_cli import run_cli
 
 TINY = ["--prompt-len", "8", "--gen-len", "3", "--batch", "1,2", "--repeats", "2", "--threads", "1"]
@@ -60,7 +60,7 @@ def test_speed_json_on_a_tiny_model_and_the_run_record(tmp_path, monkeypatch, ca
 
 def test_ideal_speedup_takes_the_measured_head_share_out():
     # dense: 10 blocks, one decode step takes 1.0 s at batch 1 of which 0.2 s head+embedding; pruned (k=5): 0.6 s.
-    fig = lambda step, rest: {"decode_tok_s": {"median": 1 / step}, "rest_decode_step_s": {"median": rest},  # noqa: E731
+    fig = lambda step, rest: {"decode_tok_s": {"median": 1 / step}, "rest_decode_step_s": {"median": rest},
                               "rest_prefill_s": {"median": 0.1}, "ttft_s": {"median": 1.0}}
     out = ideal({"batch": {"1": fig(1.0, 0.2)}}, {"batch": {"1": fig(0.6, 0.2)}}, 10, 5)
     b = out["batch"]["1"]
