@@ -114,12 +114,9 @@ def files_record(out: Path) -> dict:
 
 
 def source_bytes(lm) -> int | None:
-    """Size on disk of the model's weight files (a GGUF source: the GGUF file; a local or converted
-    directory: its safetensors and .bin files); None when the model is not on disk (tiny, hub cache)."""
-    from .loading import demo_gguf
-
-    if lm.spec == "demo" or lm.spec.endswith(".gguf"):
-        return (demo_gguf() if lm.spec == "demo" else Path(lm.spec).expanduser()).stat().st_size
+    """Size on disk of the dense model's weight files in the format an HF export writes: the safetensors
+    and .bin files of its directory (for a GGUF source, the converted fp32 directory); None when the
+    model is not on disk (tiny models)."""
     folder = Path(lm.model_id)
     if not folder.is_dir():
         return None
