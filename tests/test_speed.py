@@ -105,3 +105,17 @@ def test_speed_on_demo_pruned_has_fewer_parameters_and_no_more_peak_memory(monke
     assert d["params"] - p["params"] == 3 * (2 * 576 * 576 + 2 * 576 * 192 + 3 * 576 * 1536 + 2 * 576)  # SmolLM2 blocks
     assert p["peak_memory_bytes"] <= d["peak_memory_bytes"]
     assert d["peak_memory_bytes"] > d["weight_bytes"] > block > 0
+
+
+def test_study_table_gets_a_speed_column_only_when_a_cell_was_measured():
+    from depthprune.study.analysis import results_table
+
+    def row(searcher, decode_x):
+        return {"model": "m", "k": 2, "objective": "ppl", "searcher": searcher, "baseline": False, "seed": 0,
+                "removed": [1, 2], "value": 1.0, "metrics": {"t": 0.5}, "acc_avg": 0.5, "ppl_avg": 9.0,
+                "seconds": 1.0, "evaluations": 3, "block_forwards": 4, "decode_x": decode_x}
+
+    dense = {"m": {"metrics": {"t": 0.6}, "acc_avg": 0.6, "ppl_avg": 8.0}}
+    table = results_table([row("greedy", 1.4), row("beam", None)], dense, "m", 2, "ppl")
+    assert {r["searcher"]: r["decode_x"] for r in table} == {"dense": None, "greedy": 1.4, "beam": None}
+    assert all("decode_x" not in r for r in results_table([row("greedy", None)], dense, "m", 2, "ppl"))
