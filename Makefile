@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 DATA_DIR ?= ../shared/data
 
-.PHONY: venv demo demo-headless test bench clean
+.PHONY: venv demo demo-headless lint test test-fast bench clean
 
 $(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,18 @@ demo-headless: $(STAMP)
 	$(VENV)/bin/depthprune prune --model demo --objective ppl --searcher greedy --k 3 --runs-dir runs/demo
 	$(VENV)/bin/depthprune eval --run latest --runs-dir runs/demo --tasks demo-text,demo-mc --seq-len 512
 
-test: $(STAMP)
+# Lint (ruff), format check (ruff format) and static types (mypy, on the engine and the layers above it).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
+
+test: lint
 	DEPTHPRUNE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest
+
+# The edit loop: no real-model (demo) tests, no terminal end-to-end; under 3 minutes.
+test-fast: $(STAMP)
+	DEPTHPRUNE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest -m "not demo and not slow" -x -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/search_speed.py --data-dir $(DATA_DIR)

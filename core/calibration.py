@@ -16,35 +16,25 @@ import json
 import random
 import re
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .readers import read_jsonl, read_text
-from .tasks import _builtin, _lambada, get_task
+from .prompts import Question
+from .readers import builtin_file, read_jsonl, read_text
+from .tasks import demo_questions, get_task, lambada_text
 
-
-@dataclass(frozen=True)
-class Question:
-    """A neutral multiple-choice record; objectives render it with their own prompt convention.
-    For `winogrande`, `question` is the sentence with "_" and `choices` the fillers."""
-
-    id: str
-    task: str
-    question: str
-    choices: tuple[str, ...]
-    gold: int
+__all__ = ["COMMONSENSE_PARTS", "Question", "calibration_questions", "calibration_text", "overlapping_tasks"]
 
 
 def calibration_text(source: str, data_dir: Path | None) -> tuple[str, str]:
     """(text, source id) for token-level objectives."""
     if source == "demo":
-        return read_text(_builtin("calib.txt"), "built-in data"), "demo:calib.txt"
+        return read_text(builtin_file("calib.txt"), "built-in data"), "demo:calib.txt"
     if source == "c4":
         return _c4_train(), "hub:allenai/c4:en/c4-train.00000-of-01024"
     if source == "lambada":
         path = _need(data_dir, source) / "lambada_openai" / "lambada_test.jsonl"
-        return _lambada(data_dir), f"file:{path.resolve()}"
+        return lambada_text(data_dir), f"file:{path.resolve()}"
     path = Path(source)
     if path.suffix in (".txt", ".md") or path.is_file():
         return read_text(path, "--calib"), f"file:{path.resolve()}"
@@ -87,7 +77,7 @@ def _obqa_train(data_dir: Path) -> list[Question]:
     out = []
     for lineno, r in enumerate(csv.DictReader(io.StringIO(read_text(path, "--data-dir")), delimiter="\t"), start=2):
         pieces = re.split(r"\s*\(([A-D])\)\s*", r["Choices"])[1:]
-        choices = {}
+        choices: dict[str, str] = {}
         for label, text in zip(pieces[::2], pieces[1::2]):  # a repeated marker joins onto the earlier choice
             choices[label] = (choices[label] + f" ({label}) " + text) if label in choices else text.strip()
         try:
@@ -131,11 +121,6 @@ def _boolq_train(data_dir: Path) -> list[Question]:
     return out
 
 
-def _demo_questions() -> list[Question]:
-    rows = read_jsonl(_builtin("mc.jsonl"), "built-in data", ("id", "question", "choices", "label", "split"))
-    return [Question(r["id"], "demo", r["question"], tuple(r["choices"]), r["label"]) for r in rows if r["split"] == "calib"]
-
-
 def _file_questions(path: Path) -> list[Question]:
     rows = read_jsonl(path, "--calib", ("question", "choices", "label"))
     out = []
@@ -162,7 +147,7 @@ def calibration_questions(source: str, data_dir: Path | None, n: int | None, see
     """(questions, source id). `demo` and files keep file order (first n); `commonsense` draws n
     uniformly from the pooled training splits with `seed` (recorded ids make it reproducible)."""
     if source == "demo":
-        pool, sid, shuffle = _demo_questions(), "demo:mc.jsonl[calib]", False
+        pool, sid, shuffle = demo_questions("calib"), "demo:mc.jsonl[calib]", False
     elif source in COMMONSENSE_PARTS:
         pool, sid, shuffle = COMMONSENSE_PARTS[source](_need(data_dir, source)), source, False
     elif source == "commonsense":

@@ -19,8 +19,9 @@ from typing import Callable, Sequence
 from .engine import Engine
 from .errors import UserError
 from .loading import LoadedModel
-from .scoring import choice_batches, encode_pair, halving_on_oom, make_batches, score_pairs, windows
-from .tasks import MCItem, get_task
+from .scoring import choice_batches, encode_pair, halving_on_oom, make_batches, per_owner, score_pairs, windows
+from .prompts import MCItem
+from .tasks import ChoiceTask, get_task
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
 
@@ -97,11 +98,7 @@ class Evaluator:
                            self.engine.sliding_window),
             self._hidden(removed), self.engine.head_logprobs, len(pairs), self._tick(label, len(pairs))),
             self.batch_size, f"scoring {label}")
-        loglik = [[] for _ in items]
-        tokens = [[] for _ in items]
-        for j, i in enumerate(owner):
-            loglik[i].append(float(total[j]))
-            tokens[i].append(int(count[j]))
+        loglik, tokens = per_owner(total, count, owner, len(items))
         return MCScores(loglik, tokens, [it.gold for it in items], [it.choice_lengths for it in items])
 
 
@@ -114,10 +111,10 @@ def evaluate(lm: LoadedModel, task_names: Sequence[str], removed: Sequence[int] 
     started = time.perf_counter()
     results = {}
     for task in tasks:
-        data = task.load(data_dir)
-        if task.kind == "ppl":
-            results[task.name] = evaluator.perplexity(data, removed, seq_len, limit, task.name)
+        if not isinstance(task, ChoiceTask):
+            results[task.name] = evaluator.perplexity(task.load(data_dir), removed, seq_len, limit, task.name)
         else:
+            data = task.load(data_dir)
             items = data[:limit] if limit is not None else data
             if not items:
                 raise UserError(f"task {task.name!r} has no items")

@@ -1,44 +1,67 @@
-"""Per-family facts: where the block list lives, what runs after it, which config fields are per-layer.
+"""Per-family facts: where the block list lives, what runs after it, which config fields are per-layer,
+and the shape of the family's `tiny:` test model.
 
 One table instead of `if "llama" in name` branches (the transformers way). Adding a family that
-follows one of these layouts is one row here plus a tiny config in `tiny.py`.
+follows one of these layouts is one row here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from torch import nn
 
 from .errors import UserError
 
 
+def _alternating(every: int) -> Callable[[int], dict[str, Any]]:
+    """`layer_types` of n blocks where every `every`-th block attends globally, the others in a window."""
+    return lambda n: {"layer_types": ["full_attention" if (i + 1) % every == 0 else "sliding_attention"
+                                      for i in range(n)]}
+
+
 @dataclass(frozen=True)
 class Family:
-    """Where a family keeps its blocks and the modules applied between the last block and the head."""
+    """Where a family keeps its blocks and the modules applied between the last block and the head;
+    `tiny` are the config fields of its `tiny:` test model (a fixed dict, plus fields computed from the
+    block count by `tiny_per_blocks`), `layers_field` the config field holding the block count."""
 
     model_type: str
     blocks: str  # dotted path of the nn.ModuleList of decoder blocks
     final: tuple[str, ...]  # dotted paths applied in order after the blocks (absent/None ones skipped)
+    tiny: dict[str, Any] = field(default_factory=dict)
+    tiny_per_blocks: Callable[[int], dict[str, Any]] = lambda _n: {}
+    layers_field: str = "num_hidden_layers"
+    aliases: tuple[str, ...] = ()  # other names `tiny:<name>` accepts
 
 
 _DECODER = ("model.layers", ("model.norm",))
+# Tiny shapes; sliding windows are short (8 tokens) so local and global blocks differ.
+_WIDTH = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, max_position_embeddings=1024)
+_GQA = dict(_WIDTH, num_key_value_heads=2, head_dim=16)
 
 FAMILIES: dict[str, Family] = {
     f.model_type: f
     for f in [
-        Family("llama", *_DECODER),
-        Family("mistral", *_DECODER),
-        Family("qwen2", *_DECODER),
-        Family("qwen3", *_DECODER),
-        Family("gemma2", *_DECODER),
-        Family("gemma3_text", *_DECODER),
-        Family("phi3", *_DECODER),
-        Family("gpt2", "transformer.h", ("transformer.ln_f",)),
-        Family("gpt_neox", "gpt_neox.layers", ("gpt_neox.final_layer_norm",)),
-        Family("opt", "model.decoder.layers", ("model.decoder.final_layer_norm", "model.decoder.project_out")),
+        Family("llama", *_DECODER, tiny=_GQA),
+        Family("mistral", *_DECODER, tiny=dict(_GQA, sliding_window=8)),
+        Family("qwen2", *_DECODER, tiny=dict(_GQA, use_sliding_window=True, sliding_window=8, max_window_layers=2)),
+        Family("qwen3", *_DECODER, tiny=dict(_GQA, use_sliding_window=True, sliding_window=8, max_window_layers=3)),
+        Family("gemma2", *_DECODER, tiny=dict(_GQA, sliding_window=8, final_logit_softcapping=30.0,
+                                              query_pre_attn_scalar=16), tiny_per_blocks=_alternating(2)),
+        Family("gemma3_text", *_DECODER, tiny=dict(_GQA, sliding_window=8, query_pre_attn_scalar=16),
+               tiny_per_blocks=_alternating(3), aliases=("gemma3",)),
+        Family("phi3", *_DECODER, tiny=_GQA),
+        Family("gpt2", "transformer.h", ("transformer.ln_f",), tiny=dict(n_embd=64, n_head=4, n_positions=1024),
+               layers_field="n_layer"),
+        Family("gpt_neox", "gpt_neox.layers", ("gpt_neox.final_layer_norm",), tiny=_WIDTH),
+        Family("opt", "model.decoder.layers", ("model.decoder.final_layer_norm", "model.decoder.project_out"),
+               tiny=dict(_WIDTH, ffn_dim=128, word_embed_proj_dim=48)),
     ]
 }
+ALIASES = {alias: f.model_type for f in FAMILIES.values() for alias in f.aliases}
 
 # Every other config list with one entry per block is sliced to the kept blocks (`surgery`), except
 # these fields, which may have as many entries by coincidence.

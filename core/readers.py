@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 
 from .errors import UserError
+
+
+def builtin_file(name: str) -> Path:
+    """A file of the built-in data pack (core/data)."""
+    return Path(str(resources.files("depthprune.core") / "data" / name))
 
 
 def read_text(path: Path, source: str) -> str:

@@ -230,3 +230,15 @@ def score_pairs(batches: list[TokenBatch], hidden_of: Callable[[int, TokenBatch]
         if progress:
             progress(len(batch.pair_ids))
     return total, count, greedy
+
+
+def per_owner(total: torch.Tensor, count: torch.Tensor, owner: Sequence[int], n: int
+              ) -> tuple[list[list[float]], list[list[int]]]:
+    """Pair-level summed log-likelihoods and token counts regrouped per question: pair j belongs to
+    question `owner[j]`; each question's pairs keep their order (its choices' order)."""
+    loglik: list[list[float]] = [[] for _ in range(n)]
+    tokens: list[list[int]] = [[] for _ in range(n)]
+    for j, i in enumerate(owner):
+        loglik[i].append(float(total[j]))
+        tokens[i].append(int(count[j]))
+    return loglik, tokens

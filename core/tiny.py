@@ -13,35 +13,11 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from .errors import UserError
-from .families import FAMILIES
+from .families import ALIASES, FAMILIES
 
 SPECIAL_TOKENS = ("<|bos|>", "<|eos|>", "<|pad|>")
 DEFAULT_BLOCKS = 6
 _SEED = 0
-
-_WIDTH = dict(hidden_size=64, intermediate_size=128, num_attention_heads=4, max_position_embeddings=1024)
-_GQA = dict(_WIDTH, num_key_value_heads=2, head_dim=16)
-
-
-def _alternating(n: int, every: int) -> list[str]:
-    return ["full_attention" if (i + 1) % every == 0 else "sliding_attention" for i in range(n)]
-
-
-def _config_kwargs(family: str, n: int) -> dict:
-    """Per-family tiny shapes. Sliding windows are short (8 tokens) so local and global blocks differ."""
-    return {
-        "llama": dict(_GQA),
-        "mistral": dict(_GQA, sliding_window=8),
-        "qwen2": dict(_GQA, use_sliding_window=True, sliding_window=8, max_window_layers=2),
-        "qwen3": dict(_GQA, use_sliding_window=True, sliding_window=8, max_window_layers=3),
-        "gemma2": dict(_GQA, sliding_window=8, layer_types=_alternating(n, 2), final_logit_softcapping=30.0,
-                       query_pre_attn_scalar=16),
-        "gemma3_text": dict(_GQA, sliding_window=8, layer_types=_alternating(n, 3), query_pre_attn_scalar=16),
-        "phi3": dict(_GQA),
-        "gpt2": dict(n_embd=64, n_head=4, n_positions=1024),
-        "gpt_neox": dict(_WIDTH),
-        "opt": dict(_WIDTH, ffn_dim=128, word_embed_proj_dim=48),
-    }[family]
 
 
 def byte_tokenizer() -> PreTrainedTokenizerFast:
@@ -71,8 +47,7 @@ def parse_tiny(spec: str) -> tuple[str, int]:
     """`tiny:llama` -> ("llama", 6); `tiny:gpt2:4` -> ("gpt2", 4)."""
     parts = spec.split(":")
     family = parts[1] if len(parts) > 1 else ""
-    if family == "gemma3":
-        family = "gemma3_text"
+    family = ALIASES.get(family, family)
     if family not in FAMILIES or len(parts) > 3:
         raise UserError(f"unknown tiny model {spec!r} (from --model); use tiny:<family>[:<blocks>] with a family "
                         f"among {', '.join(sorted(FAMILIES))}")
@@ -88,8 +63,7 @@ def build_tiny(spec: str):
     """A seeded random model of the family in `spec` and the byte tokenizer."""
     family, blocks = parse_tiny(spec)
     tokenizer = byte_tokenizer()
-    kwargs = _config_kwargs(family, blocks)
-    layers_key = "n_layer" if family == "gpt2" else "num_hidden_layers"
+    row = FAMILIES[family]
     config = AutoConfig.for_model(
         family,
         vocab_size=len(tokenizer),
@@ -97,8 +71,9 @@ def build_tiny(spec: str):
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
         tie_word_embeddings=False,
-        **{layers_key: blocks},
-        **kwargs,
+        **{row.layers_field: blocks},
+        **row.tiny,
+        **row.tiny_per_blocks(blocks),
     )
     torch.manual_seed(_SEED)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)

@@ -14,8 +14,7 @@ from .kl import KLDivergence
 from .margin import Margin
 from .ppl import Perplexity
 
-OBJECTIVES = {"ppl": Perplexity, "margin": Margin, "acc": Accuracy, "kl": KLDivergence}
-TEXT_OBJECTIVES = ("ppl", "kl")
+OBJECTIVES: dict[str, type[Objective]] = {c.name: c for c in (Perplexity, Margin, Accuracy, KLDivergence)}
 
 
 def objective_class(name: str) -> type[Objective]:
@@ -35,7 +34,7 @@ def build_objective(name: str, lm: LoadedModel, *, calib: str = "demo", data_dir
     """The named objective on `lm`, calibrated on `calib` (`samples` windows or questions)."""
     cls = objective_class(name)
     engine = engine or Engine(lm.model, lm.family)
-    if name in TEXT_OBJECTIVES:
+    if not cls.multiple_choice:  # calibrated on text windows
         text, source = calibration_text(calib, data_dir)
         return cls(engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples,
                                 batch_size=batch_size, **options)

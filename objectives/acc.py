@@ -1,33 +1,18 @@
 """`acc`: 1 - multiple-choice accuracy on calibration questions, scored as lm-evaluation-harness does.
 Early abort uses the questions already known wrong as a lower bound.
 
-Prompts follow lm-eval 0.4.x (`Question: {q}\\nAnswer:` + " {choice}"; OpenBookQA the bare stem;
-Social IQa `Q: {q}\\nA:`; BoolQ without passage `Question: {q}?\\nAnswer:` with " no"/" yes";
-WinoGrande partial scoring). `metric="acc"` picks the choice with the largest summed
+Questions are rendered by the lm-eval column of the prompt table (`core/prompts.py`), as the evaluator
+renders benchmark items. `metric="acc"` picks the choice with the largest summed
 log-likelihood; `"acc_norm"` divides it by the choice's character length.
 """
 
 from __future__ import annotations
 
-from ..core.calibration import Question
 from ..core.errors import UserError
 from ..core.evaluate import MCScores, accuracy
+from ..core.prompts import MCItem, Question, render
 from ..core.scoring import Pair, encode_pair
-from ..core.tasks import MCItem, mc_item, winogrande_item
 from .choices import ChoiceObjective
-
-
-def lm_eval_item(q: Question) -> MCItem:
-    if q.task == "winogrande":
-        return winogrande_item(q.question, list(q.choices), q.gold)
-    if q.task == "boolq":
-        stem = q.question if q.question.endswith("?") else q.question + "?"
-        return mc_item(f"Question: {stem}\nAnswer:", ["no", "yes"], 1 if q.gold == 0 else 0)
-    if q.task == "obqa":
-        return mc_item(q.question, list(q.choices), q.gold)
-    if q.task == "siqa":
-        return mc_item(f"Q: {q.question}\nA:", list(q.choices), q.gold)
-    return mc_item(f"Question: {q.question}\nAnswer:", list(q.choices), q.gold)
 
 
 class Accuracy(ChoiceObjective):
@@ -41,7 +26,7 @@ class Accuracy(ChoiceObjective):
         super().__init__(*args, **kwargs)
 
     def render(self, q: Question) -> list[Pair]:
-        item = lm_eval_item(q)
+        item = render(q)
         self.items.append(item)
         return [encode_pair(self.tokenizer, c, t) for c, t in zip(item.contexts, item.continuations)]
 

@@ -45,14 +45,14 @@ class Objective(ABC):
             digest.update(batch.targets.numpy().tobytes())
         return digest.hexdigest()[:16]
 
-    def final_hidden(self, i: int, removed: Iterable[int], keep: frozenset = frozenset()) -> torch.Tensor:
+    def final_hidden(self, i: int, removed: Iterable[int], branches: frozenset = frozenset()) -> torch.Tensor:
         """Post-norm hidden states of calibration batch i with `removed` skipped; with a prefix cache,
         starts from the deepest cached state and caches the states it passes (those entering the blocks
-        in `keep` as branch points the batch will need, the others speculatively)."""
+        in `branches` as branch points the batch will need, the others speculatively)."""
         start, hidden, record = 0, None, None
         if self.cache is not None:
             start, hidden = self.cache.deepest(i, removed, self.n_blocks)
-            record = lambda j, h: self.cache.put(i, j, removed, h, branch=j in keep)  # noqa: E731
+            record = lambda j, h: self.cache.put(i, j, removed, h, branch=j in branches)  # noqa: E731
         return self.engine.finalize(self.engine.run_blocks(self.inputs[i], removed, start, hidden, record=record))
 
     def pair_stats(self, i: int, hidden: torch.Tensor):
@@ -75,13 +75,13 @@ class Objective(ABC):
 
     @torch.no_grad()
     def evaluate(self, removed: Iterable[int], cutoff: float | None = None,
-                 keep: frozenset = frozenset()) -> tuple[float, bool]:
+                 branches: frozenset = frozenset()) -> tuple[float, bool]:
         """(value, False), or (a lower bound above `cutoff`, True) once the bound proves the value
         exceeds `cutoff`."""
         removed = frozenset(removed)
         stats = []
         for i in range(len(self.batches)):
-            stats.append(self.batch_stats(i, self.final_hidden(i, removed, keep)))
+            stats.append(self.batch_stats(i, self.final_hidden(i, removed, branches)))
             if cutoff is not None and len(stats) < len(self.batches):
                 bound = self.lower_bound(stats)
                 if bound is not None and bound > cutoff:

@@ -10,9 +10,9 @@ from abc import abstractmethod
 
 import torch
 
-from ..core.calibration import Question
+from ..core.prompts import Question
 from ..core.engine import Engine
-from ..core.scoring import Pair, choice_batches
+from ..core.scoring import Pair, choice_batches, per_owner
 from .base import Objective
 
 
@@ -46,12 +46,7 @@ class ChoiceObjective(Objective):
         for batch, (t, c) in zip(self.batches, stats):
             idx = torch.tensor(batch.pair_ids)
             total[idx], count[idx] = t, c
-        loglik = [[] for _ in self.questions]
-        tokens = [[] for _ in self.questions]
-        for j, i in enumerate(self.owner):
-            loglik[i].append(float(total[j]))
-            tokens[i].append(int(count[j]))
-        return self.reduce(loglik, tokens)
+        return self.reduce(*per_owner(total, count, self.owner, len(self.questions)))
 
     def describe(self) -> dict:
         return {"objective": self.name, "calib": self.source, "items": [q.id for q in self.questions],

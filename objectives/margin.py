@@ -12,20 +12,10 @@ Tokenizer defaults apply (BOS where the tokenizer adds one), as in PuDDing.
 
 from __future__ import annotations
 
-from ..core.calibration import Question
 from ..core.errors import UserError
+from ..core.prompts import Question, pudding_strings
 from ..core.scoring import Pair, encode_pair
 from .choices import ChoiceObjective
-
-
-def pudding_strings(q: Question) -> list[tuple[str, str]]:
-    """(context, continuation) strings per option; an empty context means "score all but the first token"."""
-    if q.task == "winogrande":
-        return [("", q.question.replace("_", option, 1)) for option in q.choices]
-    if q.task == "boolq":
-        stem = q.question if q.question.endswith("?") else q.question + "?"
-        return [(f"Question: {stem}\nAnswer:", " " + option) for option in q.choices]
-    return [(f"Question: {q.question}\nAnswer:", " " + option) for option in q.choices]
 
 
 class Margin(ChoiceObjective):

@@ -125,7 +125,7 @@ def test_commonsense_calibration_draws_reproducibly_from_training_splits(data_di
 
 
 def test_acc_renders_each_task_family_as_lm_eval_does():
-    from depthprune.objectives.acc import lm_eval_item
+    from depthprune.core.prompts import render as lm_eval_item
 
     boolq = lm_eval_item(Question("b", "boolq", "is the sky blue", ("True", "False"), 0))
     assert boolq.contexts[0] == "Question: is the sky blue?\nAnswer:" and boolq.continuations == (" no", " yes")

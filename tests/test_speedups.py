@@ -1,6 +1,7 @@
 """Every speed-up changes no result: same removal sets, equal objective values, equal scores."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -105,8 +106,10 @@ class StagedLandscape:
     def __init__(self):
         self.cost = [5.0 if i in (0, 9) else 0.1 * i for i in range(10)]
         self.full = 0
+        self.cache = None
+        self.engine = SimpleNamespace(block_forwards=0, block_tokens=0, device="cpu", dtype="float32")
 
-    def evaluate(self, removed, cutoff=None, keep=frozenset()):
+    def evaluate(self, removed, cutoff=None, branches=frozenset()):
         total = 0.0
         for b in range(self.batches):
             total += sum(self.cost[i] for i in removed) / self.batches
