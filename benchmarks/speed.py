@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 
 import torch
 from depthprune.cli.speed import speed_table
@@ -41,7 +42,8 @@ def main() -> None:
     lm = load_model(args.model, device=args.device)
     removed = [int(i) for i in args.remove.split(",")]
     result = measure(lm, removed, prompt_len=args.prompt_len, gen_len=args.gen_len,
-                     batches=[int(b) for b in args.batch.split(",")], repeats=args.repeats, threads=args.threads)
+                     batches=[int(b) for b in args.batch.split(",")], repeats=args.repeats, threads=args.threads,
+                     progress=lambda _label, done, total: print(f"step {done}/{total}", file=sys.stderr, flush=True))
     result["machine"] = {"cpu_count": os.cpu_count(), "load_average": os.getloadavg(), "platform": platform.platform(),
                          "gpu": torch.cuda.get_device_name() if lm.device.startswith("cuda") else None}
     if args.json:
