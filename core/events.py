@@ -242,7 +242,8 @@ def parse_event(line: str | bytes, where: str) -> Event:
 def event_from_dict(data: Any, where: str) -> Event:
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise UserError(f"{where}: not a depthprune event")
-    kind = LEGACY_KINDS.get(data["type"], data["type"])
+    stored: str = data["type"]
+    kind = LEGACY_KINDS.get(stored, stored)
     cls = KINDS.get(kind)
     if cls is None:
         raise UserError(f"{where}: unknown event type {data['type']!r}")

@@ -91,7 +91,7 @@ def family_of(config) -> Family:
 
 def get_path(root: nn.Module, path: str):
     """Follow a dotted attribute path; None if any step is missing or None."""
-    obj = root
+    obj: Any = root
     for name in path.split("."):
         obj = getattr(obj, name, None)
         if obj is None:

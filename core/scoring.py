@@ -143,7 +143,10 @@ def make_shared_context_batches(pairs: Sequence[Pair], groups: Sequence[list[int
         input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
         position_ids = torch.zeros((len(rows), width), dtype=torch.long)
         allowed = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)
-        positions, targets, owner, pair_ids = [], [], [], []
+        positions: list[tuple[int, int]] = []
+        targets: list[int] = []
+        owner: list[int] = []
+        pair_ids: list[int] = []
         for r, group in enumerate(rows):
             ctx = pairs[group[0]][0]
             n_ctx = len(ctx)

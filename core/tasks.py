@@ -246,25 +246,23 @@ def demo_items(split: str) -> list[MCItem]:
     return [render(q) for q in demo_questions(split)]
 
 
-TASKS: dict[str, Task] = {
-    t.name: t
-    for t in [
-        TextTask("wikitext2", _wikitext2, ("wikitext2/wiki.test.raw",)),
-        TextTask("c4", _c4, ("c4/c4-validation.00000-of-00008.json.gz",)),
-        TextTask("lambada", lambada_text, ("lambada_openai/lambada_test.jsonl",)),
-        TextTask("demo-text", _demo_text),
-        ChoiceTask("arc_easy", _arc("arc_easy", "ARC-Easy-Test.jsonl", "ARC-Easy", "arc_easy"), ("acc", "acc_norm"),
-                   "acc", ("arc_easy/ARC-Easy-Test.jsonl",)),
-        ChoiceTask("arc_challenge", _arc("arc_challenge", "ARC-Challenge-Test.jsonl", "ARC-Challenge", "arc_challenge"),
-                   ("acc", "acc_norm"), "acc_norm", ("arc_challenge/ARC-Challenge-Test.jsonl",)),
-        ChoiceTask("piqa", _piqa, ("acc", "acc_norm"), "acc", ("piqa/valid.jsonl",)),
-        ChoiceTask("hellaswag", _hellaswag, ("acc", "acc_norm"), "acc_norm", ("hellaswag/hellaswag_val_full.txt.bz2",)),
-        ChoiceTask("winogrande", _winogrande, ("acc",), "acc", ("winogrande/dev.jsonl",)),
-        ChoiceTask("boolq", _boolq, ("acc",), "acc", ("boolq/val.jsonl",)),
-        ChoiceTask("openbookqa", _openbookqa, ("acc", "acc_norm"), "acc", ("openbookqa/test.tsv",)),
-        ChoiceTask("demo-mc", lambda _d: demo_questions("eval"), ("acc", "acc_norm"), "acc"),
-    ]
-}
+_ALL: list[Task] = [
+    TextTask("wikitext2", _wikitext2, ("wikitext2/wiki.test.raw",)),
+    TextTask("c4", _c4, ("c4/c4-validation.00000-of-00008.json.gz",)),
+    TextTask("lambada", lambada_text, ("lambada_openai/lambada_test.jsonl",)),
+    TextTask("demo-text", _demo_text),
+    ChoiceTask("arc_easy", _arc("arc_easy", "ARC-Easy-Test.jsonl", "ARC-Easy", "arc_easy"), ("acc", "acc_norm"),
+               "acc", ("arc_easy/ARC-Easy-Test.jsonl",)),
+    ChoiceTask("arc_challenge", _arc("arc_challenge", "ARC-Challenge-Test.jsonl", "ARC-Challenge", "arc_challenge"),
+               ("acc", "acc_norm"), "acc_norm", ("arc_challenge/ARC-Challenge-Test.jsonl",)),
+    ChoiceTask("piqa", _piqa, ("acc", "acc_norm"), "acc", ("piqa/valid.jsonl",)),
+    ChoiceTask("hellaswag", _hellaswag, ("acc", "acc_norm"), "acc_norm", ("hellaswag/hellaswag_val_full.txt.bz2",)),
+    ChoiceTask("winogrande", _winogrande, ("acc",), "acc", ("winogrande/dev.jsonl",)),
+    ChoiceTask("boolq", _boolq, ("acc",), "acc", ("boolq/val.jsonl",)),
+    ChoiceTask("openbookqa", _openbookqa, ("acc", "acc_norm"), "acc", ("openbookqa/test.tsv",)),
+    ChoiceTask("demo-mc", lambda _d: demo_questions("eval"), ("acc", "acc_norm"), "acc"),
+]
+TASKS: dict[str, Task] = {t.name: t for t in _ALL}
 
 
 def get_task(name: str, source: str = "--tasks") -> Task:

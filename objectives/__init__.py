@@ -10,9 +10,10 @@ from ..core.errors import UserError
 from ..core.loading import LoadedModel
 from .acc import Accuracy
 from .base import Objective
+from .choices import ChoiceObjective
 from .kl import KLDivergence
 from .margin import Margin
-from .ppl import Perplexity
+from .ppl import Perplexity, WindowObjective
 
 OBJECTIVES: dict[str, type[Objective]] = {c.name: c for c in (Perplexity, Margin, Accuracy, KLDivergence)}
 
@@ -34,12 +35,14 @@ def build_objective(name: str, lm: LoadedModel, *, calib: str = "demo", data_dir
     """The named objective on `lm`, calibrated on `calib` (`samples` windows or questions)."""
     cls = objective_class(name)
     engine = engine or Engine(lm.model, lm.family)
-    if not cls.multiple_choice:  # calibrated on text windows
+    if issubclass(cls, WindowObjective):  # calibrated on text windows
         text, source = calibration_text(calib, data_dir)
-        return cls(engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples,
-                                batch_size=batch_size, **options)
-    questions, source = calibration_questions(calib, data_dir, samples, seed)
-    return cls(engine, lm.tokenizer, questions, source, batch_size=batch_size, max_length=seq_len, **options)
+        return cls(engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples, batch_size=batch_size,
+                   **options)
+    if issubclass(cls, ChoiceObjective):  # calibrated on questions
+        questions, source = calibration_questions(calib, data_dir, samples, seed)
+        return cls(engine, lm.tokenizer, questions, source, batch_size=batch_size, max_length=seq_len, **options)
+    raise UserError(f"objective {name!r} is neither a text-window nor a question objective")
 
 
 __all__ = ["OBJECTIVES", "Objective", "build_objective", "objective_class", "report"]
