@@ -19,10 +19,11 @@ import platform
 import sys
 
 import torch
+from rich.console import Console
+
 from depthprune.cli.speed import speed_table
 from depthprune.core.loading import load_model
 from depthprune.core.speed import measure
-from rich.console import Console
 
 DEFAULT_REMOVE = ",".join(map(str, range(18, 28)))  # 10 of 30 blocks: which ones does not change the cost
 
@@ -41,11 +42,22 @@ def main() -> None:
     args = parser.parse_args()
     lm = load_model(args.model, device=args.device)
     removed = [int(i) for i in args.remove.split(",")]
-    result = measure(lm, removed, prompt_len=args.prompt_len, gen_len=args.gen_len,
-                     batches=[int(b) for b in args.batch.split(",")], repeats=args.repeats, threads=args.threads,
-                     progress=lambda _label, done, total: print(f"step {done}/{total}", file=sys.stderr, flush=True))
-    result["machine"] = {"cpu_count": os.cpu_count(), "load_average": os.getloadavg(), "platform": platform.platform(),
-                         "gpu": torch.cuda.get_device_name() if lm.device.startswith("cuda") else None}
+    result = measure(
+        lm,
+        removed,
+        prompt_len=args.prompt_len,
+        gen_len=args.gen_len,
+        batches=[int(b) for b in args.batch.split(",")],
+        repeats=args.repeats,
+        threads=args.threads,
+        progress=lambda _label, done, total: print(f"step {done}/{total}", file=sys.stderr, flush=True),
+    )
+    result["machine"] = {
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "platform": platform.platform(),
+        "gpu": torch.cuda.get_device_name() if lm.device.startswith("cuda") else None,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
         return
@@ -55,10 +67,14 @@ def main() -> None:
     if b1:
         ideal = result["ideal"]["batch"]["1"]
         verdict = "meets" if b1["decode_tok_s"] >= 1.3 else "misses"
-        console.print(f"batch 1 decode: {b1['decode_tok_s']:.3f}x dense ({verdict} the 1.3x target; ideal "
-                      f"{ideal['decode_speedup']:.3f}x with the measured head share, N/(N-k) "
-                      f"{result['ideal']['blocks_only']:.3f}x); load average {os.getloadavg()[0]:.1f} on "
-                      f"{os.cpu_count()} cores", markup=False, highlight=False)
+        console.print(
+            f"batch 1 decode: {b1['decode_tok_s']:.3f}x dense ({verdict} the 1.3x target; ideal "
+            f"{ideal['decode_speedup']:.3f}x with the measured head share, N/(N-k) "
+            f"{result['ideal']['blocks_only']:.3f}x); load average {os.getloadavg()[0]:.1f} on "
+            f"{os.cpu_count()} cores",
+            markup=False,
+            highlight=False,
+        )
 
 
 if __name__ == "__main__":

@@ -90,8 +90,8 @@ GateSeqLenOpt = typer.Option(512, "--gate-seq-len", min=2, help="gate: perplexit
 ForceOpt = typer.Option(False, "--force", help="go on when the gate fails (the record says so)")
 
 
-def gate_or_refuse(lm, removed, max_ppl: Optional[float], min_acc: Optional[float], tasks: str, limit: Optional[int],
-                   seq_len: int, data_dir: Optional[Path], force: bool) -> Optional[dict]:
+def gate_or_refuse(lm, removed, max_ppl: float | None, min_acc: float | None, tasks: str, limit: int | None,
+                   seq_len: int, data_dir: Path | None, force: bool) -> dict | None:
     """The quality gate's report (None when no limit is given); a failed gate is a UserError giving the
     measured numbers unless `force` (then the report says `forced`)."""
     from ..core.gate import check_limits, describe, quality_gate

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from importlib import metadata
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -43,13 +42,27 @@ def run_record(run, removed: list[int]) -> dict:
         if event.kind in ("benchmarked", "speed") and sorted(event.removed) == removed:
             latest[event.kind] = event
     bench, speed = latest.get("benchmarked"), latest.get("speed")
-    return {"run": run.id, "run_config": config, "objective": objective.get("objective"), "objective_settings": objective,
-            "searcher": config.get("searcher"), "searcher_options": config.get("searcher_options"),
-            "objective_value": run.result()["value"], "calibration": config.get("calibration"),
-            "calibration_sha256": objective.get("data_sha256"),
-            "benchmarks": None if bench is None else {"tasks": bench.tasks, "limit": bench.limit, "seq_len": bench.seq_len},
-            "speed": None if speed is None else {"settings": speed.settings, "dense": speed.dense, "pruned": speed.pruned,
-                                                 "ratios": speed.ratios, "ideal": speed.ideal}}
+    return {
+        "run": run.id,
+        "run_config": config,
+        "objective": objective.get("objective"),
+        "objective_settings": objective,
+        "searcher": config.get("searcher"),
+        "searcher_options": config.get("searcher_options"),
+        "objective_value": run.result()["value"],
+        "calibration": config.get("calibration"),
+        "calibration_sha256": objective.get("data_sha256"),
+        "benchmarks": None if bench is None else {"tasks": bench.tasks, "limit": bench.limit, "seq_len": bench.seq_len},
+        "speed": None
+        if speed is None
+        else {
+            "settings": speed.settings,
+            "dense": speed.dense,
+            "pruned": speed.pruned,
+            "ratios": speed.ratios,
+            "ideal": speed.ideal,
+        },
+    }
 
 
 def _mb(n: int | None) -> str:
@@ -58,20 +71,20 @@ def _mb(n: int | None) -> str:
 
 @app.command("export")
 def export_cmd(
-    run: Optional[str] = typer.Argument(None, help="a finished run (id or directory): export its pruned model"),
+    run: str | None = typer.Argument(None, help="a finished run (id or directory): export its pruned model"),
     out: Path = typer.Option(..., "--out", "-o", help="new directory for the pruned checkpoint"),
     fmt: str = typer.Option("hf", "--format", "-f", help="hf (safetensors) | gguf (needs a GGUF source: demo, .gguf)"),
     model: str = ModelOpt,
     remove: str = typer.Option("", "--remove", "-r", help="without RUN: blocks to remove, original 0-based indices"),
     runs_dir: Path = RunsDirOpt,
-    device: Optional[str] = DeviceOpt,
+    device: str | None = DeviceOpt,
     trust_remote_code: bool = TrustOpt,
-    max_ppl: Optional[float] = MaxPplOpt,
-    min_acc: Optional[float] = MinAccOpt,
+    max_ppl: float | None = MaxPplOpt,
+    min_acc: float | None = MinAccOpt,
     gate_tasks: str = GateTasksOpt,
-    gate_limit: Optional[int] = GateLimitOpt,
+    gate_limit: int | None = GateLimitOpt,
     gate_seq_len: int = GateSeqLenOpt,
-    data_dir: Optional[Path] = DataDirOpt,
+    data_dir: Path | None = DataDirOpt,
     force: bool = ForceOpt,
 ):
     """Write the pruned model (HF safetensors or GGUF), verify it reloads to the same logits, and record it."""
@@ -103,24 +116,51 @@ def export_cmd(
     if source_run is not None:
         provenance = run_record(source_run, removed)
     gate = gate_or_refuse(lm, removed, max_ppl, min_acc, gate_tasks, gate_limit, gate_seq_len, data_dir, force)
-    provenance.update({"tool": "depthprune", "tool_version": metadata.version("depthprune"), "format": fmt,
-                       "gate": gate, "forced": bool(gate and gate["forced"]),
-                       "heldout": None if gate is None else {"tasks": gate["tasks"], "dense": gate["dense"],
-                                                              "pruned": gate["pruned"]}})
+    provenance.update(
+        {
+            "tool": "depthprune",
+            "tool_version": metadata.version("depthprune"),
+            "format": fmt,
+            "gate": gate,
+            "forced": bool(gate and gate["forced"]),
+            "heldout": None
+            if gate is None
+            else {"tasks": gate["tasks"], "dense": gate["dense"], "pruned": gate["pruned"]},
+        }
+    )
     with stderr.status(f"exporting ({fmt}) ..."):
-        info = export_hf(lm, removed, out, provenance) if fmt == "hf" else export_gguf(lm, source_gguf, removed, out, provenance)
+        info = (
+            export_hf(lm, removed, out, provenance)
+            if fmt == "hf"
+            else export_gguf(lm, source_gguf, removed, out, provenance)
+        )
     if source_run is not None:
         from ..core.events import Exported, Phase
 
         with source_run.writing():
             source_run.append(Phase(phase="exporting", done=1, total=1, detail=f"{fmt} -> {out}"))
-            source_run.append(Exported(removed=removed, out=str(out), format=fmt, files=info["files"],
-                                       bytes_before=info["bytes_before"], bytes_after=info["bytes_after"], gate=gate,
-                                       forced=info["forced"]))
-    stderr.print(f"wrote {out}: {_mb(info['bytes_after'])} (source {_mb(info['bytes_before'])})",
-                 markup=False, highlight=False, soft_wrap=True)
+            source_run.append(
+                Exported(
+                    removed=removed,
+                    out=str(out),
+                    format=fmt,
+                    files=info["files"],
+                    bytes_before=info["bytes_before"],
+                    bytes_after=info["bytes_after"],
+                    gate=gate,
+                    forced=info["forced"],
+                )
+            )
+    stderr.print(
+        f"wrote {out}: {_mb(info['bytes_after'])} (source {_mb(info['bytes_before'])})",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
     for name, digest in info["files"].items():
-        stderr.print(f"  {digest}  {name}  {_mb(info['file_bytes'][name])}", markup=False, highlight=False, soft_wrap=True)
+        stderr.print(
+            f"  {digest}  {name}  {_mb(info['file_bytes'][name])}", markup=False, highlight=False, soft_wrap=True
+        )
     print(json.dumps({k: v for k, v in info.items() if k != "run_config"}))
 
 
@@ -138,11 +178,19 @@ def export_gguf(lm, source: Path, removed: list[int], out: Path, provenance: dic
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{source.stem}-pruned.gguf"
     done = write_pruned_gguf(source, removed, target)
-    info = {"removed": removed, "source_model": lm.spec, "source_file": str(source), "bytes_before": source.stat().st_size,
-            **provenance, "gguf": done}
+    info = {
+        "removed": removed,
+        "source_model": lm.spec,
+        "source_file": str(source),
+        "bytes_before": source.stat().st_size,
+        **provenance,
+        "gguf": done,
+    }
     info["verified_max_logit_diff"] = verify_gguf(lm, removed, target)
-    info["loaders_checked"] = {"transformers GGUF reader (from_pretrained gguf_file=, logits)": metadata.version("transformers"),
-                               "gguf.GGUFReader": metadata.version("gguf")}
+    info["loaders_checked"] = {
+        "transformers GGUF reader (from_pretrained gguf_file=, logits)": metadata.version("transformers"),
+        "gguf.GGUFReader": metadata.version("gguf"),
+    }
     info.update(files_record(out))
     write_record(out, info)
     return info

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -47,21 +46,21 @@ def parse_batches(text: str) -> list[int]:
 def speed_cmd(
     model: str = ModelOpt,
     remove: str = typer.Option("", "--remove", "-r", help="blocks to remove, original 0-based indices: 3,7,9"),
-    run: Optional[str] = typer.Option(None, "--run", help="measure what a finished run found (and record it there)"),
+    run: str | None = typer.Option(None, "--run", help="measure what a finished run found (and record it there)"),
     runs_dir: Path = RunsDirOpt,
     prompt_len: int = typer.Option(512, "--prompt-len", help="prompt tokens per row"),
     gen_len: int = typer.Option(128, "--gen-len", help="generated tokens per row (greedy, exactly this many)"),
     batch: str = typer.Option("1,8", "--batch", help="comma-separated batch sizes"),
     repeats: int = typer.Option(5, "--repeats", help="measurements per model and batch size (after one warm-up)"),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="CPU threads (default: all cores torch uses)"),
-    device: Optional[str] = DeviceOpt,
+    threads: int | None = typer.Option(None, "--threads", min=1, help="CPU threads (default: all cores torch uses)"),
+    device: str | None = DeviceOpt,
     trust_remote_code: bool = TrustOpt,
-    max_ppl: Optional[float] = MaxPplOpt,
-    min_acc: Optional[float] = MinAccOpt,
+    max_ppl: float | None = MaxPplOpt,
+    min_acc: float | None = MinAccOpt,
     gate_tasks: str = GateTasksOpt,
-    gate_limit: Optional[int] = GateLimitOpt,
+    gate_limit: int | None = GateLimitOpt,
     gate_seq_len: int = GateSeqLenOpt,
-    data_dir: Optional[Path] = DataDirOpt,
+    data_dir: Path | None = DataDirOpt,
     force: bool = ForceOpt,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ):
@@ -86,16 +85,32 @@ def speed_cmd(
     removed = validate_removed(removed_raw, lm.n_blocks, "--run" if run else "--remove")
     gate = gate_or_refuse(lm, removed, max_ppl, min_acc, gate_tasks, gate_limit, gate_seq_len, data_dir, force)
     with progress_bars() as progress:
-        result = measure(lm, removed, prompt_len=prompt_len, gen_len=gen_len, batches=batches, repeats=repeats,
-                         threads=threads, progress=progress)
+        result = measure(
+            lm,
+            removed,
+            prompt_len=prompt_len,
+            gen_len=gen_len,
+            batches=batches,
+            repeats=repeats,
+            threads=threads,
+            progress=progress,
+        )
     result["gate"] = gate
     if source_run is not None:
         from ..core.events import Phase, SpeedMeasured
 
         with source_run.writing():
             source_run.append(Phase(phase="speed", done=1, total=1, detail=f"removed {list(removed)}"))
-            source_run.append(SpeedMeasured(removed=list(removed), settings=result["settings"], dense=result["dense"],
-                                            pruned=result["pruned"], ratios=result["ratios"], ideal=result["ideal"]))
+            source_run.append(
+                SpeedMeasured(
+                    removed=list(removed),
+                    settings=result["settings"],
+                    dense=result["dense"],
+                    pruned=result["pruned"],
+                    ratios=result["ratios"],
+                    ideal=result["ideal"],
+                )
+            )
         result["run"] = source_run.id
     if as_json:
         print(json.dumps(result))
@@ -103,8 +118,12 @@ def speed_cmd(
     stdout.print(speed_table(result))
     s = result["settings"]
     threads_note = f"{s['threads']} CPU threads (torch.set_num_threads)" if s["threads"] else s["device"]
-    stdout.print(f"{threads_note} · prompt {s['prompt_len']} · gen {s['gen_len']} · {s['repeats']} repeats, "
-                 f"dense and pruned interleaved · medians [min-max]", markup=False, highlight=False)
+    stdout.print(
+        f"{threads_note} · prompt {s['prompt_len']} · gen {s['gen_len']} · {s['repeats']} repeats, "
+        f"dense and pruned interleaved · medians [min-max]",
+        markup=False,
+        highlight=False,
+    )
 
 
 def speed_table(result: dict) -> Table:
@@ -119,21 +138,46 @@ def speed_table(result: dict) -> Table:
         return f"{spread['median']:.4g} [{spread['min']:.4g}-{spread['max']:.4g}]"
 
     table.add_row("parameters", f"{d['params']:,}", f"{p['params']:,}", f"{r['params']:.3f}", "")
-    table.add_row("weight MiB", f"{d['weight_bytes'] / 2**20:.1f}", f"{p['weight_bytes'] / 2**20:.1f}",
-                  f"{r['weight_bytes']:.3f}", "")
+    table.add_row(
+        "weight MiB",
+        f"{d['weight_bytes'] / 2**20:.1f}",
+        f"{p['weight_bytes'] / 2**20:.1f}",
+        f"{r['weight_bytes']:.3f}",
+        "",
+    )
     if "peak_memory_bytes" in d:
-        table.add_row("peak memory MiB", f"{d['peak_memory_bytes'] / 2**20:.1f}", f"{p['peak_memory_bytes'] / 2**20:.1f}",
-                      "" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes']:.3f}", "")
+        table.add_row(
+            "peak memory MiB",
+            f"{d['peak_memory_bytes'] / 2**20:.1f}",
+            f"{p['peak_memory_bytes'] / 2**20:.1f}",
+            "" if r["peak_memory_bytes"] is None else f"{r['peak_memory_bytes']:.3f}",
+            "",
+        )
     for b, fig in d["batch"].items():
         best = ideal["batch"][b]
-        table.add_row(f"batch {b} prefill tok/s", fmt(fig["prefill_tok_s"]), fmt(p["batch"][b]["prefill_tok_s"]),
-                      f"{r['batch'][b]['prefill_tok_s']:.3f}", f"{best['prefill_speedup']:.3f}")
-        table.add_row(f"batch {b} decode tok/s", fmt(fig["decode_tok_s"]), fmt(p["batch"][b]["decode_tok_s"]),
-                      f"{r['batch'][b]['decode_tok_s']:.3f}", f"{best['decode_speedup']:.3f}")
-        table.add_row(f"batch {b} ttft s", fmt(fig["ttft_s"]), fmt(p["batch"][b]["ttft_s"]),
-                      f"{r['batch'][b]['ttft_s']:.3f}", "")
+        table.add_row(
+            f"batch {b} prefill tok/s",
+            fmt(fig["prefill_tok_s"]),
+            fmt(p["batch"][b]["prefill_tok_s"]),
+            f"{r['batch'][b]['prefill_tok_s']:.3f}",
+            f"{best['prefill_speedup']:.3f}",
+        )
+        table.add_row(
+            f"batch {b} decode tok/s",
+            fmt(fig["decode_tok_s"]),
+            fmt(p["batch"][b]["decode_tok_s"]),
+            f"{r['batch'][b]['decode_tok_s']:.3f}",
+            f"{best['decode_speedup']:.3f}",
+        )
+        table.add_row(
+            f"batch {b} ttft s", fmt(fig["ttft_s"]), fmt(p["batch"][b]["ttft_s"]), f"{r['batch'][b]['ttft_s']:.3f}", ""
+        )
         split = best["split"]
-        table.add_row(f"batch {b} decode step split", f"head+emb {split['head_embedding_s'] * 1e3:.3g} ms",
-                      f"blocks {split['blocks_s'] * 1e3:.3g} ms", f"other {split['other_s'] * 1e3:.3g} ms",
-                      f"N/(N-k) {ideal['blocks_only']:.3f}")
+        table.add_row(
+            f"batch {b} decode step split",
+            f"head+emb {split['head_embedding_s'] * 1e3:.3g} ms",
+            f"blocks {split['blocks_s'] * 1e3:.3g} ms",
+            f"other {split['other_s'] * 1e3:.3g} ms",
+            f"N/(N-k) {ideal['blocks_only']:.3f}",
+        )
     return table

@@ -34,10 +34,18 @@ def check_limits(max_ppl_increase: float | None, min_acc_retained: float | None,
     return max_ppl_increase is not None or min_acc_retained is not None
 
 
-def quality_gate(lm: LoadedModel, removed: Sequence[int], *, tasks: Sequence[str] = DEFAULT_TASKS,
-                 max_ppl_increase: float | None = None, min_acc_retained: float | None = None,
-                 limit: int | None = None, seq_len: int = 512, data_dir: Path | None = None,
-                 progress: Progress | None = None) -> dict:
+def quality_gate(
+    lm: LoadedModel,
+    removed: Sequence[int],
+    *,
+    tasks: Sequence[str] = DEFAULT_TASKS,
+    max_ppl_increase: float | None = None,
+    min_acc_retained: float | None = None,
+    limit: int | None = None,
+    seq_len: int = 512,
+    data_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> dict:
     """Dense and pruned held-out metrics and the verdict of every asked-for check (see module doc)."""
     check_limits(max_ppl_increase, min_acc_retained, tasks)
     common = {"limit": limit, "seq_len": seq_len, "data_dir": data_dir, "progress": progress}
@@ -48,15 +56,43 @@ def quality_gate(lm: LoadedModel, removed: Sequence[int], *, tasks: Sequence[str
         d, p = dense[task], pruned[task]
         if "ppl" in d and max_ppl_increase is not None:
             change = (p["ppl"] / d["ppl"] - 1.0) * 100.0
-            checks.append({"task": task, "metric": "ppl", "dense": d["ppl"], "pruned": p["ppl"], "kind": "ppl_increase_pct",
-                           "value": change, "limit": max_ppl_increase, "passed": change <= max_ppl_increase})
+            checks.append(
+                {
+                    "task": task,
+                    "metric": "ppl",
+                    "dense": d["ppl"],
+                    "pruned": p["ppl"],
+                    "kind": "ppl_increase_pct",
+                    "value": change,
+                    "limit": max_ppl_increase,
+                    "passed": change <= max_ppl_increase,
+                }
+            )
         elif "primary" in d and min_acc_retained is not None:
             m = d["primary"]
             kept = 100.0 if d[m] == 0 else p[m] / d[m] * 100.0
-            checks.append({"task": task, "metric": m, "dense": d[m], "pruned": p[m], "kind": "acc_retained_pct",
-                           "value": kept, "limit": min_acc_retained, "passed": kept >= min_acc_retained})
-    return {"tasks": list(tasks), "limit": limit, "seq_len": seq_len, "removed": sorted(removed),
-            "dense": dense, "pruned": pruned, "checks": checks, "passed": all(c["passed"] for c in checks)}
+            checks.append(
+                {
+                    "task": task,
+                    "metric": m,
+                    "dense": d[m],
+                    "pruned": p[m],
+                    "kind": "acc_retained_pct",
+                    "value": kept,
+                    "limit": min_acc_retained,
+                    "passed": kept >= min_acc_retained,
+                }
+            )
+    return {
+        "tasks": list(tasks),
+        "limit": limit,
+        "seq_len": seq_len,
+        "removed": sorted(removed),
+        "dense": dense,
+        "pruned": pruned,
+        "checks": checks,
+        "passed": all(c["passed"] for c in checks),
+    }
 
 
 def describe(gate: dict) -> str:
@@ -66,9 +102,13 @@ def describe(gate: dict) -> str:
     for c in gate["checks"]:
         verdict = "ok" if c["passed"] else "FAIL"
         if c["kind"] == "ppl_increase_pct":
-            parts.append(f"{c['task']} ppl {c['dense']:.4g} -> {c['pruned']:.4g} "
-                         f"({c['value']:+.1f}% vs --max-ppl-increase {c['limit']:g}%): {verdict}")
+            parts.append(
+                f"{c['task']} ppl {c['dense']:.4g} -> {c['pruned']:.4g} "
+                f"({c['value']:+.1f}% vs --max-ppl-increase {c['limit']:g}%): {verdict}"
+            )
         else:
-            parts.append(f"{c['task']} {c['metric']} {c['dense']:.4f} -> {c['pruned']:.4f} "
-                         f"({c['value']:.1f}% retained vs --min-acc-retained {c['limit']:g}%): {verdict}")
+            parts.append(
+                f"{c['task']} {c['metric']} {c['dense']:.4f} -> {c['pruned']:.4f} "
+                f"({c['value']:.1f}% retained vs --min-acc-retained {c['limit']:g}%): {verdict}"
+            )
     return "; ".join(parts)

@@ -21,8 +21,10 @@ from .errors import UserError
 from .surgery import VERIFY_PROMPT, validate_removed
 
 BLOCK_TENSOR = re.compile(r"^blk\.(\d+)\.(.+)$")
-CONVERT_HINT = ("export it with --format hf, then convert that directory with llama.cpp's convert_hf_to_gguf.py "
-                "(python convert_hf_to_gguf.py DIR --outtype q8_0)")
+CONVERT_HINT = (
+    "export it with --format hf, then convert that directory with llama.cpp's convert_hf_to_gguf.py "
+    "(python convert_hf_to_gguf.py DIR --outtype q8_0)"
+)
 VERIFY_TOLERANCE = 1e-4
 
 
@@ -100,9 +102,15 @@ def write_pruned_gguf(source: Path, removed: Iterable[int], out_file: Path) -> d
     for tensor in kept_tensors:
         writer.write_tensor_data(tensor.data, tensor_endianess=reader.endianess)
     writer.close()
-    return {"architecture": arch, "block_count_before": n, "block_count_after": len(keep), "sliced_arrays": sliced,
-            "tensors_kept": len(kept_tensors), "tensors_dropped": dropped,
-            "tensor_types": sorted({t.tensor_type.name for t in kept_tensors})}
+    return {
+        "architecture": arch,
+        "block_count_before": n,
+        "block_count_after": len(keep),
+        "sliced_arrays": sliced,
+        "tensors_kept": len(kept_tensors),
+        "tensors_dropped": dropped,
+        "tensor_types": sorted({t.tensor_type.name for t in kept_tensors}),
+    }
 
 
 def verify_gguf(lm, removed: Iterable[int], gguf_file: Path) -> float:

@@ -99,9 +99,17 @@ def generate_once(model: nn.Module, ids: torch.Tensor, gen_len: int) -> dict:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     start = time.perf_counter()
-    out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=gen_len, min_new_tokens=gen_len,
-                         do_sample=False, use_cache=True, logits_processor=LogitsProcessorList([clock]),
-                         pad_token_id=0, eos_token_id=None)
+    out = model.generate(
+        ids,
+        attention_mask=torch.ones_like(ids),
+        max_new_tokens=gen_len,
+        min_new_tokens=gen_len,
+        do_sample=False,
+        use_cache=True,
+        logits_processor=LogitsProcessorList([clock]),
+        pad_token_id=0,
+        eos_token_id=None,
+    )
     if out.shape[1] != ids.shape[1] + gen_len or len(clock.stamps) != gen_len:
         raise RuntimeError(f"generate produced {out.shape[1] - ids.shape[1]} tokens, expected {gen_len}")
     return {"ttft": clock.stamps[0] - start, "decode": clock.stamps[-1] - clock.stamps[0]}
@@ -135,9 +143,18 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def measure(lm: LoadedModel, removed: Sequence[int], *, prompt_len: int = 512, gen_len: int = 128,
-            batches: Sequence[int] = (1, 8), repeats: int = 5, threads: int | None = None,
-            memory: bool = True, progress: Progress | None = None) -> dict:
+def measure(
+    lm: LoadedModel,
+    removed: Sequence[int],
+    *,
+    prompt_len: int = 512,
+    gen_len: int = 128,
+    batches: Sequence[int] = (1, 8),
+    repeats: int = 5,
+    threads: int | None = None,
+    memory: bool = True,
+    progress: Progress | None = None,
+) -> dict:
     """Dense vs pruned (`removed`, original indices) speed and memory; a JSON-ready dict with
     `settings`, `dense`, `pruned`, `ratios` (pruned / dense of every figure) and `ideal`."""
     check_settings(prompt_len, gen_len, batches, repeats)
@@ -162,8 +179,9 @@ def measure(lm: LoadedModel, removed: Sequence[int], *, prompt_len: int = 512, g
         if progress:
             progress("speed", done, steps)
 
-    samples = {name: {b: {"ttft": [], "decode": [], "rest_decode": [], "rest_prefill": []} for b in batches}
-               for name in models}
+    samples = {
+        name: {b: {"ttft": [], "decode": [], "rest_decode": [], "rest_prefill": []} for b in batches} for name in models
+    }
     for b in batches:
         ids = prompt(vocab, b, prompt_len)
         for model in models.values():  # warm-up (kernels, allocator, caches)
@@ -181,11 +199,24 @@ def measure(lm: LoadedModel, removed: Sequence[int], *, prompt_len: int = 512, g
                 s["rest_decode"].append(rest_seconds(model, lm.family, ids[:, -1:]))
                 tick()
 
-    result = {"settings": {"device": lm.device, "dtype": lm.dtype, "threads": threads if cpu else None,
-                           "prompt_len": prompt_len, "gen_len": gen_len, "batches": list(batches),
-                           "repeats": repeats, "warmup": 1, "order": "interleaved dense, pruned per repeat and batch",
-                           "torch": torch.__version__, "transformers": _version("transformers")},
-              "model": lm.spec, "removed": list(removed), "n_blocks": n}
+    result = {
+        "settings": {
+            "device": lm.device,
+            "dtype": lm.dtype,
+            "threads": threads if cpu else None,
+            "prompt_len": prompt_len,
+            "gen_len": gen_len,
+            "batches": list(batches),
+            "repeats": repeats,
+            "warmup": 1,
+            "order": "interleaved dense, pruned per repeat and batch",
+            "torch": torch.__version__,
+            "transformers": _version("transformers"),
+        },
+        "model": lm.spec,
+        "removed": list(removed),
+        "n_blocks": n,
+    }
     for name, model in models.items():
         figures = {**size_of(model), "batch": {}}
         for b in batches:
@@ -200,8 +231,9 @@ def measure(lm: LoadedModel, removed: Sequence[int], *, prompt_len: int = 512, g
             }
         result[name] = figures
     if memory:
-        mem = peak_memory({"dense": dense, "pruned": pruned}, lm.device, prompt_len, gen_len, max(batches),
-                          threads if cpu else None)
+        mem = peak_memory(
+            {"dense": dense, "pruned": pruned}, lm.device, prompt_len, gen_len, max(batches), threads if cpu else None
+        )
         for name in models:
             result[name]["memory"] = mem[name]
             result[name]["peak_memory_bytes"] = mem[name]["peak_bytes"]
@@ -212,9 +244,16 @@ def measure(lm: LoadedModel, removed: Sequence[int], *, prompt_len: int = 512, g
 
 def ratios(dense: dict, pruned: dict) -> dict:
     """pruned / dense of every figure (medians for timed ones)."""
-    out = {key: _ratio(pruned[key], dense[key]) for key in ("params", "weight_bytes", "peak_memory_bytes") if key in dense}
-    out["batch"] = {b: {m: _ratio(pruned["batch"][b][m]["median"], dense["batch"][b][m]["median"])
-                        for m in ("prefill_tok_s", "decode_tok_s", "ttft_s")} for b in dense["batch"]}
+    out = {
+        key: _ratio(pruned[key], dense[key]) for key in ("params", "weight_bytes", "peak_memory_bytes") if key in dense
+    }
+    out["batch"] = {
+        b: {
+            m: _ratio(pruned["batch"][b][m]["median"], dense["batch"][b][m]["median"])
+            for m in ("prefill_tok_s", "decode_tok_s", "ttft_s")
+        }
+        for b in dense["batch"]
+    }
     return out
 
 
@@ -228,13 +267,24 @@ def ideal(dense: dict, pruned: dict, n: int, k: int) -> dict:
         step = int(b) / fig["decode_tok_s"]["median"]
         pruned_step = int(b) / pruned["batch"][b]["decode_tok_s"]["median"]
         rest = fig["rest_decode_step_s"]["median"]
-        shares = {"decode": min(1.0, rest / step),
-                  "prefill": min(1.0, fig["rest_prefill_s"]["median"] / fig["ttft_s"]["median"])}
+        shares = {
+            "decode": min(1.0, rest / step),
+            "prefill": min(1.0, fig["rest_prefill_s"]["median"] / fig["ttft_s"]["median"]),
+        }
         per_block = (step - pruned_step) / k
-        out["batch"][b] = {f"{phase}_rest_share": share for phase, share in shares.items()} | {
-            f"{phase}_speedup": 1.0 / (share + (1.0 - share) * (n - k) / n) for phase, share in shares.items()} | {
-            "split": {"decode_step_s": step, "head_embedding_s": rest, "blocks_s": per_block * n,
-                      "per_block_s": per_block, "other_s": step - rest - per_block * n}}
+        out["batch"][b] = (
+            {f"{phase}_rest_share": share for phase, share in shares.items()}
+            | {f"{phase}_speedup": 1.0 / (share + (1.0 - share) * (n - k) / n) for phase, share in shares.items()}
+            | {
+                "split": {
+                    "decode_step_s": step,
+                    "head_embedding_s": rest,
+                    "blocks_s": per_block * n,
+                    "per_block_s": per_block,
+                    "other_s": step - rest - per_block * n,
+                }
+            }
+        )
     return out
 
 
@@ -249,8 +299,10 @@ def _version(package: str) -> str | None:
 
 # -- peak memory, one fresh process per model ---------------------------------------------------
 
-def peak_memory(models: dict[str, nn.Module], device: str, prompt_len: int, gen_len: int, batch: int,
-                threads: int | None) -> dict:
+
+def peak_memory(
+    models: dict[str, nn.Module], device: str, prompt_len: int, gen_len: int, batch: int, threads: int | None
+) -> dict:
     """{name: {"peak_bytes", "baseline_bytes", "kind"}}: each model saved to a temporary checkpoint and
     run once (largest batch) in its own child process; see the module docstring."""
     out = {}
@@ -258,9 +310,20 @@ def peak_memory(models: dict[str, nn.Module], device: str, prompt_len: int, gen_
         for name, model in models.items():
             folder = Path(tmp) / name
             model.save_pretrained(folder)
-            cmd = [sys.executable, "-m", "depthprune.core.speed", str(folder), device, str(prompt_len), str(gen_len),
-                   str(batch), str(threads or 0)]
-            proc = subprocess.run(cmd, check=False, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
+            cmd = [
+                sys.executable,
+                "-m",
+                "depthprune.core.speed",
+                str(folder),
+                device,
+                str(prompt_len),
+                str(gen_len),
+                str(batch),
+                str(threads or 0),
+            ]
+            proc = subprocess.run(
+                cmd, check=False, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}
+            )
             if proc.returncode != 0:
                 raise RuntimeError(f"memory measurement of the {name} model failed: {proc.stderr.strip()[-2000:]}")
             out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -299,13 +362,23 @@ def _child(folder: str, device: str, prompt_len: int, gen_len: int, batch: int, 
     vocab = model.get_output_embeddings().weight.shape[0]
     generate_once(model, prompt(vocab, batch, prompt_len), gen_len)
     if device.startswith("cuda"):
-        return {"kind": "cuda max_memory_allocated", "peak_bytes": torch.cuda.max_memory_allocated(), "baseline_bytes": 0}
+        return {
+            "kind": "cuda max_memory_allocated",
+            "peak_bytes": torch.cuda.max_memory_allocated(),
+            "baseline_bytes": 0,
+        }
     if baseline is not None:
-        return {"kind": "RSS high-water mark of a fresh process, reset after its imports, minus its RSS then",
-                "peak_bytes": _proc_status("VmHWM") - baseline, "baseline_bytes": baseline}
+        return {
+            "kind": "RSS high-water mark of a fresh process, reset after its imports, minus its RSS then",
+            "peak_bytes": _proc_status("VmHWM") - baseline,
+            "baseline_bytes": baseline,
+        }
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    return {"kind": "ru_maxrss of a fresh process minus its value after the imports (the mark cannot be reset here)",
-            "peak_bytes": peak - fallback, "baseline_bytes": fallback}
+    return {
+        "kind": "ru_maxrss of a fresh process minus its value after the imports (the mark cannot be reset here)",
+        "peak_bytes": peak - fallback,
+        "baseline_bytes": fallback,
+    }
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+
 from depthprune.core.surgery import check_config, pruned_config
 
 from .test_cli import run_cli
@@ -16,8 +17,17 @@ def test_every_per_layer_config_field_is_sliced_and_passes_strict_validation(tmp
 
     n = 5
     config = AutoConfig.for_model(
-        "qwen3", num_hidden_layers=n, hidden_size=32, intermediate_size=64, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=8, vocab_size=64, use_sliding_window=True, sliding_window=8, max_window_layers=3,
+        "qwen3",
+        num_hidden_layers=n,
+        hidden_size=32,
+        intermediate_size=64,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        vocab_size=64,
+        use_sliding_window=True,
+        sliding_window=8,
+        max_window_layers=3,
         layer_types=["sliding_attention", "full_attention"] * 2 + ["full_attention"],
         eos_token_id=list(range(n)),  # as many token ids as blocks: must not be sliced
     )
@@ -69,6 +79,7 @@ def write_gguf(path, n_blocks: int) -> dict:
 
 def test_gguf_surgery_drops_renumbers_and_slices_keeping_raw_bytes(tmp_path):
     import gguf
+
     from depthprune.core.gguf_export import write_pruned_gguf
 
     blocks = write_gguf(tmp_path / "src.gguf", 5)
@@ -81,7 +92,9 @@ def test_gguf_surgery_drops_renumbers_and_slices_keeping_raw_bytes(tmp_path):
     assert r.fields["tokenizer.ggml.token_type"].contents() == [0, 1, 2, 3, 4]
     assert r.fields["depthprune.removed_blocks"].contents() == [1, 3]
     tensors = {t.name: t for t in r.tensors}
-    assert sorted(tensors) == sorted(["token_embd.weight"] + [f"blk.{i}.{n}" for i in range(3) for n in ("attn_norm.weight", "attn_q.weight")])
+    assert sorted(tensors) == sorted(
+        ["token_embd.weight"] + [f"blk.{i}.{n}" for i in range(3) for n in ("attn_norm.weight", "attn_q.weight")]
+    )
     for new, old in enumerate([0, 2, 4]):
         assert tensors[f"blk.{new}.attn_q.weight"].tensor_type == gguf.GGMLQuantizationType.Q8_0
         assert tensors[f"blk.{new}.attn_norm.weight"].data.tobytes() == blocks[old][0]
@@ -90,11 +103,16 @@ def test_gguf_surgery_drops_renumbers_and_slices_keeping_raw_bytes(tmp_path):
 
 BAD = [
     (["export", "--model", "tiny:llama", "--remove", "1", "--format", "gguf"], "GGUF export needs a GGUF source"),
-    (["export", "--model", "tiny:llama", "--remove", "1", "--format", "xyz"], "unknown export format 'xyz' (from --format)"),
+    (
+        ["export", "--model", "tiny:llama", "--remove", "1", "--format", "xyz"],
+        "unknown export format 'xyz' (from --format)",
+    ),
     (["export", "--model", "{tmp}/nope.gguf", "--remove", "1", "--format", "gguf"], "(from --model) not found"),
     (["export", "--model", "tiny:llama", "--remove", "1", "--min-acc-retained", "120"], "--min-acc-retained 120"),
-    (["export", "--model", "tiny:llama", "--remove", "1", "--gate-tasks", "mmlu", "--max-ppl-increase", "5"],
-     "unknown task 'mmlu' (from --gate-tasks)"),
+    (
+        ["export", "--model", "tiny:llama", "--remove", "1", "--gate-tasks", "mmlu", "--max-ppl-increase", "5"],
+        "unknown task 'mmlu' (from --gate-tasks)",
+    ),
     (["export", "--model", "tiny:llama"], "nothing to remove"),
 ]
 
@@ -112,12 +130,43 @@ def test_bad_export_input_is_one_line_with_exit_code_2(args, message, tmp_path, 
 
 def test_export_of_a_run_records_plan_hashes_and_event(tmp_path, monkeypatch, capsys):
     runs = str(tmp_path / "runs")
-    code, out, _ = run_cli(monkeypatch, capsys, "prune", "--model", "tiny:llama", "--searcher", "tail", "--k", "2",
-                           "--runs-dir", runs, "--calib-samples", "1", "--calib-seq-len", "32", "--json")
+    code, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "prune",
+        "--model",
+        "tiny:llama",
+        "--searcher",
+        "tail",
+        "--k",
+        "2",
+        "--runs-dir",
+        runs,
+        "--calib-samples",
+        "1",
+        "--calib-seq-len",
+        "32",
+        "--json",
+    )
     run_id, removed = json.loads(out)["run"], json.loads(out)["removed"]
-    code, out, err = run_cli(monkeypatch, capsys, "export", run_id, "--runs-dir", runs, "--out", str(tmp_path / "ckpt"),
-                             "--max-ppl-increase", "1000000", "--gate-tasks", "demo-text", "--gate-limit", "1",
-                             "--gate-seq-len", "32")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "export",
+        run_id,
+        "--runs-dir",
+        runs,
+        "--out",
+        str(tmp_path / "ckpt"),
+        "--max-ppl-increase",
+        "1000000",
+        "--gate-tasks",
+        "demo-text",
+        "--gate-limit",
+        "1",
+        "--gate-seq-len",
+        "32",
+    )
     assert code == 0, err
     plan = json.loads((tmp_path / "ckpt/depthprune.json").read_text())
     run_json = json.loads((tmp_path / "runs" / run_id / "run.json").read_text())
@@ -146,13 +195,26 @@ GATE = ["--max-ppl-increase", "400", "--gate-tasks", "demo-text", "--gate-limit"
 @pytest.mark.demo
 def test_gguf_round_trip_of_the_demo_model_matches_the_engine(demo, tmp_path, monkeypatch, capsys):
     import gguf
-    from depthprune.core.engine import Engine
-    from depthprune.core.loading import demo_gguf
     from transformers import AutoModelForCausalLM
 
+    from depthprune.core.engine import Engine
+    from depthprune.core.loading import demo_gguf
+
     removed = [3, 17, 28]
-    code, out, err = run_cli(monkeypatch, capsys, "export", "--model", "demo", "--remove", "3,17,28", "--format", "gguf",
-                             "--out", str(tmp_path / "g"), *GATE)
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "export",
+        "--model",
+        "demo",
+        "--remove",
+        "3,17,28",
+        "--format",
+        "gguf",
+        "--out",
+        str(tmp_path / "g"),
+        *GATE,
+    )
     assert code == 0, err
     info = json.loads(out)
     assert info["gate"]["passed"] and info["verified_max_logit_diff"] <= 1e-4
@@ -189,12 +251,15 @@ def test_gguf_round_trip_of_the_demo_model_matches_the_engine(demo, tmp_path, mo
 @pytest.mark.demo
 def test_the_gate_refuses_a_bad_export_unless_forced(tmp_path, monkeypatch, capsys):
     out = tmp_path / "bad"
-    code, stdout, err = run_cli(monkeypatch, capsys, "export", "--model", "demo", "--remove", "0,1", "--out", str(out), *GATE)
+    code, stdout, err = run_cli(
+        monkeypatch, capsys, "export", "--model", "demo", "--remove", "0,1", "--out", str(out), *GATE
+    )
     lines = [line for line in err.splitlines() if line.strip().startswith("error")]
     assert code == 2 and len(lines) == 1 and "quality gate failed" in lines[0] and "demo-text ppl" in lines[0]
     assert "vs --max-ppl-increase 400%" in lines[0] and not out.exists() and stdout == ""
-    code, stdout, err = run_cli(monkeypatch, capsys, "export", "--model", "demo", "--remove", "0,1", "--out", str(out),
-                                *GATE, "--force")
+    code, stdout, err = run_cli(
+        monkeypatch, capsys, "export", "--model", "demo", "--remove", "0,1", "--out", str(out), *GATE, "--force"
+    )
     assert code == 0, err
     plan = json.loads((out / "depthprune.json").read_text())
     assert plan["forced"] is True and plan["gate"]["passed"] is False and plan["removed"] == [0, 1]

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from depthprune.core.speed import ideal
 
 from .test_cli import run_cli
@@ -23,7 +24,9 @@ def check_shape(report: dict, batches: list[str]) -> None:
     assert r["params"] == pytest.approx(p["params"] / d["params"])
     for b in batches:
         for metric in ("prefill_tok_s", "decode_tok_s", "ttft_s"):
-            assert r["batch"][b][metric] == pytest.approx(p["batch"][b][metric]["median"] / d["batch"][b][metric]["median"])
+            assert r["batch"][b][metric] == pytest.approx(
+                p["batch"][b][metric]["median"] / d["batch"][b][metric]["median"]
+            )
     n, k = report["n_blocks"], len(report["removed"])
     assert report["ideal"]["blocks_only"] == pytest.approx(n / (n - k))
     for b in batches:
@@ -33,8 +36,24 @@ def check_shape(report: dict, batches: list[str]) -> None:
 
 def test_speed_json_on_a_tiny_model_and_the_run_record(tmp_path, monkeypatch, capsys):
     runs = str(tmp_path / "runs")
-    code, out, _ = run_cli(monkeypatch, capsys, "prune", "--model", "tiny:llama", "--searcher", "tail", "--k", "2",
-                           "--runs-dir", runs, "--calib-samples", "1", "--calib-seq-len", "32", "--json")
+    code, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "prune",
+        "--model",
+        "tiny:llama",
+        "--searcher",
+        "tail",
+        "--k",
+        "2",
+        "--runs-dir",
+        runs,
+        "--calib-samples",
+        "1",
+        "--calib-seq-len",
+        "32",
+        "--json",
+    )
     assert code == 0
     run_id, removed = json.loads(out)["run"], json.loads(out)["removed"]
     code, out, err = run_cli(monkeypatch, capsys, "speed", "--run", run_id, "--runs-dir", runs, *TINY, "--json")
@@ -52,16 +71,24 @@ def test_speed_json_on_a_tiny_model_and_the_run_record(tmp_path, monkeypatch, ca
     assert len(events) == 1 and events[0].removed == removed and events[0].ratios == report["ratios"]
     code, out, _ = run_cli(monkeypatch, capsys, "runs", "show", run_id, "--runs-dir", runs)
     shown = json.loads(out)["speed"]
-    assert code == 0 and shown["decode_x"] == report["ratios"]["batch"]["1"]["decode_tok_s"] and shown["speed_batch"] == 1
-    code, out, _ = run_cli(monkeypatch, capsys, "runs", "compare", run_id, run_id, "--runs-dir", runs, "--format", "json")
+    assert (
+        code == 0 and shown["decode_x"] == report["ratios"]["batch"]["1"]["decode_tok_s"] and shown["speed_batch"] == 1
+    )
+    code, out, _ = run_cli(
+        monkeypatch, capsys, "runs", "compare", run_id, run_id, "--runs-dir", runs, "--format", "json"
+    )
     rows = json.loads(out)
     assert code == 0 and rows[0]["decode_x"] == shown["decode_x"] and rows[0]["params_x"] == report["ratios"]["params"]
 
 
 def test_ideal_speedup_takes_the_measured_head_share_out():
     # dense: 10 blocks, one decode step takes 1.0 s at batch 1 of which 0.2 s head+embedding; pruned (k=5): 0.6 s.
-    fig = lambda step, rest: {"decode_tok_s": {"median": 1 / step}, "rest_decode_step_s": {"median": rest},
-                              "rest_prefill_s": {"median": 0.1}, "ttft_s": {"median": 1.0}}
+    fig = lambda step, rest: {
+        "decode_tok_s": {"median": 1 / step},
+        "rest_decode_step_s": {"median": rest},
+        "rest_prefill_s": {"median": 0.1},
+        "ttft_s": {"median": 1.0},
+    }
     out = ideal({"batch": {"1": fig(1.0, 0.2)}}, {"batch": {"1": fig(0.6, 0.2)}}, 10, 5)
     b = out["batch"]["1"]
     assert out["blocks_only"] == 2.0
@@ -95,8 +122,26 @@ def test_bad_speed_input_is_one_line_with_exit_code_2(args, message, monkeypatch
 
 @pytest.mark.demo
 def test_speed_on_demo_pruned_has_fewer_parameters_and_no_more_peak_memory(monkeypatch, capsys):
-    code, out, err = run_cli(monkeypatch, capsys, "speed", "--model", "demo", "--remove", "16,17,18", "--prompt-len", "16",
-                             "--gen-len", "4", "--batch", "1", "--repeats", "1", "--threads", "2", "--json")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "speed",
+        "--model",
+        "demo",
+        "--remove",
+        "16,17,18",
+        "--prompt-len",
+        "16",
+        "--gen-len",
+        "4",
+        "--batch",
+        "1",
+        "--repeats",
+        "1",
+        "--threads",
+        "2",
+        "--json",
+    )
     assert code == 0, err
     report = json.loads(out)
     check_shape(report, ["1"])
@@ -111,9 +156,23 @@ def test_study_table_gets_a_speed_column_only_when_a_cell_was_measured():
     from depthprune.study.analysis import results_table
 
     def row(searcher, decode_x):
-        return {"model": "m", "k": 2, "objective": "ppl", "searcher": searcher, "baseline": False, "seed": 0,
-                "removed": [1, 2], "value": 1.0, "metrics": {"t": 0.5}, "acc_avg": 0.5, "ppl_avg": 9.0,
-                "seconds": 1.0, "evaluations": 3, "block_forwards": 4, "decode_x": decode_x}
+        return {
+            "model": "m",
+            "k": 2,
+            "objective": "ppl",
+            "searcher": searcher,
+            "baseline": False,
+            "seed": 0,
+            "removed": [1, 2],
+            "value": 1.0,
+            "metrics": {"t": 0.5},
+            "acc_avg": 0.5,
+            "ppl_avg": 9.0,
+            "seconds": 1.0,
+            "evaluations": 3,
+            "block_forwards": 4,
+            "decode_x": decode_x,
+        }
 
     dense = {"m": {"metrics": {"t": 0.6}, "acc_avg": 0.6, "ppl_avg": 8.0}}
     table = results_table([row("greedy", 1.4), row("beam", None)], dense, "m", 2, "ppl")
