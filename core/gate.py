@@ -48,9 +48,10 @@ def quality_gate(
 ) -> dict:
     """Dense and pruned held-out metrics and the verdict of every asked-for check (see module doc)."""
     check_limits(max_ppl_increase, min_acc_retained, tasks)
-    common = {"limit": limit, "seq_len": seq_len, "data_dir": data_dir, "progress": progress}
-    dense = evaluate(lm, list(tasks), (), **common)["tasks"]
-    pruned = evaluate(lm, list(tasks), sorted(removed), **common)["tasks"]
+    dense, pruned = (
+        evaluate(lm, list(tasks), r, limit=limit, seq_len=seq_len, data_dir=data_dir, progress=progress)["tasks"]
+        for r in ((), sorted(removed))
+    )
     checks = []
     for task in tasks:
         d, p = dense[task], pruned[task]

@@ -35,6 +35,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -79,7 +80,8 @@ class _Clock:
     """A logits processor that records when each generation step's logits arrive."""
 
     def __init__(self, device: torch.device):
-        self.device, self.stamps = device, []
+        self.device = device
+        self.stamps: list[float] = []
 
     def __call__(self, input_ids, scores):
         if self.device.type == "cuda":
@@ -89,7 +91,7 @@ class _Clock:
 
 
 @torch.no_grad()
-def generate_once(model: nn.Module, ids: torch.Tensor, gen_len: int) -> dict:
+def generate_once(model: Any, ids: torch.Tensor, gen_len: int) -> dict:
     """One timed greedy `generate` of exactly `gen_len` tokens: ttft and decode time in seconds."""
     from transformers import LogitsProcessorList
 
@@ -116,7 +118,7 @@ def generate_once(model: nn.Module, ids: torch.Tensor, gen_len: int) -> dict:
 
 
 @torch.no_grad()
-def rest_seconds(model: nn.Module, family, ids: torch.Tensor) -> float:
+def rest_seconds(model: Any, family, ids: torch.Tensor) -> float:
     """Seconds of one step's non-block work on `ids` ([batch, tokens]): embedding lookup of every token,
     final norm and LM head of the last position (what `generate` computes besides the blocks)."""
     device = next(model.parameters()).device
@@ -165,7 +167,7 @@ def measure(
     if cpu:
         threads = threads or torch.get_num_threads()
         torch.set_num_threads(threads)
-    dense = lm.model.eval()
+    dense: Any = lm.model.eval()
     pruned = remove_blocks(copy.deepcopy(dense), removed).eval()
     models = {"dense": dense, "pruned": pruned}
     vocab = dense.get_output_embeddings().weight.shape[0]
@@ -179,7 +181,7 @@ def measure(
         if progress:
             progress("speed", done, steps)
 
-    samples = {
+    samples: dict[str, dict[int, dict[str, list[float]]]] = {
         name: {b: {"ttft": [], "decode": [], "rest_decode": [], "rest_prefill": []} for b in batches} for name in models
     }
     for b in batches:
@@ -199,7 +201,7 @@ def measure(
                 s["rest_decode"].append(rest_seconds(model, lm.family, ids[:, -1:]))
                 tick()
 
-    result = {
+    result: dict[str, Any] = {
         "settings": {
             "device": lm.device,
             "dtype": lm.dtype,
@@ -244,7 +246,7 @@ def measure(
 
 def ratios(dense: dict, pruned: dict) -> dict:
     """pruned / dense of every figure (medians for timed ones)."""
-    out = {
+    out: dict[str, Any] = {
         key: _ratio(pruned[key], dense[key]) for key in ("params", "weight_bytes", "peak_memory_bytes") if key in dense
     }
     out["batch"] = {
@@ -262,7 +264,7 @@ def ideal(dense: dict, pruned: dict, n: int, k: int) -> dict:
     head+embedding share of the dense time (which removal cannot reduce) taken out. `split`: one
     decode step of the dense model in seconds, cut into head+embedding (timed apart), blocks (per
     block: the dense − pruned step time over k, times N) and the remainder (generate's own work)."""
-    out = {"blocks_only": n / (n - k), "batch": {}}
+    out: dict[str, Any] = {"blocks_only": n / (n - k), "batch": {}}
     for b, fig in dense["batch"].items():
         step = int(b) / fig["decode_tok_s"]["median"]
         pruned_step = int(b) / pruned["batch"][b]["decode_tok_s"]["median"]
@@ -301,11 +303,11 @@ def _version(package: str) -> str | None:
 
 
 def peak_memory(
-    models: dict[str, nn.Module], device: str, prompt_len: int, gen_len: int, batch: int, threads: int | None
+    models: dict[str, Any], device: str, prompt_len: int, gen_len: int, batch: int, threads: int | None
 ) -> dict:
     """{name: {"peak_bytes", "baseline_bytes", "kind"}}: each model saved to a temporary checkpoint and
     run once (largest batch) in its own child process; see the module docstring."""
-    out = {}
+    out: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="depthprune-speed-") as tmp:
         for name, model in models.items():
             folder = Path(tmp) / name
@@ -358,7 +360,8 @@ def _child(folder: str, device: str, prompt_len: int, gen_len: int, batch: int, 
     AutoModelForCausalLM._model_mapping[type(AutoConfig.from_pretrained(folder))]  # imports the modelling code
     baseline = _reset_high_water()
     fallback = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device).eval()
+    model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model.to(device).eval()
     vocab = model.get_output_embeddings().weight.shape[0]
     generate_once(model, prompt(vocab, batch, prompt_len), gen_len)
     if device.startswith("cuda"):

@@ -50,7 +50,7 @@ def collect(config: StudyConfig, runs_dir: Path) -> dict:
                      "baseline": cell.baseline, "seed": cell.seed, "run": name, "removed": result["removed"],
                      "value": result["value"], "seconds": result["seconds"], "evaluations": result["evaluations"],
                      "block_forwards": result.get("block_forwards"), "metrics": metrics, "acc_avg": acc_avg,
-                     "ppl_avg": ppl_avg, "decode_x": speed_summary(latest_speed(run))["decode_x"]})
+                     "ppl_avg": ppl_avg, "decode_x": speed_summary(latest_speed(run) if run else None)["decode_x"]})
     dense = {}
     for model in config.models:
         scores = store.scores.get((model, ()))
