@@ -28,10 +28,13 @@ demo-headless: $(STAMP)
 	$(VENV)/bin/depthprune eval --run latest --runs-dir runs/demo --tasks demo-text,demo-mc --seq-len 512
 
 # Lint (ruff), format check (ruff format) and static types (mypy, on the engine and the layers above it).
+# mypy reads the checkout through a link named `depthprune`, so the package name does not depend on the
+# name of the folder it was cloned into.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(PY) -m mypy
+	rm -rf .typecheck && mkdir .typecheck && ln -s .. .typecheck/depthprune
+	cd .typecheck && ../$(PY) -m mypy --config-file ../pyproject.toml
 
 test: lint
 	DEPTHPRUNE_DATA_DIR=$(DATA_DIR) $(PY) -m pytest

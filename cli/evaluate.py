@@ -27,6 +27,7 @@ def eval_cmd(
     trust_remote_code: bool = TrustOpt,
     run: Optional[str] = typer.Option(None, "--run", help="evaluate what a finished run found (id, directory or 'latest')"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
+    healed: Optional[str] = typer.Option(None, "--healed", help="with --run: its healed checkpoint (linear | lora) instead"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ):
     """Evaluate the dense or pruned model on perplexity and zero-shot multiple-choice tasks."""
@@ -39,6 +40,10 @@ def eval_cmd(
         if remove:
             raise UserError("give either --run or --remove, not both")
         source_run, model, remove = finished_run(run, runs_dir, "--run")
+        if healed is not None:  # a stock checkpoint with the blocks already removed; its scores are not recorded
+            from ..heal.pipeline import healed_checkpoint
+
+            model, remove, source_run = healed_checkpoint(source_run, healed), "", None
 
     task_names = parse_list(tasks)
     if not task_names:

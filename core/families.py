@@ -35,6 +35,10 @@ class Family:
     tiny_per_blocks: Callable[[int], dict[str, Any]] = lambda _n: {}
     layers_field: str = "num_hidden_layers"
     aliases: tuple[str, ...] = ()  # other names `tiny:<name>` accepts
+    # Linear healing (`heal --method linear`): dotted path, inside a block, of the MLP's last linear layer
+    # whose output is added to the residual stream unchanged, where a d x d map T fuses exactly;
+    # None where the MLP output passes a norm before the add (Gemma2/3 post_feedforward_layernorm).
+    mlp_out: str | None = "mlp.down_proj"
 
 
 _DECODER = ("model.layers", ("model.norm",))
@@ -50,15 +54,16 @@ FAMILIES: dict[str, Family] = {
         Family("qwen2", *_DECODER, tiny=dict(_GQA, use_sliding_window=True, sliding_window=8, max_window_layers=2)),
         Family("qwen3", *_DECODER, tiny=dict(_GQA, use_sliding_window=True, sliding_window=8, max_window_layers=3)),
         Family("gemma2", *_DECODER, tiny=dict(_GQA, sliding_window=8, final_logit_softcapping=30.0,
-                                              query_pre_attn_scalar=16), tiny_per_blocks=_alternating(2)),
+                                              query_pre_attn_scalar=16), tiny_per_blocks=_alternating(2), mlp_out=None),
         Family("gemma3_text", *_DECODER, tiny=dict(_GQA, sliding_window=8, query_pre_attn_scalar=16),
-               tiny_per_blocks=_alternating(3), aliases=("gemma3",)),
+               tiny_per_blocks=_alternating(3), aliases=("gemma3",), mlp_out=None),
         Family("phi3", *_DECODER, tiny=_GQA),
         Family("gpt2", "transformer.h", ("transformer.ln_f",), tiny=dict(n_embd=64, n_head=4, n_positions=1024),
-               layers_field="n_layer"),
-        Family("gpt_neox", "gpt_neox.layers", ("gpt_neox.final_layer_norm",), tiny=_WIDTH),
+               layers_field="n_layer", mlp_out="mlp.c_proj"),
+        Family("gpt_neox", "gpt_neox.layers", ("gpt_neox.final_layer_norm",), tiny=_WIDTH,
+               mlp_out="mlp.dense_4h_to_h"),
         Family("opt", "model.decoder.layers", ("model.decoder.final_layer_norm", "model.decoder.project_out"),
-               tiny=dict(_WIDTH, ffn_dim=128, word_embed_proj_dim=48)),
+               tiny=dict(_WIDTH, ffn_dim=128, word_embed_proj_dim=48), mlp_out="fc2"),
     ]
 }
 ALIASES = {alias: f.model_type for f in FAMILIES.values() for alias in f.aliases}
