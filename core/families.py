@@ -68,8 +68,10 @@ FAMILIES: dict[str, Family] = {
 }
 ALIASES = {alias: f.model_type for f in FAMILIES.values() for alias in f.aliases}
 
-# Config fields holding one entry per block: sliced to the kept blocks.
-PER_LAYER_LISTS = ("layer_types", "no_rope_layers")
+# Every other config list with one entry per block is sliced to the kept blocks (`surgery`), except
+# these fields, which may have as many entries by coincidence.
+NOT_PER_LAYER = ("architectures", "bos_token_id", "eos_token_id", "pad_token_id", "id2label", "label2id",
+                 "bad_words_ids", "suppress_tokens", "begin_suppress_tokens", "forced_decoder_ids", "depthprune")
 # Config fields holding a set of block indices: remapped to the new indices of the kept blocks.
 LAYER_INDEX_LISTS = ("mlp_only_layers", "moe_layers")
 # Config fields meaning "blocks below this index": replaced by the count of kept blocks below it.

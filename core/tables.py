@@ -24,10 +24,32 @@ def run_row(run: Run) -> dict:
             "evaluations": result.get("evaluations", run.computed_candidates()), "seconds": result.get("seconds")}
 
 
+def latest_speed(run: Run):
+    """The run's most recent `speed` event for its result's removal set (any removal set when the run
+    has no result), or None."""
+    from .events import SpeedMeasured
+
+    removed = (run.result() or {}).get("removed")
+    found = [e for e in run.events() if isinstance(e, SpeedMeasured) and (removed is None or sorted(e.removed) == sorted(removed))]
+    return found[-1] if found else None
+
+
+def speed_summary(event) -> dict:
+    """Pruned/dense ratios of a `speed` event at its smallest batch size: decode and prefill tokens/s
+    (above 1 = faster), the ideal decode speed-up, and the parameter ratio; None values without one."""
+    if event is None:
+        return {"decode_x": None, "prefill_x": None, "ideal_decode_x": None, "params_x": None, "speed_batch": None}
+    batch = str(min(int(b) for b in event.ratios["batch"]))
+    r = event.ratios["batch"][batch]
+    return {"decode_x": r["decode_tok_s"], "prefill_x": r["prefill_tok_s"],
+            "ideal_decode_x": event.ideal["batch"][batch]["decode_speedup"], "params_x": event.ratios["params"],
+            "speed_batch": int(batch)}
+
+
 def compare_rows(runs: list[Run]) -> list[dict]:
     """One row per run: removed set, Jaccard overlap with the first run, objective value and
-    evaluations with their deltas to the first run."""
-    rows = [run_row(r) for r in runs]
+    evaluations with their deltas to the first run, and the measured speed-up (`speed_summary`)."""
+    rows = [run_row(r) | speed_summary(latest_speed(r)) for r in runs]
     base = rows[0]
     out = []
     for row in rows:
