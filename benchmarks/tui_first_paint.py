@@ -27,8 +27,9 @@ def first_paint(timeout: float = 60.0) -> float:
         os.set_blocking(main, False)
         env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "80", "LINES": "24"}
         start = time.perf_counter()
-        process = subprocess.Popen([str(tui), "--runs-dir", runs], stdin=child, stdout=child, stderr=child, env=env,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            [str(tui), "--runs-dir", runs], stdin=child, stdout=child, stderr=child, env=env, start_new_session=True
+        )
         os.close(child)
         seen = b""
         try:

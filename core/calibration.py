@@ -41,8 +41,9 @@ def calibration_text(source: str, data_dir: Path | None) -> tuple[str, str]:
     raise UserError(f"unknown text calibration source {source!r} (from --calib); use demo, c4, lambada or a .txt file")
 
 
-def calibration_token_windows(source: str, tokenizer, n_windows: int, seq_len: int,
-                              seed: int) -> tuple[list[list[int]], str] | None:
+def calibration_token_windows(
+    source: str, tokenizer, n_windows: int, seq_len: int, seed: int
+) -> tuple[list[list[int]], str] | None:
     """(token windows, source id) for sources drawn as random windows (`c4`, see core/c4.py); None for
     sources that are one text cut into consecutive windows (`calibration_text`)."""
     if source != "c4":
@@ -64,10 +65,19 @@ def _arc_train(data_dir: Path, name: str, file: str) -> list[Question]:
     out = []
     for i, r in enumerate(read_jsonl(path, "--data-dir", ("id", "question", "choices", "answerKey")), start=1):
         try:
-            out.append(Question(r["id"], "arc", r["question"], tuple(r["choices"]["text"]),
-                                list(r["choices"]["label"]).index(r["answerKey"])))
+            out.append(
+                Question(
+                    r["id"],
+                    "arc",
+                    r["question"],
+                    tuple(r["choices"]["text"]),
+                    list(r["choices"]["label"]).index(r["answerKey"]),
+                )
+            )
         except (KeyError, TypeError, ValueError):
-            raise UserError(f"{path}: row {i} is not an ARC question with its answer among the choices (from --data-dir)") from None
+            raise UserError(
+                f"{path}: row {i} is not an ARC question with its answer among the choices (from --data-dir)"
+            ) from None
     return out
 
 
@@ -80,8 +90,15 @@ def _obqa_train(data_dir: Path) -> list[Question]:
         for label, text in zip(pieces[::2], pieces[1::2]):  # a repeated marker joins onto the earlier choice
             choices[label] = (choices[label] + f" ({label}) " + text) if label in choices else text.strip()
         try:
-            out.append(Question(r["ID"], "obqa", r["Question Stem"], tuple(choices.values()),
-                                list(choices).index(r["Answer Key"].strip())))
+            out.append(
+                Question(
+                    r["ID"],
+                    "obqa",
+                    r["Question Stem"],
+                    tuple(choices.values()),
+                    list(choices).index(r["Answer Key"].strip()),
+                )
+            )
         except ValueError:
             raise UserError(f"{path}:{lineno}: answer key not among the choices (from --data-dir)") from None
     return out
@@ -93,17 +110,34 @@ def _siqa_train(data_dir: Path) -> list[Question]:
         raise UserError(f"data file {str(path)!r} (from --data-dir) not found")
     try:
         with zipfile.ZipFile(path) as z:
-            rows = [json.loads(line) for line in z.read("socialiqa-train-dev/train.jsonl").decode().splitlines() if line]
+            rows = [
+                json.loads(line) for line in z.read("socialiqa-train-dev/train.jsonl").decode().splitlines() if line
+            ]
             labels = [int(x) for x in z.read("socialiqa-train-dev/train-labels.lst").decode().split()]
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
-        raise UserError(f"{path}: not the Social IQa train/dev archive ({type(exc).__name__}) (from --data-dir)") from None
-    return [Question(f"siqa-train-{i}", "siqa", f"{r['context']} {r['question']}",
-                     (r["answerA"], r["answerB"], r["answerC"]), y - 1) for i, (r, y) in enumerate(zip(rows, labels))]
+        raise UserError(
+            f"{path}: not the Social IQa train/dev archive ({type(exc).__name__}) (from --data-dir)"
+        ) from None
+    return [
+        Question(
+            f"siqa-train-{i}",
+            "siqa",
+            f"{r['context']} {r['question']}",
+            (r["answerA"], r["answerB"], r["answerC"]),
+            y - 1,
+        )
+        for i, (r, y) in enumerate(zip(rows, labels))
+    ]
 
 
 def _winogrande_train(data_dir: Path) -> list[Question]:
-    rows = read_jsonl(data_dir / "winogrande" / "train_l.jsonl", "--data-dir", ("qID", "sentence", "option1", "option2", "answer"))
-    return [Question(r["qID"], "winogrande", r["sentence"], (r["option1"], r["option2"]), int(r["answer"]) - 1) for r in rows]
+    rows = read_jsonl(
+        data_dir / "winogrande" / "train_l.jsonl", "--data-dir", ("qID", "sentence", "option1", "option2", "answer")
+    )
+    return [
+        Question(r["qID"], "winogrande", r["sentence"], (r["option1"], r["option2"]), int(r["answer"]) - 1)
+        for r in rows
+    ]
 
 
 def _boolq_train(data_dir: Path) -> list[Question]:
@@ -150,8 +184,10 @@ def _commonsense_170k(source: str) -> list[Question]:
         try:
             out.append(commonsense_170k_question(row, i))
         except (KeyError, IndexError, ValueError) as exc:
-            raise UserError(f"hub dataset {COMMONSENSE_170K}: row {i} is not an LLM-Adapters question ({exc}) "
-                            f"(from --calib {source})") from None
+            raise UserError(
+                f"hub dataset {COMMONSENSE_170K}: row {i} is not an LLM-Adapters question ({exc}) "
+                f"(from --calib {source})"
+            ) from None
     return out
 
 
@@ -160,10 +196,26 @@ def _file_questions(path: Path) -> list[Question]:
     out = []
     for i, r in enumerate(rows):
         label = r["label"]
-        if (not isinstance(r["choices"], list) or len(r["choices"]) < 2 or not all(isinstance(c, str) and c for c in r["choices"])
-                or not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < len(r["choices"])):
-            raise UserError(f"{path}: item {i + 1} needs at least 2 non-empty choices and an integer label among them (from --calib)")
-        out.append(Question(str(r.get("id", f"{path.name}-{i}")), r.get("task", "file"), r["question"], tuple(r["choices"]), int(r["label"])))
+        if (
+            not isinstance(r["choices"], list)
+            or len(r["choices"]) < 2
+            or not all(isinstance(c, str) and c for c in r["choices"])
+            or not isinstance(label, int)
+            or isinstance(label, bool)
+            or not 0 <= label < len(r["choices"])
+        ):
+            raise UserError(
+                f"{path}: item {i + 1} needs at least 2 non-empty choices and an integer label among them (from --calib)"
+            )
+        out.append(
+            Question(
+                str(r.get("id", f"{path.name}-{i}")),
+                r.get("task", "file"),
+                r["question"],
+                tuple(r["choices"]),
+                int(r["label"]),
+            )
+        )
     return out
 
 
@@ -177,7 +229,9 @@ COMMONSENSE_PARTS = {
 }
 
 
-def calibration_questions(source: str, data_dir: Path | None, n: int | None, seed: int = 0) -> tuple[list[Question], str]:
+def calibration_questions(
+    source: str, data_dir: Path | None, n: int | None, seed: int = 0
+) -> tuple[list[Question], str]:
     """(questions, source id). `demo` and files keep file order (first n); `commonsense` draws n
     uniformly from the pooled training splits with `seed` (recorded ids make it reproducible)."""
     if source == "demo":
@@ -192,8 +246,10 @@ def calibration_questions(source: str, data_dir: Path | None, n: int | None, see
     elif source.endswith(".jsonl"):
         pool, sid, shuffle = _file_questions(Path(source)), f"file:{Path(source).resolve()}", False
     else:
-        raise UserError(f"unknown question calibration source {source!r} (from --calib); use demo, commonsense, "
-                        f"{', '.join(COMMONSENSE_PARTS)} or a .jsonl file")
+        raise UserError(
+            f"unknown question calibration source {source!r} (from --calib); use demo, commonsense, "
+            f"{', '.join(COMMONSENSE_PARTS)} or a .jsonl file"
+        )
     if shuffle:
         pool = random.Random(seed).sample(pool, len(pool) if n is None else min(n, len(pool)))
     elif n is not None:
@@ -208,5 +264,5 @@ def overlapping_tasks(source_id: str, task_names, data_dir: Path | None) -> list
     Built-in and training-split sources are disjoint from evaluation data by construction."""
     if not source_id.startswith("file:"):
         return []
-    path = Path(source_id[len("file:"):]).resolve()
+    path = Path(source_id[len("file:") :]).resolve()
     return [n for n in task_names if path in get_task(n).paths(data_dir)]

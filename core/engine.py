@@ -20,14 +20,14 @@ logit soft-capping) only at the positions a loss needs, in fp32.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import torch
 from torch import nn
 
-from .families import Family, get_path, family_of
+from .families import Family, family_of, get_path
 
 # Logits are computed in chunks of at most this many fp32 elements (bounds memory for 256k vocabularies).
 _HEAD_CHUNK_ELEMENTS = 64 * 1024 * 1024
@@ -117,8 +117,12 @@ class Engine:
         )
 
     @torch.no_grad()
-    def capture(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None) -> BlockInputs:
+    def capture(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> BlockInputs:
         """Run the dense model on one batch and record every block's inputs (the last block is not run)."""
         args: list = [None] * self.n_blocks
         kwargs: list = [None] * self.n_blocks
@@ -204,8 +208,13 @@ class Engine:
                 self.blocks[i] = block
 
     @torch.no_grad()
-    def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, removed=(),
-                     position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def final_hidden(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        removed=(),
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Post-norm hidden states of the model with `removed` skipped (the head's input)."""
         self.count(self.n_blocks - len(set(removed)), input_ids)
         with self.skipping(removed):

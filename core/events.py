@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 from .errors import UserError
@@ -210,7 +210,19 @@ def register(cls: type[Event]) -> type[Event]:
     return cls
 
 
-for _cls in (Started, Phase, Candidate, Importance, Stopped, Finished, Benchmarked, Usage, SpeedMeasured, Exported, Healed):
+for _cls in (
+    Started,
+    Phase,
+    Candidate,
+    Importance,
+    Stopped,
+    Finished,
+    Benchmarked,
+    Usage,
+    SpeedMeasured,
+    Exported,
+    Healed,
+):
     register(_cls)
 
 

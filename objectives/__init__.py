@@ -29,20 +29,39 @@ def report(name: str, value: float) -> dict:
     return objective_class(name).report(value)
 
 
-def build_objective(name: str, lm: LoadedModel, *, calib: str = "demo", data_dir: Path | None = None,
-                    samples: int | None = None, seq_len: int = 2048, seed: int = 0, batch_size: int = 8,
-                    engine: Engine | None = None, **options) -> Objective:
+def build_objective(
+    name: str,
+    lm: LoadedModel,
+    *,
+    calib: str = "demo",
+    data_dir: Path | None = None,
+    samples: int | None = None,
+    seq_len: int = 2048,
+    seed: int = 0,
+    batch_size: int = 8,
+    engine: Engine | None = None,
+    **options,
+) -> Objective:
     """The named objective on `lm`, calibrated on `calib` (`samples` windows or questions)."""
     cls = objective_class(name)
     engine = engine or Engine(lm.model, lm.family)
     if issubclass(cls, WindowObjective):  # calibrated on text windows
         drawn = calibration_token_windows(calib, lm.tokenizer, samples or 64, seq_len, seed)
         if drawn is not None:
-            return cls(engine, lm.tokenizer, None, drawn[1], seq_len=seq_len, batch_size=batch_size,
-                       token_windows=drawn[0], **options)
+            return cls(
+                engine,
+                lm.tokenizer,
+                None,
+                drawn[1],
+                seq_len=seq_len,
+                batch_size=batch_size,
+                token_windows=drawn[0],
+                **options,
+            )
         text, source = calibration_text(calib, data_dir)
-        return cls(engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples, batch_size=batch_size,
-                   **options)
+        return cls(
+            engine, lm.tokenizer, text, source, seq_len=seq_len, n_windows=samples, batch_size=batch_size, **options
+        )
     if issubclass(cls, ChoiceObjective):  # calibrated on questions
         questions, source = calibration_questions(calib, data_dir, samples, seed)
         return cls(engine, lm.tokenizer, questions, source, batch_size=batch_size, max_length=seq_len, **options)

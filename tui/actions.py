@@ -28,8 +28,9 @@ ACTIONS = (
     Action("app.setup", "f2", "open_setup", "Setup", "New run (Setup screen)", "app"),
     Action("app.runs", "f3", "open_runs", "Runs", "Runs in the runs directory", "app"),
     Action("app.studies", "f4", "open_studies", "Studies", "Studies: grid progress, tables, masks", "app"),
-    Action("app.palette", "ctrl+p", "command_palette", "Palette", "Command palette (also: change theme)", "app",
-           show=False),
+    Action(
+        "app.palette", "ctrl+p", "command_palette", "Palette", "Command palette (also: change theme)", "app", show=False
+    ),
     Action("app.quit", "ctrl+q", "quit", "Quit", "Quit; runs keep going in the background", "app"),
     Action("setup.start", "ctrl+s,f5", "start", "Start", "Start the run (Enter in a field too)", "setup"),
     Action("setup.reset", "ctrl+r", "reset", "Reset", "Reset the focused field to its default", "setup"),
@@ -62,8 +63,9 @@ ACTIONS = (
     Action("study.group", "n", "next_group(1)", "Group", "Next (model, k) group", "study"),
     Action("study.group_back", "N", "next_group(-1)", "Prev group", "Previous (model, k) group", "study", show=False),
     Action("study.objective", "o", "next_objective(1)", "Objective", "Next objective", "study"),
-    Action("study.objective_back", "O", "next_objective(-1)", "Prev objective", "Previous objective", "study",
-           show=False),
+    Action(
+        "study.objective_back", "O", "next_objective(-1)", "Prev objective", "Previous objective", "study", show=False
+    ),
     Action("help.close", "escape,q", "dismiss", "Close", "Close help", "help"),
 )
 

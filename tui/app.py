@@ -48,9 +48,17 @@ class DepthpruneApp(App):
     MODES = {"setup": SetupScreen, "runs": RunsScreen, "studies": lambda: studies_screen()}
     COMMANDS = App.COMMANDS | {ActionCommands}
 
-    def __init__(self, runs_dir: Path, *, data_dir: Path | None = None, attach: Run | None = None,
-                 study: str | None = None, theme: str | None = None, config_dir: Path | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        runs_dir: Path,
+        *,
+        data_dir: Path | None = None,
+        attach: Run | None = None,
+        study: str | None = None,
+        theme: str | None = None,
+        config_dir: Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         """`attach` opens on the Live screen, else `study` (a study's name) on the Study screen;
         `config_dir` None: no user settings or themes (tests); `clock` gives the time shown as elapsed."""
         super().__init__()
@@ -89,8 +97,9 @@ class DepthpruneApp(App):
         self.theme_changed_signal.subscribe(self, self.save_theme)
         self.set_keymap(self.settings.keys)
         if self.problems:
-            self.notify("\n".join(self.problems), title="Settings and themes (defaults used)", severity="error",
-                        timeout=15)
+            self.notify(
+                "\n".join(self.problems), title="Settings and themes (defaults used)", severity="error", timeout=15
+            )
         if self.attach is not None:
             self.switch_mode("runs")
             self.open_live(self.attach)
@@ -162,9 +171,12 @@ class DepthpruneApp(App):
         """How to reattach to every watched or launched run that a process still writes."""
         runs = dict(self.watched)
         runs.update((run.id, run) for run in (launched.run() for launched in self.launches) if run is not None)
-        return "\n".join(f"run {run.id} keeps going (process {pid}); reattach with: "
-                         f"depthprune-tui --attach {run.id} --runs-dir {self.runs_dir}"
-                         for run in runs.values() if (pid := run.writer_pid()) is not None)
+        return "\n".join(
+            f"run {run.id} keeps going (process {pid}); reattach with: "
+            f"depthprune-tui --attach {run.id} --runs-dir {self.runs_dir}"
+            for run in runs.values()
+            if (pid := run.writer_pid()) is not None
+        )
 
     def leave(self) -> None:
         """Exit, leaving runs going; the app's result (and the message printed after) says how to reattach."""
@@ -176,15 +188,24 @@ class DepthpruneApp(App):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="depthprune-tui", description="Terminal UI of depthprune: start, watch, "
-                                     "stop and compare block-pruning searches.")
+    parser = argparse.ArgumentParser(
+        prog="depthprune-tui",
+        description="Terminal UI of depthprune: start, watch, stop and compare block-pruning searches.",
+    )
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are stored (default: runs)")
     parser.add_argument("--data-dir", type=Path, help="folder with the official benchmark files, preset in Setup")
-    parser.add_argument("--attach", metavar="RUN", help="open the Live screen on this run (id or directory): "
-                        "tails it while it is written, replays it once finished")
+    parser.add_argument(
+        "--attach",
+        metavar="RUN",
+        help="open the Live screen on this run (id or directory): "
+        "tails it while it is written, replays it once finished",
+    )
     parser.add_argument("--study", metavar="NAME", help="open the Study screen on this study of the runs directory")
-    parser.add_argument("--theme", help="theme name (shipped: depthprune-dark, depthprune-light, "
-                        "depthprune-high-contrast; user themes; Textual's)")
+    parser.add_argument(
+        "--theme",
+        help="theme name (shipped: depthprune-dark, depthprune-light, "
+        "depthprune-high-contrast; user themes; Textual's)",
+    )
     return parser.parse_args(argv)
 
 
@@ -210,8 +231,9 @@ def main(argv: list[str] | None = None) -> None:
 
         if args.study not in list_studies(args.runs_dir):
             fail(f"study {args.study!r} (from --study) not found in {str(args.runs_dir / 'studies')!r}")
-    app = DepthpruneApp(args.runs_dir, data_dir=args.data_dir, attach=attach, study=args.study,
-                        config_dir=default_config_dir())
+    app = DepthpruneApp(
+        args.runs_dir, data_dir=args.data_dir, attach=attach, study=args.study, config_dir=default_config_dir()
+    )
     if args.theme is not None:
         if args.theme not in app.available_themes:
             fail(f"unknown theme {args.theme!r} (from --theme); available: {', '.join(sorted(app.available_themes))}")

@@ -108,12 +108,15 @@ def compare(runs: list[RunSummary], baseline: int = 0) -> list[CompareRow]:
         if r.view.objective != base.view.objective and r.value is not None:
             value.cells[i] = f"{r.value:.4g} ({r.view.objective})"
     rows.append(value)
-    rows.append(_text_row("removed", [list(r.removed) + (["(partial)"] if r.state != "finished" else [])
-                                      for r in runs]))
+    rows.append(
+        _text_row("removed", [list(r.removed) + (["(partial)"] if r.state != "finished" else []) for r in runs])
+    )
     rows.append(_text_row("mask", [mask(r.removed, r.view.n_blocks) for r in runs]))
     for j, other in enumerate(runs):
-        overlap = [round(jaccard(r.removed, other.removed), 4) if r.view.n_blocks == other.view.n_blocks else None
-                   for r in runs]
+        overlap = [
+            round(jaccard(r.removed, other.removed), 4) if r.view.n_blocks == other.view.n_blocks else None
+            for r in runs
+        ]
         row = _numeric_row(f"jaccard {letter(j)}", overlap, baseline)
         row.cells = ["n/a (blocks differ)" if v is None else c for v, c in zip(overlap, row.cells)]
         rows.append(row)

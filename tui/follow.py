@@ -60,7 +60,7 @@ class RunFollower:
         if not events and not force and now - self.checked < WRITER_CHECK_S:
             return None
         self.checked = now
-        update = RunUpdate(events=events, problems=self.tail.problems[self.problems_sent:])
+        update = RunUpdate(events=events, problems=self.tail.problems[self.problems_sent :])
         self.problems_sent = len(self.tail.problems)
         update.writer_pid = self.run.writer_pid()
         update.proc = proc_memory(update.writer_pid)

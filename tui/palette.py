@@ -10,8 +10,16 @@ from textual.markup import escape
 
 from .actions import Action, actions
 
-SCOPE_TITLES = {"app": "Go", "setup": "Setup", "live": "Live", "runs": "Runs", "compare": "Compare",
-                "studies": "Studies", "study": "Study", "help": "Help"}
+SCOPE_TITLES = {
+    "app": "Go",
+    "setup": "Setup",
+    "live": "Live",
+    "runs": "Runs",
+    "compare": "Compare",
+    "studies": "Studies",
+    "study": "Study",
+    "help": "Help",
+}
 
 
 class ActionCommands(Provider):
@@ -34,5 +42,6 @@ class ActionCommands(Provider):
         for title, action, target, shown in self._commands():
             score = matcher.match(title)
             if score > 0:
-                yield Hit(score, matcher.highlight(title), partial(target.run_action, action.action),
-                          help=f"key: {shown}")
+                yield Hit(
+                    score, matcher.highlight(title), partial(target.run_action, action.action), help=f"key: {shown}"
+                )

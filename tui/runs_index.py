@@ -66,10 +66,13 @@ class RunsIndex:
                 events: list[Event] = EventTail(run.path / "events.jsonl").read()
                 view = RunView(run.config)
                 view.fold(events)
-                row = run_row(run) | {"state": "running" if alive else run.state,
-                                      "progress": progress_text(view, alive),
-                                      "started": (run.config.get("started") or "")[:16].replace("T", " "),
-                                      "bench": bench_average(view), "cands": view.done}
+                row = run_row(run) | {
+                    "state": "running" if alive else run.state,
+                    "progress": progress_text(view, alive),
+                    "started": (run.config.get("started") or "")[:16].replace("T", " "),
+                    "bench": bench_average(view),
+                    "cands": view.done,
+                }
                 cached = self.cache[run.id] = (stamp, alive, row, run)
             rows.append(cached[2])
             runs[run.id] = cached[3]

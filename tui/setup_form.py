@@ -48,9 +48,24 @@ FIELDS = (
 )
 LABELS = {f.name: f.label for f in FIELDS}
 
-DEFAULTS = {"model": "demo", "objective": "ppl", "searcher": "greedy", "k": "3", "seed": "0", "protect": "",
-            "budget": "", "options": "", "calib": "", "calib_samples": "", "calib_seq_len": "", "device": "",
-            "eval_tasks": "demo-text,demo-mc", "eval_limit": "", "eval_seq_len": "512", "data_dir": ""}
+DEFAULTS = {
+    "model": "demo",
+    "objective": "ppl",
+    "searcher": "greedy",
+    "k": "3",
+    "seed": "0",
+    "protect": "",
+    "budget": "",
+    "options": "",
+    "calib": "",
+    "calib_samples": "",
+    "calib_seq_len": "",
+    "device": "",
+    "eval_tasks": "demo-text,demo-mc",
+    "eval_limit": "",
+    "eval_seq_len": "512",
+    "data_dir": "",
+}
 
 TEXT_SOURCES = ("demo", "c4", "lambada")  # and .txt/.md files
 FLAG = re.compile(r"\s*\(from --[\w-]+(?: [^)]*)?\)")
@@ -68,10 +83,13 @@ def hints() -> dict[str, str]:
     from ..objectives import OBJECTIVES
     from ..searchers import SEARCHERS
 
-    return {"objective": " | ".join(OBJECTIVES), "searcher": " ".join(SEARCHERS),
-            "calib": f"text: {' '.join(TEXT_SOURCES)} file.txt · questions: demo commonsense "
-                     f"{' '.join(COMMONSENSE_PARTS)} file.jsonl",
-            "eval_tasks": " ".join(TASKS)}
+    return {
+        "objective": " | ".join(OBJECTIVES),
+        "searcher": " ".join(SEARCHERS),
+        "calib": f"text: {' '.join(TEXT_SOURCES)} file.txt · questions: demo commonsense "
+        f"{' '.join(COMMONSENSE_PARTS)} file.jsonl",
+        "eval_tasks": " ".join(TASKS),
+    }
 
 
 def _integer(text: str, minimum: int | None = None) -> int:
@@ -162,18 +180,45 @@ def _registered(what: str, name: str, registry: dict):
 
 def prune_argv(values: dict[str, str], runs_dir: Path) -> list[str]:
     """The command line of the child process that runs the search (values must be valid)."""
-    argv = [sys.executable, "-m", "depthprune.cli", "prune", "--model", values["model"].strip(),
-            "--objective", values["objective"], "--searcher", values["searcher"], "--k", values["k"].strip(),
-            "--seed", values["seed"].strip(), "--runs-dir", str(runs_dir)]
-    optional = {"protect": "--protect", "budget": "--budget", "calib": "--calib", "data_dir": "--data-dir",
-                "calib_samples": "--calib-samples", "calib_seq_len": "--calib-seq-len", "device": "--device"}
+    argv = [
+        sys.executable,
+        "-m",
+        "depthprune.cli",
+        "prune",
+        "--model",
+        values["model"].strip(),
+        "--objective",
+        values["objective"],
+        "--searcher",
+        values["searcher"],
+        "--k",
+        values["k"].strip(),
+        "--seed",
+        values["seed"].strip(),
+        "--runs-dir",
+        str(runs_dir),
+    ]
+    optional = {
+        "protect": "--protect",
+        "budget": "--budget",
+        "calib": "--calib",
+        "data_dir": "--data-dir",
+        "calib_samples": "--calib-samples",
+        "calib_seq_len": "--calib-seq-len",
+        "device": "--device",
+    }
     for name, flag in optional.items():
         if values[name].strip():
             argv += [flag, values[name].strip()]
     for option in parse_list(values["options"]):
         argv += ["--option", option]
     if parse_list(values["eval_tasks"]):
-        argv += ["--eval-tasks", ",".join(parse_list(values["eval_tasks"])), "--eval-seq-len", values["eval_seq_len"].strip()]
+        argv += [
+            "--eval-tasks",
+            ",".join(parse_list(values["eval_tasks"])),
+            "--eval-seq-len",
+            values["eval_seq_len"].strip(),
+        ]
         if values["eval_limit"].strip():
             argv += ["--eval-limit", values["eval_limit"].strip()]
     return argv

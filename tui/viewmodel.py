@@ -58,8 +58,9 @@ def describe(event: Event) -> str:
     if isinstance(event, Stopped):
         return f"stopped after {event.evaluations} evaluations"
     if isinstance(event, Benchmarked):
-        metrics = ", ".join(f"{t} {n} {v:.4g}" for t, (n, v) in
-                            ((t, primary_metric(m)) for t, m in event.tasks.items()))
+        metrics = ", ".join(
+            f"{t} {n} {v:.4g}" for t, (n, v) in ((t, primary_metric(m)) for t, m in event.tasks.items())
+        )
         return f"benchmarked {event.removed}: {metrics}"
     if isinstance(event, Phase):
         step = f" {event.done}/{event.total}" if event.total else ""
@@ -73,7 +74,7 @@ def summary_fields(event: Event) -> dict:
     """The short scalar fields of an event kind the UI has no own view for (exported, healed, speed, ...)."""
     out = {}
     for name, value in vars(event).items():
-        if name == "t" or isinstance(value, (dict, list)) and len(str(value)) > 60:
+        if name == "t" or (isinstance(value, (dict, list)) and len(str(value)) > 60):
             continue
         out[name] = value
     return out
@@ -182,8 +183,11 @@ class RunView:
                     self.best = config
             elif self.best is None:
                 partial = self.partial
-                if partial is None or len(removed) > len(partial.removed) or (
-                        len(removed) == len(partial.removed) and event.value < partial.value):
+                if (
+                    partial is None
+                    or len(removed) > len(partial.removed)
+                    or (len(removed) == len(partial.removed) and event.value < partial.value)
+                ):
                     self.partial = config
         if self.best is not None:
             self.best_curve.append(self.best.value)
@@ -257,8 +261,10 @@ class RunView:
         plus every benchmarked one, ordered by (size descending, value)."""
         shown = self.best or self.partial
         size = len(shown.removed) if shown else self.k
-        scored = sorted((c for c in self.configurations.values() if c.value is not None and len(c.removed) == size),
-                        key=lambda c: c.value)[:n]
+        scored = sorted(
+            (c for c in self.configurations.values() if c.value is not None and len(c.removed) == size),
+            key=lambda c: c.value,
+        )[:n]
         extra = [c for c in self.configurations.values() if c.tasks and c not in scored]
         return sorted(scored + extra, key=lambda c: (-len(c.removed), c.value if c.value is not None else float("inf")))
 

@@ -4,6 +4,8 @@ navigation model: recorded run directories, Textual's Pilot, no model."""
 import json
 import re
 
+from textual.widgets import DataTable, Input
+
 from depthprune.core.events import parse_event
 from depthprune.core.runs import Run
 from depthprune.tui.app import DepthpruneApp
@@ -16,7 +18,6 @@ from depthprune.tui.screens.runs import RunsScreen
 from depthprune.tui.screens.setup import SetupScreen
 from depthprune.tui.viewmodel import RunView
 from depthprune.tui.widgets.bars import ImportanceBars
-from textual.widgets import DataTable, Input
 
 from .test_pilot import run_app, text, wait_for
 
@@ -67,9 +68,10 @@ def test_best_so_far_is_the_best_k_set_monotone_and_a_partial_set_says_so(fixtur
 def test_counts_are_candidate_events_and_an_exceeded_plan_is_unknown(fixtures):
     config = {"k": 2, "n_blocks": 4, "objective": {"objective": "ppl"}}
     base = [{"type": "started", "planned_candidates": 3}]
-    cands = [{"type": "candidate", "n": i, "removed": r, "value": 10.0 + i, "seconds": 0.1, **extra}
-             for i, (r, extra) in enumerate([([0], {}), ([1], {"cached": True}), ([2], {"aborted": True}),
-                                             ([0, 1], {})])]
+    cands = [
+        {"type": "candidate", "n": i, "removed": r, "value": 10.0 + i, "seconds": 0.1, **extra}
+        for i, (r, extra) in enumerate([([0], {}), ([1], {"cached": True}), ([2], {"aborted": True}), ([0, 1], {})])
+    ]
     view = RunView(config)
     view.fold(events_of([{"v": 2, "t": 1.0, **e} for e in base + cands[:2]]))
     assert view.progress() == (2, 3) and view.memo_hits == 1
@@ -82,8 +84,20 @@ def test_counts_are_candidate_events_and_an_exceeded_plan_is_unknown(fixtures):
 def test_benchmarks_after_the_search_show_running_with_their_phase_and_stop_says_what_it_does(recorded_runs):
     run = Run.open("20260101-000000-tiny-llama-8-ppl-greedy-k2", recorded_runs)
     with open(run.path / "events.jsonl", "a") as f:
-        f.write(json.dumps({"type": "phase", "v": 2, "t": 1.0, "phase": "benchmarking", "done": 1, "total": 2,
-                            "detail": "demo-text"}) + "\n")
+        f.write(
+            json.dumps(
+                {
+                    "type": "phase",
+                    "v": 2,
+                    "t": 1.0,
+                    "phase": "benchmarking",
+                    "done": 1,
+                    "total": 2,
+                    "detail": "demo-text",
+                }
+            )
+            + "\n"
+        )
     app = DepthpruneApp(recorded_runs, attach=run)
 
     async def scenario(pilot):
@@ -120,8 +134,9 @@ def test_user_strings_are_shown_literally(recorded_runs, fixtures):
 
 
 def test_compare_flags_incomparable_runs_and_partial_results(recorded_runs, fixtures):
-    fixtures.write_run(recorded_runs, "20260101-000400-margin-6", fixtures.greedy_events(6, 2), n_blocks=6,
-                       objective="margin")
+    fixtures.write_run(
+        recorded_runs, "20260101-000400-margin-6", fixtures.greedy_events(6, 2), n_blocks=6, objective="margin"
+    )
     app = DepthpruneApp(recorded_runs)
 
     async def scenario(pilot):
@@ -132,8 +147,10 @@ def test_compare_flags_incomparable_runs_and_partial_results(recorded_runs, fixt
         compare = app.screen
         legend = text(compare.query_one("#legend"))
         assert "objectives differ" in legend and "block counts differ" in legend and "B: not finished" in legend
-        rows = {str(r[0]): [str(c) for c in r[1:]] for r in (compare.query_one(DataTable).get_row_at(i)
-                                                             for i in range(compare.query_one(DataTable).row_count))}
+        rows = {
+            str(r[0]): [str(c) for c in r[1:]]
+            for r in (compare.query_one(DataTable).get_row_at(i) for i in range(compare.query_one(DataTable).row_count))
+        }
         assert rows["value"][2].endswith("(margin)") and "(+" not in rows["value"][2] and "(-" not in rows["value"][2]
         assert rows["jaccard A"][2] == "n/a (blocks differ)"
         assert rows["mask"][2].count("·") + rows["mask"][2].count("✖") == 6  # its own 6 blocks, no padding
@@ -162,8 +179,12 @@ def test_importance_keeps_one_labelled_scale_with_one_precision(recorded_runs):
 
 def test_cache_counters_come_from_the_run(tmp_path, fixtures):
     runs_dir = tmp_path / "runs"
-    path = fixtures.write_run(runs_dir, "cached", fixtures.greedy_events(8, 2),
-                              result_extra={"prefix_cache": {"hits": 9, "misses": 6, "evictions": 0}})
+    path = fixtures.write_run(
+        runs_dir,
+        "cached",
+        fixtures.greedy_events(8, 2),
+        result_extra={"prefix_cache": {"hits": 9, "misses": 6, "evictions": 0}},
+    )
     app = DepthpruneApp(runs_dir, attach=Run.open(path))
 
     async def scenario(pilot):

@@ -9,6 +9,9 @@ import signal
 import time
 
 import pytest
+from rich.console import Console
+from textual.widgets import DataTable, Input, Log, Static
+
 from depthprune.core.runs import Run
 from depthprune.tui.actions import ACTIONS
 from depthprune.tui.app import DepthpruneApp, main
@@ -20,8 +23,6 @@ from depthprune.tui.screens.setup import SetupScreen
 from depthprune.tui.screens.studies import StudiesScreen
 from depthprune.tui.screens.study import StudyScreen
 from depthprune.tui.widgets.bars import ImportanceBars
-from rich.console import Console
-from textual.widgets import DataTable, Input, Log, Static
 
 from .conftest import STUDY, suite_scores
 
@@ -41,6 +42,7 @@ def run_app(app, scenario):
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             await scenario(pilot)
+
     asyncio.run(go())
 
 
@@ -69,7 +71,12 @@ def test_replay_of_a_finished_run_fills_every_pane(recorded_runs, fixtures):
         progress = text(live.query_one("#progress"))
         assert "candidates 15/15 (100%)" in progress and "ended" in progress  # a finished search is complete
         table = live.query_one("#configs", DataTable)
-        assert [str(c.label) for c in table.columns.values()] == ["removed", "ppl\nobjective", "demo-text\nppl", "demo-mc\nacc"]
+        assert [str(c.label) for c in table.columns.values()] == [
+            "removed",
+            "ppl\nobjective",
+            "demo-text\nppl",
+            "demo-mc\nacc",
+        ]
         assert [str(c) for c in table.get_row_at(0)[2:]] == ["12.5", "0.45"]
         await pilot.press("l")
         assert live.query_one(Log).display and live.query_one(Log).line_count == len(live.view.log)
@@ -116,8 +123,10 @@ def test_detach_quits_and_names_the_running_run(recorded_runs):
 
     with run.writing():  # this process plays the writer: the run counts as running
         run_app(app, scenario)
-    assert app.return_value == (f"run {run.id} keeps going (process {os.getpid()}); reattach with: "
-                                f"depthprune-tui --attach {run.id} --runs-dir {recorded_runs}")
+    assert app.return_value == (
+        f"run {run.id} keeps going (process {os.getpid()}); reattach with: "
+        f"depthprune-tui --attach {run.id} --runs-dir {recorded_runs}"
+    )
 
 
 def test_runs_mark_compare_differences_baseline_and_export(recorded_runs):
@@ -181,8 +190,12 @@ def test_study_screen_shows_tables_and_masks_and_follows_new_scores(recorded_stu
         await pilot.press("f3", "f4")
         studies = app.screen
         assert isinstance(studies, StudiesScreen)
-        assert studies.query_one(DataTable).get_row_at(0) == [STUDY, "11/16", "9/10",
-                                                              "1 stopped · 1 incomplete · 3 not started"]
+        assert studies.query_one(DataTable).get_row_at(0) == [
+            STUDY,
+            "11/16",
+            "9/10",
+            "1 stopped · 1 incomplete · 3 not started",
+        ]
         await pilot.press("enter")
         study = app.screen
         assert isinstance(study, StudyScreen)
@@ -202,8 +215,14 @@ def test_study_screen_shows_tables_and_masks_and_follows_new_scores(recorded_stu
         assert "tail" not in printed(study.query_one("#results"))
         store = recorded_study / "studies" / STUDY / "evaluations.jsonl"
         suite = json.loads(store.read_text().splitlines()[0])["suite"]
-        row = {"suite": suite, "model": "tiny:llama:8", "removed": [4, 5, 6], "tasks": suite_scores([4, 5, 6]),
-               "seconds": 1.0, "n_blocks": 8}
+        row = {
+            "suite": suite,
+            "model": "tiny:llama:8",
+            "removed": [4, 5, 6],
+            "tasks": suite_scores([4, 5, 6]),
+            "seconds": 1.0,
+            "n_blocks": 8,
+        }
         store.write_text(store.read_text() + json.dumps(row) + "\n")  # the last model scored: the tail k = 3 row
         await wait_for(pilot, lambda: "tail (baseline)" in printed(study.query_one("#results")), 10, "the reload")
         assert "models evaluated 10/10" in text(study.query_one("#title"))
@@ -216,7 +235,9 @@ def test_study_screen_shows_tables_and_masks_and_follows_new_scores(recorded_stu
 def test_study_screen_before_any_scores_says_so(recorded_study, tmp_path):
     runs_dir = tmp_path / "fresh"
     (runs_dir / "studies" / STUDY).mkdir(parents=True)
-    (runs_dir / "studies" / STUDY / "study.json").write_bytes((recorded_study / "studies" / STUDY / "study.json").read_bytes())
+    (runs_dir / "studies" / STUDY / "study.json").write_bytes(
+        (recorded_study / "studies" / STUDY / "study.json").read_bytes()
+    )
     app = DepthpruneApp(runs_dir, study=STUDY)
 
     async def scenario(pilot):
@@ -293,10 +314,12 @@ def test_user_keymap_and_bad_files_fall_back_with_one_notification(recorded_runs
 
 
 def test_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys):
-    for argv, message in [(["--attach", "nope", "--runs-dir", str(tmp_path)], "error: run 'nope' (from --attach) not found"),
-                          (["--data-dir", str(tmp_path / "none")], "(from --data-dir) not found"),
-                          (["--theme", "nope", "--runs-dir", str(tmp_path)], "error: unknown theme 'nope' (from --theme)"),
-                          (["--study", "nope", "--runs-dir", str(tmp_path)], "error: study 'nope' (from --study) not found")]:
+    for argv, message in [
+        (["--attach", "nope", "--runs-dir", str(tmp_path)], "error: run 'nope' (from --attach) not found"),
+        (["--data-dir", str(tmp_path / "none")], "(from --data-dir) not found"),
+        (["--theme", "nope", "--runs-dir", str(tmp_path)], "error: unknown theme 'nope' (from --theme)"),
+        (["--study", "nope", "--runs-dir", str(tmp_path)], "error: study 'nope' (from --study) not found"),
+    ]:
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2
@@ -307,6 +330,7 @@ def test_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 
 # -- real searches in a child process -------------------------------------------------------------
+
 
 def fill_setup(app, **values):
     setup = app.screen

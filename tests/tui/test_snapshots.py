@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from depthprune.core.runs import Run
 from depthprune.tui.app import DepthpruneApp
 
@@ -42,8 +43,9 @@ def test_screen(screen, size, theme, recorded_runs, fixtures, monkeypatch, snap_
     monkeypatch.chdir(recorded_runs.parent)
     runs_dir = Path("runs")
     attach, keys = SCREENS[screen]
-    app = DepthpruneApp(runs_dir, attach=Run.open(attach, runs_dir) if attach else None, theme=theme,
-                        clock=lambda: fixtures.T0 + 3600)
+    app = DepthpruneApp(
+        runs_dir, attach=Run.open(attach, runs_dir) if attach else None, theme=theme, clock=lambda: fixtures.T0 + 3600
+    )
 
     async def checked(pilot):  # Setup: after its fields' check (a separate process) has answered
         if screen == "setup":

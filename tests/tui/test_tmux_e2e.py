@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (apt-get install tmux)"),
+]
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -30,8 +32,24 @@ class Terminal:
     def __init__(self, socket: Path, cwd: Path, env: dict):
         self.base = ["tmux", "-S", str(socket)]
         tui = Path(sys.executable).with_name("depthprune-tui")
-        subprocess.run(self.base + ["new-session", "-d", "-s", "e2e", "-x", "80", "-y", "24", "-c", str(cwd),
-                                    f"{tui} --runs-dir runs; echo TUI-EXITED $?; sleep 600"], check=True, env=env)
+        subprocess.run(
+            self.base
+            + [
+                "new-session",
+                "-d",
+                "-s",
+                "e2e",
+                "-x",
+                "80",
+                "-y",
+                "24",
+                "-c",
+                str(cwd),
+                f"{tui} --runs-dir runs; echo TUI-EXITED $?; sleep 600",
+            ],
+            check=True,
+            env=env,
+        )
         self.captures: list[str] = []
 
     def keys(self, *keys: str) -> None:
@@ -44,12 +62,16 @@ class Terminal:
         time.sleep(0.5)
 
     def cursor_line(self) -> int:
-        return int(subprocess.run(self.base + ["display", "-p", "-t", "e2e", "#{cursor_y}"], check=True,
-                                  capture_output=True, text=True).stdout)
+        return int(
+            subprocess.run(
+                self.base + ["display", "-p", "-t", "e2e", "#{cursor_y}"], check=True, capture_output=True, text=True
+            ).stdout
+        )
 
     def screen(self) -> str:
-        return subprocess.run(self.base + ["capture-pane", "-p", "-t", "e2e"], check=True, capture_output=True,
-                              text=True).stdout
+        return subprocess.run(
+            self.base + ["capture-pane", "-p", "-t", "e2e"], check=True, capture_output=True, text=True
+        ).stdout
 
     def wait(self, pattern: str, timeout: float) -> str:
         """The screen once `pattern` (a regex) is on it; an AssertionError with the last screen otherwise."""

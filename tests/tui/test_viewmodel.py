@@ -7,7 +7,14 @@ from depthprune.tui.comparison import RunSummary, compare, export, mask, visible
 from depthprune.tui.tail import EventTail
 from depthprune.tui.viewmodel import RunView
 
-CONFIG = {"model": "tiny:llama:4", "n_blocks": 4, "k": 2, "searcher": "greedy", "seed": 0, "objective": {"objective": "ppl"}}
+CONFIG = {
+    "model": "tiny:llama:4",
+    "n_blocks": 4,
+    "k": 2,
+    "searcher": "greedy",
+    "seed": 0,
+    "objective": {"objective": "ppl"},
+}
 
 
 def raw(kind, t=0.0, **fields):
@@ -58,8 +65,14 @@ def test_best_so_far_is_the_best_k_set_and_never_rises():
 
 def test_eta_uses_mean_model_seconds_and_ignores_cached_time():
     view = RunView(CONFIG)
-    view.fold([ev("started", t=100.0, planned_evaluations=10), evaluation([0], 1.0, seconds=2.0),
-               evaluation([1], 1.0, seconds=4.0), evaluation([2], 1.0, seconds=0.0, cached=True)])
+    view.fold(
+        [
+            ev("started", t=100.0, planned_evaluations=10),
+            evaluation([0], 1.0, seconds=2.0),
+            evaluation([1], 1.0, seconds=4.0),
+            evaluation([2], 1.0, seconds=0.0, cached=True),
+        ]
+    )
     assert view.eta_seconds(now=130.0, writer_alive=True) is None  # no phase event yet: not searching
     view.fold([ev("phase", t=100.0, phase="searching")])
     assert view.memo_hits == 1 and view.done == 3
@@ -81,8 +94,17 @@ def test_state_without_an_outcome_depends_on_the_writer():
 
 def test_evaluated_metrics_join_their_configuration():
     view = RunView(CONFIG)
-    view.fold([evaluation([0, 1], 14.0), evaluation([1, 2], 13.0),
-               ev("evaluated", removed=[0, 1], tasks={"demo-mc": {"acc": 0.4, "acc_norm": 0.3, "primary": "acc_norm", "items": 5}})])
+    view.fold(
+        [
+            evaluation([0, 1], 14.0),
+            evaluation([1, 2], 13.0),
+            ev(
+                "evaluated",
+                removed=[0, 1],
+                tasks={"demo-mc": {"acc": 0.4, "acc_norm": 0.3, "primary": "acc_norm", "items": 5}},
+            ),
+        ]
+    )
     assert view.task_columns() == [("demo-mc", "acc_norm")]
     assert [c.removed for c in view.top(1)] == [(1, 2), (0, 1)]  # the benchmarked set is kept beyond the top 1
 
@@ -126,8 +148,10 @@ def test_compare_deltas_jaccard_and_differences_only():
 
 
 def test_compare_marks_missing_metrics_and_exports_rows():
-    runs = [summary("a", [0, 1], 10.0, {"demo-text": {"ppl": 20.0, "nll": 3.0, "windows": 1, "tokens": 9}}),
-            summary("b", [0, 1], 10.0)]
+    runs = [
+        summary("a", [0, 1], 10.0, {"demo-text": {"ppl": 20.0, "nll": 3.0, "windows": 1, "tokens": 9}}),
+        summary("b", [0, 1], 10.0),
+    ]
     rows = compare(runs)
     ppl = next(r for r in rows if r.label == "demo-text ppl")
     assert ppl.cells == ["20", "—"] and ppl.differs

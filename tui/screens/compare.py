@@ -66,11 +66,18 @@ class CompareScreen(Screen):
         table.clear()
         for row in self.shown():
             table.add_row(Text(row.label), *(Text(c) for c in row.cells))
-        self.query_one("#title", Static).update(Text.assemble(
-            ("Compare", "bold"), f" {len(self.runs)} runs · deltas to ", (letter(self.baseline), "bold"),
-            " · differences only: ", ("on" if self.differences_only else "off", "bold")))
-        legend = [f"{letter(i)} {run.id}{'  (baseline)' if i == self.baseline else ''}"
-                  for i, run in enumerate(self.runs)]
+        self.query_one("#title", Static).update(
+            Text.assemble(
+                ("Compare", "bold"),
+                f" {len(self.runs)} runs · deltas to ",
+                (letter(self.baseline), "bold"),
+                " · differences only: ",
+                ("on" if self.differences_only else "off", "bold"),
+            )
+        )
+        legend = [
+            f"{letter(i)} {run.id}{'  (baseline)' if i == self.baseline else ''}" for i, run in enumerate(self.runs)
+        ]
         self.query_one("#legend", Static).update(Text("\n".join(legend + [f"⚠ {n}" for n in incomparable(self.runs)])))
 
     def action_toggle_differences(self) -> None:

@@ -52,11 +52,17 @@ def stop_question(run_id: str, phase: str | None, outcome: str | None) -> tuple[
     two candidates on SIGTERM (before the first one while the model loads); benchmarks after the
     search only end on SIGINT, and their scores are then not recorded."""
     if phase == "benchmarking" or outcome == "finished":
-        return (f"Stop run {run_id}?\nThe search is over and stored; this ends the benchmark evaluation now "
-                f"(its scores are not recorded; evaluate again from Runs with v).", signal.SIGINT)
+        return (
+            f"Stop run {run_id}?\nThe search is over and stored; this ends the benchmark evaluation now "
+            f"(its scores are not recorded; evaluate again from Runs with v).",
+            signal.SIGINT,
+        )
     if phase in (None, "loading", "calibrating", "signals"):
-        return (f"Stop run {run_id}?\nIt stops once the model is loaded and calibrated, before the first "
-                f"candidate; resume it later with r.", signal.SIGTERM)
+        return (
+            f"Stop run {run_id}?\nIt stops once the model is loaded and calibrated, before the first "
+            f"candidate; resume it later with r.",
+            signal.SIGTERM,
+        )
     return f"Stop run {run_id}?\nIt stops after the current candidate; resume it later with r.", signal.SIGTERM
 
 
@@ -152,17 +158,26 @@ class LiveScreen(Screen):
 
     def render_view(self) -> None:
         view = self.view
-        title = Text.assemble((self.run.id, "bold"), "  ", str(view.config.get("model")), " · ",
-                              str(view.config.get("searcher")), f" k={view.k} · ", view.objective, " · ",
-                              (self.state.upper(), "bold"))
+        title = Text.assemble(
+            (self.run.id, "bold"),
+            "  ",
+            str(view.config.get("model")),
+            " · ",
+            str(view.config.get("searcher")),
+            f" k={view.k} · ",
+            view.objective,
+            " · ",
+            (self.state.upper(), "bold"),
+        )
         phase = view.phase_text(self.writer_alive)
         if phase:
             title.append(f" · {phase}")
         if self.paused:
             title.append("  PAUSED (p resumes)", "reverse")
         self.query_one("#title", Static).update(title)
-        self.query_one("#machine", Static).update(Text(strip_text(view.config, view.usage, self.proc, view.peak_rss,
-                                                                  view.peak_gpu)))
+        self.query_one("#machine", Static).update(
+            Text(strip_text(view.config, view.usage, self.proc, view.peak_rss, view.peak_gpu))
+        )
         if view.importance_scale == SEARCHER:
             scale = view.importance_label
         elif view.importance_scale is None:
@@ -174,7 +189,7 @@ class LiveScreen(Screen):
         self.render_progress()
         self.render_table()
         log = self.query_one(Log)
-        log.write_lines(view.log[self.logged:] + self.problems[self.problems_logged:])
+        log.write_lines(view.log[self.logged :] + self.problems[self.problems_logged :])
         self.logged, self.problems_logged = len(view.log), len(self.problems)
 
     def render_progress(self) -> None:
@@ -192,24 +207,35 @@ class LiveScreen(Screen):
         lines = [Text(f"✖ the process failed: {failure}", style="bold")] if failure else []
         lines += [Text(count), Text(f"memo hits {view.memo_hits} · early aborts {view.aborted}"), Text(timing)]
         if view.best is not None:
-            lines.append(Text.assemble(("best", "bold"), f" {view.best.value:.5g} · removed {blocks(view.best.removed)}"))
+            lines.append(
+                Text.assemble(("best", "bold"), f" {view.best.value:.5g} · removed {blocks(view.best.removed)}")
+            )
         elif view.partial is not None:
             p = view.partial
-            lines.append(Text(f"best partial ({len(p.removed)} of {view.k}) {p.value:.5g} · removed {blocks(p.removed)}"))
+            lines.append(
+                Text(f"best partial ({len(p.removed)} of {view.k}) {p.value:.5g} · removed {blocks(p.removed)}")
+            )
         else:
             lines.append(Text("best: none yet"))
         if view.current is not None:
             lines.append(Text(f"candidate {blocks(view.current)} · {view.status}"))
         cache = (self.result or {}).get("prefix_cache")
         if cache:
-            lines.append(Text("prefix cache " + " · ".join(f"{k} {size(v) if k == 'bytes' else v}"
-                                                           for k, v in cache.items() if isinstance(v, (int, float)))))
+            lines.append(
+                Text(
+                    "prefix cache "
+                    + " · ".join(
+                        f"{k} {size(v) if k == 'bytes' else v}" for k, v in cache.items() if isinstance(v, (int, float))
+                    )
+                )
+            )
         for event in {e.kind: e for e in view.others}.values():
             lines.append(Text(f"{event.kind}: " + ", ".join(f"{k}={v}" for k, v in summary_fields(event).items())))
         self.query_one("#progress", Static).update(Text("\n").join(lines))
         curve = view.best_curve
-        self.query_one("#curve-title", Static).update(Text(
-            f"best k-set so far over {len(curve)} candidates" if curve else "best k-set so far: none yet"))
+        self.query_one("#curve-title", Static).update(
+            Text(f"best k-set so far over {len(curve)} candidates" if curve else "best k-set so far: none yet")
+        )
         sparkline = self.query_one(Sparkline)
         sparkline.display = bool(curve)
         sparkline.data = list(curve)  # a new list: the reactive ignores the same object

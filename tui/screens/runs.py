@@ -27,8 +27,21 @@ from ..screens.live import blocks
 from ..widgets.table import RowTable
 from .form import FormModal
 
-COLUMNS = ("state", "progress", "model", "objective", "searcher", "k", "value", "removed", "cands", "seconds",
-           "bench", "started", "run")  # the long id last
+COLUMNS = (
+    "state",
+    "progress",
+    "model",
+    "objective",
+    "searcher",
+    "k",
+    "value",
+    "removed",
+    "cands",
+    "seconds",
+    "bench",
+    "started",
+    "run",
+)  # the long id last
 NARROW = ("state", "progress", "k", "value", "bench", "removed", "run")  # under WIDE columns of terminal
 WIDE = 150
 RELOAD_SECONDS = 2.0
@@ -48,7 +61,11 @@ def cell(value) -> str:
 
 def sort_key(value):
     """Numbers before text, missing values last."""
-    return (value is None, not isinstance(value, (int, float)), value if isinstance(value, (int, float)) else str(value))
+    return (
+        value is None,
+        not isinstance(value, (int, float)),
+        value if isinstance(value, (int, float)) else str(value),
+    )
 
 
 def check_eval(values: dict) -> dict[str, str]:
@@ -146,16 +163,21 @@ class RunsScreen(Screen):
         table.clear()
         rows = self.visible_rows()
         for row in rows:
-            table.add_row(MARK if row["run"] in self.marked else " ", *(Text(cell(row[c])) for c in columns),
-                          key=row["run"])
+            table.add_row(
+                MARK if row["run"] in self.marked else " ", *(Text(cell(row[c])) for c in columns), key=row["run"]
+            )
         ids = [row["run"] for row in rows]
         if current in ids:
             table.move_cursor(row=ids.index(current))
         arrow = "▼" if self.reverse else "▲"
         shown = f"{len(rows)} of {len(self.rows)} runs" if len(rows) != len(self.rows) else f"{len(self.rows)} runs"
-        self.query_one("#title", Static).update(Text.assemble(
-            ("Runs", "bold"), f" in {self.app.runs_dir} · {shown} · {len(self.marked)} marked · "
-            f"sorted by {COLUMNS[self.sort_column]} {arrow} · {REMOVED_GLYPH} removed"))
+        self.query_one("#title", Static).update(
+            Text.assemble(
+                ("Runs", "bold"),
+                f" in {self.app.runs_dir} · {shown} · {len(self.marked)} marked · "
+                f"sorted by {COLUMNS[self.sort_column]} {arrow} · {REMOVED_GLYPH} removed",
+            )
+        )
 
     def show_jobs(self) -> None:
         """The children started from the UI (searches, resumes, evaluations, exports), newest last."""
@@ -260,8 +282,9 @@ class RunsScreen(Screen):
         if run is None:
             return None
         if row["state"] == "running" or run.result() is None:
-            self.notify(f"run is {row['state']}: it needs a finished search (and no process writing it)",
-                        severity="warning")
+            self.notify(
+                f"run is {row['state']}: it needs a finished search (and no process writing it)", severity="warning"
+            )
             return None
         return run
 
@@ -270,15 +293,18 @@ class RunsScreen(Screen):
         if run is None:
             return
         stored = run.config.get("config") or {}
-        fields = [("tasks", "Tasks", ",".join(stored.get("eval_tasks") or []) or "demo-text,demo-mc"),
-                  ("limit", "Limit (items)", str(stored.get("eval_limit") or "")),
-                  ("seq_len", "Seq len", str(stored.get("eval_seq_len") or 512)),
-                  ("data_dir", "Data dir", str(self.app.data_dir or stored.get("data_dir") or ""))]
+        fields = [
+            ("tasks", "Tasks", ",".join(stored.get("eval_tasks") or []) or "demo-text,demo-mc"),
+            ("limit", "Limit (items)", str(stored.get("eval_limit") or "")),
+            ("seq_len", "Seq len", str(stored.get("eval_seq_len") or 512)),
+            ("data_dir", "Data dir", str(self.app.data_dir or stored.get("data_dir") or "")),
+        ]
 
         def go(values: dict | None) -> None:
             if values:
-                argv = eval_argv(run, self.app.runs_dir, values["tasks"], values["limit"], values["seq_len"],
-                                 values["data_dir"])
+                argv = eval_argv(
+                    run, self.app.runs_dir, values["tasks"], values["limit"], values["seq_len"], values["data_dir"]
+                )
                 self.app.start_child(argv, f"evaluate {run.id}", run.id)
                 self.show_jobs()
 
@@ -302,8 +328,9 @@ class RunsScreen(Screen):
 
         def go(values: dict | None) -> None:
             if values:
-                self.app.start_child(export_argv(run, self.app.runs_dir, values["out"].strip()), f"export {run.id}",
-                                     run.id)
+                self.app.start_child(
+                    export_argv(run, self.app.runs_dir, values["out"].strip()), f"export {run.id}", run.id
+                )
                 self.show_jobs()
 
         self.app.push_screen(FormModal(f"Export {run.id}", [("out", "Output dir", default)], check), go)

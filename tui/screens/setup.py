@@ -75,8 +75,14 @@ class SetupScreen(Screen):
         return {field.name: self.query_one(f"#{field.name}", Input).value for field in FIELDS}
 
     def start_checker(self) -> None:
-        self.checker = subprocess.Popen([sys.executable, "-m", "depthprune.tui.checker"], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
+        self.checker = subprocess.Popen(
+            [sys.executable, "-m", "depthprune.tui.checker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
         threading.Thread(target=self.read_checks, args=(self.checker,), name="setup-check", daemon=True).start()
         self.check(self.values())
 

@@ -37,8 +37,12 @@ def decimals(values) -> int:
 
 
 class ImportanceBars(ScrollView, can_focus=True):
-    BINDINGS = [Binding("up,k", "move(-1)", "Up", show=False), Binding("down,j", "move(1)", "Down", show=False),
-                Binding("home", "move(-1000)", show=False), Binding("end", "move(1000)", show=False)]
+    BINDINGS = [
+        Binding("up,k", "move(-1)", "Up", show=False),
+        Binding("down,j", "move(1)", "Down", show=False),
+        Binding("home", "move(-1000)", show=False),
+        Binding("end", "move(1000)", show=False),
+    ]
 
     cursor = reactive(0)
 
@@ -78,8 +82,11 @@ class ImportanceBars(ScrollView, can_focus=True):
         else:
             low, high = min(self.importance.values()), max(self.importance.values())
             fraction = (value - low) / (high - low) if high > low else 1.0
-            colour = (Color.parse(variables["removed-layer"]) if removed else
-                      Color.parse(variables["importance-low"]).blend(Color.parse(variables["importance-high"]), fraction))
+            colour = (
+                Color.parse(variables["removed-layer"])
+                if removed
+                else Color.parse(variables["importance-low"]).blend(Color.parse(variables["importance-high"]), fraction)
+            )
             segments.append(Segment(bar(fraction, bar_width), base + Style(color=colour.rich_color)))
         tail = f" {value:.{decimals(self.importance.values())}f}" if value is not None else ""
         segments.append(Segment(tail.ljust(VALUE_WIDTH), base))

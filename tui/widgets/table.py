@@ -7,8 +7,10 @@ from textual.widgets import DataTable
 
 
 class RowTable(DataTable):
-    BINDINGS = [Binding("home", "first_row", "First row", show=False),
-                Binding("end", "last_row", "Last row", show=False)]
+    BINDINGS = [
+        Binding("home", "first_row", "First row", show=False),
+        Binding("end", "last_row", "Last row", show=False),
+    ]
 
     def action_first_row(self) -> None:
         self.move_cursor(row=0)
