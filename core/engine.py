@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -87,7 +88,7 @@ def to_device(value, device: torch.device):
 class Engine:
     """Runs a loaded causal LM block by block. Indices are original 0-based block indices."""
 
-    def __init__(self, model: nn.Module, family: Family | None = None):
+    def __init__(self, model: Any, family: Family | None = None):  # a transformers PreTrainedModel
         self.model = model
         self.family = family or family_of(model.config)
         self.blocks: nn.ModuleList = get_path(model, self.family.blocks)
@@ -95,7 +96,7 @@ class Engine:
         self.final = [m for m in (get_path(model, p) for p in self.family.final) if m is not None]
         self.lm_head = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
-        self.device = execution_device(model.get_input_embeddings())  # type: ignore[operator]
+        self.device = execution_device(model.get_input_embeddings())
         self.block_devices = [execution_device(b) for b in self.blocks]
         self.dtype = next(model.parameters()).dtype
         self.block_forwards = 0  # block applications to a batch

@@ -379,7 +379,7 @@ def load_model(
             f"device map (from --device-map) does not fit model {spec!r}: {str(exc).splitlines()[0]}"
         ) from None
     if device_map is None:
-        model.to(torch.device(device))
+        model.to(torch.device(device))  # type: ignore[arg-type]  # (transformers types `to` as a decorator)
     tokenizer = AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
     if tokenizer.pad_token_id is None:
         if tokenizer.eos_token is None:

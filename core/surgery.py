@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from torch import nn
 
@@ -155,7 +156,7 @@ def write_record(out: Path, info: dict) -> None:
     (out / "depthprune.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def export(model: nn.Module, tokenizer, out_dir: str | Path, provenance: dict | None = None) -> dict:
+def export(model: Any, tokenizer, out_dir: str | Path, provenance: dict | None = None) -> dict:
     """Write a (pruned) model as a stock Hugging Face checkpoint (safetensors) that `from_pretrained`
     loads, with `depthprune.json` beside it: removed original indices, provenance, every file's sha256
     and size, and the loaders its config.json was checked with."""
