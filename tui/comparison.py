@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.tables import jaccard, render
+from ..core.events import SpeedMeasured
+from ..core.tables import jaccard, render, speed_summary
 from .viewmodel import RunView, primary_metric
 
 REMOVED_GLYPH = "✖"
@@ -38,6 +39,13 @@ class RunSummary:
     def tasks(self) -> dict[str, dict]:
         found = self.view.configurations.get(self.removed)
         return found.tasks if found else {}
+
+    def speed(self) -> dict:
+        """Pruned/dense speed ratios of the latest `speed` event for this run's removal set (None values without one)."""
+        found = [
+            e for e in self.view.others if isinstance(e, SpeedMeasured) and tuple(sorted(e.removed)) == self.removed
+        ]
+        return speed_summary(found[-1] if found else None)
 
 
 @dataclass
@@ -124,6 +132,14 @@ def compare(runs: list[RunSummary], baseline: int = 0) -> list[CompareRow]:
         metrics = [r.tasks().get(task) for r in runs]
         name = next(primary_metric(m)[0] for m in metrics if m)
         rows.append(_numeric_row(f"{task} {name}", [m.get(name) if m else None for m in metrics], baseline))
+    speeds = [r.speed() for r in runs]
+    if any(s["decode_x"] is not None for s in speeds):  # measured by `depthprune speed --run`
+        for key, label in (
+            ("decode_x", "decode × dense"),
+            ("ideal_decode_x", "ideal decode ×"),
+            ("params_x", "params × dense"),
+        ):
+            rows.append(_numeric_row(label, [s[key] for s in speeds], baseline))
     return rows
 
 

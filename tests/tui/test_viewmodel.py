@@ -166,3 +166,27 @@ def test_compare_marks_missing_metrics_and_exports_rows():
 
 def test_mask_character_i_is_block_i():
     assert mask((0, 10, 11), 12) == "✖·········✖✖"
+
+
+def test_compare_shows_measured_speed_ratios_of_each_runs_result():
+    def run_with(speedup):
+        view = RunView(CONFIG)
+        events = [evaluation([1, 2], 2.0), ev("finished", removed=[1, 2], value=2.0, evaluations=1)]
+        if speedup is not None:
+            events.append(
+                ev(
+                    "speed",
+                    removed=[1, 2],
+                    settings={},
+                    dense={},
+                    pruned={},
+                    ratios={"params": 0.6, "batch": {"1": {"decode_tok_s": speedup, "prefill_tok_s": 1.1}}},
+                    ideal={"batch": {"1": {"decode_speedup": 2.0}}},
+                )
+            )
+        view.fold(events)
+        return RunSummary("r", "finished", view)
+
+    rows = {r.label: r for r in compare([run_with(1.5), run_with(None)], baseline=0)}
+    assert rows["decode × dense"].values == [1.5, None] and rows["ideal decode ×"].values == [2.0, None]
+    assert "decode × dense" not in {r.label for r in compare([run_with(None)], baseline=0)}
