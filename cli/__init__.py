@@ -11,7 +11,7 @@ import typer
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list, parse_options
-from . import evaluate, export, runs, search, study  # noqa: F401  (each module registers its commands on `app`)
+from . import evaluate, export, heal, runs, search, speed, study  # noqa: F401  (each module registers its commands on `app`)
 from .common import app, stderr
 
 __all__ = ["app", "main", "parse_indices", "parse_list", "parse_options"]

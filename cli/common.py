@@ -21,10 +21,13 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 stderr = Console(stderr=True, markup=False, emoji=False, highlight=False)
 stdout = Console(markup=False, emoji=False, highlight=False)
 
-ModelOpt = typer.Option("demo", "--model", "-m", help="demo | tiny:<family> | local HF dir | .gguf file | hub id")
+ModelOpt = typer.Option("demo", "--model", "-m", help="demo | gemma3-270m | tiny:<family> | local HF dir | .gguf file | hub id")
 DataDirOpt = typer.Option(None, "--data-dir", help="folder with the official benchmark files (layout of shared/data)")
 DeviceOpt = typer.Option(None, "--device", help="cpu | cuda | cuda:N (default: cuda if available)")
 TrustOpt = typer.Option(False, "--trust-remote-code", help="allow model repositories to run their own code")
+DtypeOpt = typer.Option(None, "--dtype", help="bfloat16 | float16 | float32 (default: bfloat16 on GPU, float32 on CPU)")
+DeviceMapOpt = typer.Option(None, "--device-map", help="auto | JSON {module: cuda:N|cpu|disk} | file.json (accelerate)")
+RevisionOpt = typer.Option(None, "--revision", help="hub model: branch, tag or commit to load (recorded as its commit)")
 
 
 @contextmanager
@@ -41,11 +44,14 @@ def progress_bars():
         yield update
 
 
-def load_model_with_status(model: str, device: str | None, trust_remote_code: bool):
-    from ..core.loading import load_model
+def load_model_with_status(model: str, device: str | None, trust_remote_code: bool, *, dtype: str | None = None,
+                           device_map: str | None = None, revision: str | None = None):
+    from ..core.loading import load_model, parse_device_map, parse_dtype
 
+    dtype_, map_ = parse_dtype(dtype), parse_device_map(device_map)
     with stderr.status(Text(f"loading {model} ...")):
-        return load_model(model, device=device, trust_remote_code=trust_remote_code)
+        return load_model(model, device=device, trust_remote_code=trust_remote_code, dtype=dtype_,
+                          device_map=map_, revision=revision)
 
 
 def finished_run(ref: str, runs_dir: Path, source: str):
@@ -89,3 +95,34 @@ def signals_handled(handler):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+# -- the quality gate (export, speed) ---------------------------------------------------------------
+
+MaxPplOpt = typer.Option(None, "--max-ppl-increase", help="gate: refuse if any gate perplexity rises more than PCT %")
+MinAccOpt = typer.Option(None, "--min-acc-retained", help="gate: refuse if any gate accuracy keeps less than PCT % of dense")
+GateTasksOpt = typer.Option("demo-text,demo-mc", "--gate-tasks", help="held-out tasks the gate scores")
+GateLimitOpt = typer.Option(None, "--gate-limit", min=1, help="gate: first N items (ppl: first N windows) per task")
+GateSeqLenOpt = typer.Option(512, "--gate-seq-len", min=2, help="gate: perplexity window and max input length")
+ForceOpt = typer.Option(False, "--force", help="go on when the gate fails (the record says so)")
+
+
+def gate_or_refuse(lm, removed, max_ppl: float | None, min_acc: float | None, tasks: str, limit: int | None,
+                   seq_len: int, data_dir: Path | None, force: bool) -> dict | None:
+    """The quality gate's report (None when no limit is given); a failed gate is a UserError giving the
+    measured numbers unless `force` (then the report says `forced`)."""
+    from ..core.gate import check_limits, describe, quality_gate
+    from ..core.parsing import parse_list
+
+    names = parse_list(tasks)
+    if not check_limits(max_ppl, min_acc, names):
+        return None
+    with progress_bars() as progress:
+        gate = quality_gate(lm, removed, tasks=names, max_ppl_increase=max_ppl, min_acc_retained=min_acc,
+                            limit=limit, seq_len=seq_len, data_dir=check_data_dir(data_dir), progress=progress)
+    if not gate["passed"] and not force:
+        raise UserError(f"quality gate failed, nothing written (pass --force to override): {describe(gate)}")
+    gate["forced"] = not gate["passed"]
+    stderr.print(f"quality gate {'passed' if gate['passed'] else 'FAILED (forced)'}: {describe(gate)}",
+                 markup=False, highlight=False, soft_wrap=True)
+    return gate

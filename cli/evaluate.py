@@ -12,7 +12,7 @@ from rich.text import Text
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list
-from .common import DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, check_data_dir, finished_run, load_model_with_status, app, progress_bars, stdout
+from .common import DataDirOpt, DeviceMapOpt, DeviceOpt, DtypeOpt, ModelOpt, RevisionOpt, TrustOpt, check_data_dir, finished_run, load_model_with_status, app, progress_bars, stdout
 
 
 @app.command("eval")
@@ -26,10 +26,18 @@ def eval_cmd(
     data_dir: Optional[Path] = DataDirOpt,
     batch_size: int = typer.Option(8, "--batch-size", min=1),
     device: Optional[str] = DeviceOpt,
+    dtype: Optional[str] = DtypeOpt,
+    device_map: Optional[str] = DeviceMapOpt,
+    revision: Optional[str] = RevisionOpt,
     trust_remote_code: bool = TrustOpt,
     run: Optional[str] = typer.Option(None, "--run", help="evaluate what a finished run found (id, directory or 'latest')"),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
+    healed: Optional[str] = typer.Option(None, "--healed", help="with --run: its healed checkpoint (linear | lora) instead"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
+    harness: str = typer.Option("builtin", "--harness",
+                                help="builtin | lm-eval (lm-evaluation-harness's own tasks and numbers)"),
+    include_path: Optional[Path] = typer.Option(None, "--include-path", help="lm-eval: an extra folder of task YAMLs"),
+    num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", min=0, help="lm-eval: few-shot examples per task"),
 ):
     """Evaluate the dense or pruned model on perplexity and zero-shot multiple-choice tasks."""
     from ..core.evaluate import evaluate
@@ -41,19 +49,37 @@ def eval_cmd(
         if remove:
             raise UserError("give either --run or --remove, not both")
         source_run, model, remove = finished_run(run, runs_dir, "--run")
+        if healed is not None:  # a stock checkpoint with the blocks already removed; its scores are not recorded
+            from ..heal.pipeline import healed_checkpoint
+
+            model, remove, source_run = healed_checkpoint(source_run, healed), "", None
 
     task_names = parse_list(tasks)
     if not task_names:
         raise UserError("no task given (from --tasks)")
-    for name in task_names:
-        get_task(name)
+    if harness not in ("builtin", "lm-eval"):
+        raise UserError(f"unknown harness {harness!r} (from --harness); use builtin or lm-eval")
+    if harness == "builtin":
+        if include_path is not None or num_fewshot is not None:
+            flag = "--include-path" if include_path is not None else "--num-fewshot"
+            raise UserError(f"{flag} needs --harness lm-eval")
+        for name in task_names:
+            get_task(name)
     removed_raw = parse_indices(remove, "--remove")
     data_dir = check_data_dir(data_dir)
-    lm = load_model_with_status(model, device, trust_remote_code)
+    if source_run is not None:  # the run's own model revision and dtype unless given
+        revision = revision or source_run.config.get("revision")
+        dtype = dtype or source_run.config.get("dtype")
+    lm = load_model_with_status(model, device, trust_remote_code, dtype=dtype, device_map=device_map, revision=revision)
     removed = validate_removed(removed_raw, lm.n_blocks)
     from ..pipeline.prune import resolve_seq_len
 
     seq_len = resolve_seq_len(lm, seq_len, 2048, "--seq-len")
+    if harness == "lm-eval":
+        from .harness import lm_eval_command
+
+        return lm_eval_command(lm, removed, task_names, source_run, include_path=include_path, num_fewshot=num_fewshot,
+                               limit=limit, batch_size=batch_size, as_json=as_json)
     with progress_bars() as progress:
         if source_run is None:
             report = evaluate(lm, task_names, removed, limit=limit, seq_len=seq_len, data_dir=data_dir,

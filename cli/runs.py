@@ -10,7 +10,6 @@ import typer
 from ..core.errors import UserError
 from .common import app, warn_unreadable
 
-
 runs_app = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 RunsDirOpt = typer.Option(Path("runs"), "--runs-dir")
@@ -33,10 +32,14 @@ def runs_ls(runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
 def runs_show(run: str = typer.Argument(..., help="run id or directory"), runs_dir: Path = RunsDirOpt):
     """One run: configuration, state, result."""
     from ..core.runs import Run
+    from ..core.tables import latest_speed, speed_summary
 
     r = Run.open(run, runs_dir)
+    speed = latest_speed(r)
     print(json.dumps({"id": r.id, "state": r.state, "config": r.config, "result": r.result(),
-                      "evaluations": r.computed_candidates()}, indent=2))
+                      "evaluations": r.computed_candidates(),
+                      "speed": None if speed is None else {**speed_summary(speed), "settings": speed.settings,
+                                                           "ratios": speed.ratios, "ideal": speed.ideal}}, indent=2))
 
 
 @runs_app.command("compare")

@@ -20,7 +20,8 @@ from ..pipeline.loop import Speedups
 from ..pipeline.prune import FLAGS, PruneConfig, where
 from ..searchers import SEARCHERS, searcher_class
 from ..searchers.simple import OneShot
-from .common import DataDirOpt, DeviceOpt, ModelOpt, TrustOpt, app, check_data_dir, signals_handled, stderr, stdout
+from .common import (DataDirOpt, DeviceMapOpt, DeviceOpt, DtypeOpt, ModelOpt, RevisionOpt, TrustOpt, app, check_data_dir,
+                     signals_handled, stderr, stdout)
 
 
 def _search_listener(progress):
@@ -97,6 +98,9 @@ def prune_cmd(
     eval_seq_len: Optional[int] = typer.Option(D.eval_seq_len, "--eval-seq-len", help="window and max input length for "
                                                "--eval-tasks (default: 2048 or the model's maximum, if smaller)"),
     device: Optional[str] = DeviceOpt,
+    dtype: Optional[str] = DtypeOpt,
+    device_map: Optional[str] = DeviceMapOpt,
+    revision: Optional[str] = RevisionOpt,
     trust_remote_code: bool = TrustOpt,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ):
@@ -126,6 +130,7 @@ def prune_cmd(
         protect=parse_indices(protect, "--protect"), calib=calib, calib_samples=calib_samples,
         calib_seq_len=calib_seq_len, data_dir=str(check_data_dir(data_dir)) if data_dir else None,
         batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code,
+        dtype=dtype, device_map=device_map, revision=revision,
         speed={"prefix_cache": not no_prefix_cache, "early_abort": not no_early_abort,
                "shared_context": not no_shared_context, "memo": not no_memo,
                "cache_bytes": None if cache_mem is None else int(cache_mem * 2**30)},
@@ -154,4 +159,4 @@ def prune_cmd(
 #: Fields a resumed run takes from its run.json (a flag setting one of them is refused); the others
 #: (data_dir, batch_size, speed-ups, device, trust) belong to the invocation.
 SEARCH_FIELDS = ("model", "objective", "searcher", "k", "seed", "calib_seed", "protect", "calib", "calib_samples",
-                 "calib_seq_len", "options", "eval_tasks", "eval_limit", "eval_seq_len")
+                 "calib_seq_len", "options", "eval_tasks", "eval_limit", "eval_seq_len", "dtype", "revision")

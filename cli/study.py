@@ -11,7 +11,7 @@ from typing import Optional
 import typer
 
 from ..core.parsing import parse_indices, parse_list
-from .common import DataDirOpt, check_data_dir, app, progress_bars, signals_handled, stderr
+from .common import DataDirOpt, DtypeOpt, check_data_dir, app, progress_bars, signals_handled, stderr
 from .runs import RunsDirOpt
 
 
@@ -38,6 +38,7 @@ def study_cmd(
     eval_tasks: Optional[str] = typer.Option(None, "--eval-tasks", help="the evaluation suite"),
     eval_limit: Optional[int] = typer.Option(None, "--eval-limit", min=1, help="first N items / windows per task"),
     data_dir: Optional[Path] = DataDirOpt,
+    dtype: Optional[str] = DtypeOpt,
     executor: Optional[str] = typer.Option(None, "--executor", help="local | ray"),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="local worker processes"),
     runs_dir: Path = RunsDirOpt,
@@ -52,6 +53,8 @@ def study_cmd(
 
     overrides = _study_overrides(name, models, objectives, searchers, k, seeds, eval_tasks, eval_limit,
                                  str(check_data_dir(data_dir)) if data_dir else None)
+    if dtype:
+        overrides["dtype"] = dtype
     if executor or workers:
         overrides["executor"] = {key: v for key, v in {"kind": executor, "workers": workers}.items() if v}
     study = load_study(config, overrides) if config is not None else parse_study(overrides, "flags")

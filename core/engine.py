@@ -10,20 +10,25 @@ blocks (tests/test_families.py proves it per family).
 * `Engine.skipping(removed)` swaps removed blocks for pass-throughs inside the model's own forward,
   for one-off evaluation of a single removal set.
 
+Several devices (accelerate's `device_map`, offload hooks included): the captured inputs of each block
+are moved once to that block's execution device, and the hidden state is moved to each block's device
+before the block runs (so a prefix-cache state entering block j is stored where block j runs).
+
 Both end in `Engine.head_logprobs`, which applies the final norm and the LM head (with the family's
 logit soft-capping) only at the positions a loss needs, in fp32.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any
 
 import torch
 from torch import nn
 
-from .families import Family, get_path, family_of
+from .families import Family, family_of, get_path
 
 # Logits are computed in chunks of at most this many fp32 elements (bounds memory for 256k vocabularies).
 _HEAD_CHUNK_ELEMENTS = 64 * 1024 * 1024
@@ -54,10 +59,36 @@ def _hidden_of(output):
     return output[0] if isinstance(output, tuple) else output
 
 
+def execution_device(module: nn.Module) -> torch.device:
+    """Where `module` computes: accelerate's hook device when it has one (offloaded weights live on
+    `meta` or `cpu` between calls), else the device of its first parameter or buffer."""
+    hook = getattr(module, "_hf_hook", None)
+    device = getattr(hook, "execution_device", None)
+    if device is not None:
+        return torch.device(device if not isinstance(device, int) else f"cuda:{device}")
+    for tensor in list(module.parameters())[:1] + list(module.buffers())[:1]:
+        if tensor.device.type != "meta":
+            return tensor.device
+    return torch.device("cpu")
+
+
+def to_device(value, device: torch.device):
+    """Tensors inside tuples, lists and dicts moved to `device` (other values unchanged)."""
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, tuple):
+        return tuple(to_device(v, device) for v in value)
+    if isinstance(value, list):
+        return [to_device(v, device) for v in value]
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    return value
+
+
 class Engine:
     """Runs a loaded causal LM block by block. Indices are original 0-based block indices."""
 
-    def __init__(self, model: nn.Module, family: Family | None = None):
+    def __init__(self, model: Any, family: Family | None = None):  # a transformers PreTrainedModel
         self.model = model
         self.family = family or family_of(model.config)
         self.blocks: nn.ModuleList = get_path(model, self.family.blocks)
@@ -65,7 +96,8 @@ class Engine:
         self.final = [m for m in (get_path(model, p) for p in self.family.final) if m is not None]
         self.lm_head = model.get_output_embeddings()
         self.softcap = getattr(model.config, "final_logit_softcapping", None)
-        self.device = next(model.parameters()).device
+        self.device = execution_device(model.get_input_embeddings())
+        self.block_devices = [execution_device(b) for b in self.blocks]
         self.dtype = next(model.parameters()).dtype
         self.block_forwards = 0  # block applications to a batch
         self.block_tokens = 0  # token positions those applications computed: the machine-independent cost
@@ -86,8 +118,12 @@ class Engine:
         )
 
     @torch.no_grad()
-    def capture(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None) -> BlockInputs:
+    def capture(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> BlockInputs:
         """Run the dense model on one batch and record every block's inputs (the last block is not run)."""
         args: list = [None] * self.n_blocks
         kwargs: list = [None] * self.n_blocks
@@ -114,7 +150,9 @@ class Engine:
         finally:
             for h in handles:
                 h.remove()
-        return BlockInputs(first[0], args, kwargs)
+        args = [to_device(a, d) for a, d in zip(args, self.block_devices)]
+        kwargs = [to_device(k, d) for k, d in zip(kwargs, self.block_devices)]
+        return BlockInputs(first[0].to(self.block_devices[0]), args, kwargs)
 
     def run_blocks(
         self,
@@ -134,13 +172,14 @@ class Engine:
         h = inputs.hidden if hidden is None else hidden
         with torch.set_grad_enabled(gates is not None and gates.requires_grad):
             for i in range(start, self.n_blocks):
+                h = h.to(self.block_devices[i])
                 if record is not None:
                     record(i, h)
                 if i in removed:
                     continue
                 self.count(1, h)
                 out = _hidden_of(self.blocks[i](h, *inputs.args[i], **inputs.kwargs[i]))
-                h = out if gates is None else (h.float() + gates[i] * (out.float() - h.float())).to(out.dtype)
+                h = out if gates is None else (h.float() + gates[i].to(out.device) * (out.float() - h.float())).to(out.dtype)
         return h
 
     def per_block_states(self, inputs: BlockInputs) -> list[torch.Tensor]:
@@ -171,8 +210,13 @@ class Engine:
                 self.blocks[i] = block
 
     @torch.no_grad()
-    def final_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, removed=(),
-                     position_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def final_hidden(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        removed=(),
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Post-norm hidden states of the model with `removed` skipped (the head's input)."""
         self.count(self.n_blocks - len(set(removed)), input_ids)
         with self.skipping(removed):

@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
-
 
 from .engine import Engine
 from .errors import UserError
 from .loading import LoadedModel
-from .scoring import choice_batches, encode_pair, halving_on_oom, make_batches, per_owner, score_pairs, windows
 from .prompts import MCItem
+from .scoring import choice_batches, encode_pair, halving_on_oom, make_batches, per_owner, score_pairs, windows
 from .tasks import ChoiceTask, get_task
 
 Progress = Callable[[str, int, int], None]  # (label, done, total)
@@ -60,8 +59,15 @@ def accuracy(scores: MCScores) -> dict[str, float]:
 class Evaluator:
     """Scores benchmark tasks on one loaded model for any removal set (original block indices)."""
 
-    def __init__(self, lm: LoadedModel, *, batch_size: int = 8, max_length: int = 2048,
-                 progress: Progress | None = None, shared_context: bool = True):
+    def __init__(
+        self,
+        lm: LoadedModel,
+        *,
+        batch_size: int = 8,
+        max_length: int = 2048,
+        progress: Progress | None = None,
+        shared_context: bool = True,
+    ):
         self.lm, self.engine = lm, Engine(lm.model, lm.family)
         self.batch_size, self.max_length, self.progress = batch_size, max_length, progress
         self.shared = self.engine.shared_context_mask_dtype() if shared_context else (False, None)
@@ -80,34 +86,69 @@ class Evaluator:
 
         return advance
 
-    def perplexity(self, text: str, removed=(), seq_len: int = 2048, limit: int | None = None, label: str = "ppl") -> dict:
+    def perplexity(
+        self, text: str, removed=(), seq_len: int = 2048, limit: int | None = None, label: str = "ppl"
+    ) -> dict:
         ids = self.lm.tokenizer(text).input_ids
         pairs = windows(ids, seq_len, limit)
         if not pairs:
             raise UserError(f"{label}: the text has {len(ids)} tokens, fewer than one window of --seq-len {seq_len}")
-        total, count, _ = halving_on_oom(lambda size: score_pairs(
-            make_batches(pairs, size, seq_len, self.lm.tokenizer.pad_token_id), self._hidden(removed),
-            self.engine.head_logprobs, len(pairs), self._tick(label, len(pairs))), self.batch_size, f"scoring {label}")
+        total, count, _ = halving_on_oom(
+            lambda size: score_pairs(
+                make_batches(pairs, size, seq_len, self.lm.tokenizer.pad_token_id),
+                self._hidden(removed),
+                self.engine.head_logprobs,
+                len(pairs),
+                self._tick(label, len(pairs)),
+            ),
+            self.batch_size,
+            f"scoring {label}",
+        )
         nll = -float(total.sum()) / int(count.sum())
         return {"ppl": math.exp(nll), "nll": nll, "windows": len(pairs), "tokens": int(count.sum())}
 
     def multiple_choice(self, items: Sequence[MCItem], removed=(), label: str = "mc") -> MCScores:
         pairs, owner = mc_pairs(items, self.lm.tokenizer)
-        total, count, _ = halving_on_oom(lambda size: score_pairs(
-            choice_batches(pairs, owner, size, self.max_length, self.lm.tokenizer.pad_token_id, self.shared,
-                           self.engine.sliding_window),
-            self._hidden(removed), self.engine.head_logprobs, len(pairs), self._tick(label, len(pairs))),
-            self.batch_size, f"scoring {label}")
+        total, count, _ = halving_on_oom(
+            lambda size: score_pairs(
+                choice_batches(
+                    pairs,
+                    owner,
+                    size,
+                    self.max_length,
+                    self.lm.tokenizer.pad_token_id,
+                    self.shared,
+                    self.engine.sliding_window,
+                ),
+                self._hidden(removed),
+                self.engine.head_logprobs,
+                len(pairs),
+                self._tick(label, len(pairs)),
+            ),
+            self.batch_size,
+            f"scoring {label}",
+        )
         loglik, tokens = per_owner(total, count, owner, len(items))
         return MCScores(loglik, tokens, [it.gold for it in items], [it.choice_lengths for it in items])
 
 
-def evaluate(lm: LoadedModel, task_names: Sequence[str], removed: Sequence[int] = (), *, limit: int | None = None,
-             seq_len: int = 2048, data_dir: Path | None = None, batch_size: int = 8,
-             progress: Progress | None = None, shared_context: bool = True) -> dict:
+def evaluate(
+    lm: LoadedModel,
+    task_names: Sequence[str],
+    removed: Sequence[int] = (),
+    *,
+    limit: int | None = None,
+    seq_len: int = 2048,
+    data_dir: Path | None = None,
+    batch_size: int = 8,
+    progress: Progress | None = None,
+    shared_context: bool = True,
+) -> dict:
     """Evaluate the model with `removed` skipped on each task; a JSON-ready report with provenance."""
     tasks = [get_task(n) for n in task_names]
-    evaluator = Evaluator(lm, batch_size=batch_size, max_length=seq_len, progress=progress, shared_context=shared_context)
+    evaluator = Evaluator(
+        lm, batch_size=batch_size, max_length=seq_len, progress=progress, shared_context=shared_context
+    )
     started = time.perf_counter()
     results = {}
     for task in tasks:
@@ -130,6 +171,7 @@ def evaluate(lm: LoadedModel, task_names: Sequence[str], removed: Sequence[int] 
         "bos": "tokenizer default (a BOS only where the tokenizer adds one): once per ppl text, per request for multiple choice (lm-eval 0.4.13)",
         "dtype": lm.dtype,
         "device": lm.device,
+        "device_map": lm.device_map,
         "tasks": results,
         "seconds": round(time.perf_counter() - started, 3),
         "notes": lm.notes,

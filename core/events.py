@@ -19,8 +19,8 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from typing import Any, ClassVar
 
 from .errors import UserError
@@ -118,7 +118,9 @@ class Finished(Event):
 @dataclass(frozen=True, kw_only=True)
 class Benchmarked(Event):
     """Held-out benchmark scores of `removed`: task -> metrics as `core.evaluate` reports them.
-    `suite`: the study's evaluation-suite hash when a study appended it."""
+    `suite`: the study's evaluation-suite hash when a study appended it. `model`: how the scored
+    model ran (dtype, device, device_map, revision). `harness`: set when lm-evaluation-harness computed
+    the scores (`eval --harness lm-eval`): its version, task versions, n-shot, limit and configs."""
 
     kind: ClassVar[str] = "benchmarked"
     removed: list[int]
@@ -127,6 +129,8 @@ class Benchmarked(Event):
     seq_len: int = 2048
     seconds: float = 0.0
     suite: str | None = None
+    model: dict[str, Any] = field(default_factory=dict)
+    harness: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -206,7 +210,19 @@ def register(cls: type[Event]) -> type[Event]:
     return cls
 
 
-for _cls in (Started, Phase, Candidate, Importance, Stopped, Finished, Benchmarked, Usage, SpeedMeasured, Exported, Healed):
+for _cls in (
+    Started,
+    Phase,
+    Candidate,
+    Importance,
+    Stopped,
+    Finished,
+    Benchmarked,
+    Usage,
+    SpeedMeasured,
+    Exported,
+    Healed,
+):
     register(_cls)
 
 

@@ -18,8 +18,9 @@ from .errors import UserError
 
 def _alternating(every: int) -> Callable[[int], dict[str, Any]]:
     """`layer_types` of n blocks where every `every`-th block attends globally, the others in a window."""
-    return lambda n: {"layer_types": ["full_attention" if (i + 1) % every == 0 else "sliding_attention"
-                                      for i in range(n)]}
+    return lambda n: {
+        "layer_types": ["full_attention" if (i + 1) % every == 0 else "sliding_attention" for i in range(n)]
+    }
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class Family:
     tiny_per_blocks: Callable[[int], dict[str, Any]] = lambda _n: {}
     layers_field: str = "num_hidden_layers"
     aliases: tuple[str, ...] = ()  # other names `tiny:<name>` accepts
+    # Linear healing (`heal --method linear`): dotted path, inside a block, of the MLP's last linear layer
+    # whose output is added to the residual stream unchanged, where a d x d map T fuses exactly;
+    # None where the MLP output passes a norm before the add (Gemma2/3 post_feedforward_layernorm).
+    mlp_out: str | None = "mlp.down_proj"
 
 
 _DECODER = ("model.layers", ("model.norm",))
@@ -49,22 +54,57 @@ FAMILIES: dict[str, Family] = {
         Family("mistral", *_DECODER, tiny=dict(_GQA, sliding_window=8)),
         Family("qwen2", *_DECODER, tiny=dict(_GQA, use_sliding_window=True, sliding_window=8, max_window_layers=2)),
         Family("qwen3", *_DECODER, tiny=dict(_GQA, use_sliding_window=True, sliding_window=8, max_window_layers=3)),
-        Family("gemma2", *_DECODER, tiny=dict(_GQA, sliding_window=8, final_logit_softcapping=30.0,
-                                              query_pre_attn_scalar=16), tiny_per_blocks=_alternating(2)),
-        Family("gemma3_text", *_DECODER, tiny=dict(_GQA, sliding_window=8, query_pre_attn_scalar=16),
-               tiny_per_blocks=_alternating(3), aliases=("gemma3",)),
+        Family(
+            "gemma2",
+            *_DECODER,
+            tiny=dict(_GQA, sliding_window=8, final_logit_softcapping=30.0, query_pre_attn_scalar=16),
+            tiny_per_blocks=_alternating(2),
+            mlp_out=None,
+        ),
+        Family(
+            "gemma3_text",
+            *_DECODER,
+            tiny=dict(_GQA, sliding_window=8, query_pre_attn_scalar=16),
+            tiny_per_blocks=_alternating(3),
+            aliases=("gemma3",),
+            mlp_out=None,
+        ),
         Family("phi3", *_DECODER, tiny=_GQA),
-        Family("gpt2", "transformer.h", ("transformer.ln_f",), tiny=dict(n_embd=64, n_head=4, n_positions=1024),
-               layers_field="n_layer"),
-        Family("gpt_neox", "gpt_neox.layers", ("gpt_neox.final_layer_norm",), tiny=_WIDTH),
-        Family("opt", "model.decoder.layers", ("model.decoder.final_layer_norm", "model.decoder.project_out"),
-               tiny=dict(_WIDTH, ffn_dim=128, word_embed_proj_dim=48)),
+        Family(
+            "gpt2",
+            "transformer.h",
+            ("transformer.ln_f",),
+            tiny=dict(n_embd=64, n_head=4, n_positions=1024),
+            layers_field="n_layer",
+            mlp_out="mlp.c_proj",
+        ),
+        Family("gpt_neox", "gpt_neox.layers", ("gpt_neox.final_layer_norm",), tiny=_WIDTH, mlp_out="mlp.dense_4h_to_h"),
+        Family(
+            "opt",
+            "model.decoder.layers",
+            ("model.decoder.final_layer_norm", "model.decoder.project_out"),
+            tiny=dict(_WIDTH, ffn_dim=128, word_embed_proj_dim=48),
+            mlp_out="fc2",
+        ),
     ]
 }
 ALIASES = {alias: f.model_type for f in FAMILIES.values() for alias in f.aliases}
 
-# Config fields holding one entry per block: sliced to the kept blocks.
-PER_LAYER_LISTS = ("layer_types", "no_rope_layers")
+# Every other config list with one entry per block is sliced to the kept blocks (`surgery`), except
+# these fields, which may have as many entries by coincidence.
+NOT_PER_LAYER = (
+    "architectures",
+    "bos_token_id",
+    "eos_token_id",
+    "pad_token_id",
+    "id2label",
+    "label2id",
+    "bad_words_ids",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "forced_decoder_ids",
+    "depthprune",
+)
 # Config fields holding a set of block indices: remapped to the new indices of the kept blocks.
 LAYER_INDEX_LISTS = ("mlp_only_layers", "moe_layers")
 # Config fields meaning "blocks below this index": replaced by the count of kept blocks below it.

@@ -50,7 +50,9 @@ class MCItem:
 
 def mc_item(context: str, choices: list[str], gold: int) -> MCItem:
     """A single-context item: continuation = " " + choice (lm-eval's default target delimiter)."""
-    return MCItem(tuple([context] * len(choices)), tuple(" " + c for c in choices), gold, tuple(len(c) for c in choices))
+    return MCItem(
+        tuple([context] * len(choices)), tuple(" " + c for c in choices), gold, tuple(len(c) for c in choices)
+    )
 
 
 def winogrande_item(sentence: str, options: list[str], gold: int) -> MCItem:
@@ -58,8 +60,9 @@ def winogrande_item(sentence: str, options: list[str], gold: int) -> MCItem:
     continuation is " " + the rest of the sentence."""
     cut = sentence.index("_")
     rest = " " + sentence[cut + 1 :].strip()
-    return MCItem(tuple(sentence[:cut] + o for o in options), (rest,) * len(options), gold,
-                  (len(rest) - 1,) * len(options))
+    return MCItem(
+        tuple(sentence[:cut] + o for o in options), (rest,) * len(options), gold, (len(rest) - 1,) * len(options)
+    )
 
 
 def _with_question_mark(text: str) -> str:
@@ -77,8 +80,11 @@ def _bare(q: Question) -> MCItem:
 def _boolq(q: Question) -> MCItem:
     """lm-eval's boolq: "{passage}\\nQuestion: {question}?\\nAnswer:"; without a passage (calibration
     questions) the question alone, its "?" added once."""
-    text = f"{q.context}\nQuestion: {q.question}?\nAnswer:" if q.context else \
-        f"Question: {_with_question_mark(q.question)}\nAnswer:"
+    text = (
+        f"{q.context}\nQuestion: {q.question}?\nAnswer:"
+        if q.context
+        else f"Question: {_with_question_mark(q.question)}\nAnswer:"
+    )
     return mc_item(text, ["no", "yes"], 1 if q.gold == 0 else 0)
 
 
@@ -101,10 +107,14 @@ PROMPTS: dict[str, Prompt] = {
     "hellaswag": Prompt(_bare, _pudding_question),
     "obqa": Prompt(_bare, _pudding_question),
     "siqa": Prompt(lambda q: mc_item(f"Q: {q.question}\nA:", list(q.choices), q.gold), _pudding_question),
-    "boolq": Prompt(_boolq, lambda q: [(f"Question: {_with_question_mark(q.question)}\nAnswer:", " " + option)
-                                       for option in q.choices]),
-    "winogrande": Prompt(lambda q: winogrande_item(q.question, list(q.choices), q.gold),
-                         lambda q: [("", q.question.replace("_", option, 1)) for option in q.choices]),
+    "boolq": Prompt(
+        _boolq,
+        lambda q: [(f"Question: {_with_question_mark(q.question)}\nAnswer:", " " + option) for option in q.choices],
+    ),
+    "winogrande": Prompt(
+        lambda q: winogrande_item(q.question, list(q.choices), q.gold),
+        lambda q: [("", q.question.replace("_", option, 1)) for option in q.choices],
+    ),
 }
 DEFAULT_PROMPT = PROMPTS["arc"]  # questions from a user's file: the question-answer form
 

@@ -55,7 +55,9 @@ def read_labels(path: Path, source: str, expected: int) -> list[int]:
         try:
             labels.append(int(line.strip()))
         except ValueError:
-            raise UserError(f"{path}:{lineno}: expected an integer label, got {line.strip()!r} (from {source})") from None
+            raise UserError(
+                f"{path}:{lineno}: expected an integer label, got {line.strip()!r} (from {source})"
+            ) from None
     if len(labels) != expected:
         raise UserError(f"labels file {str(path)!r} (from {source}) has {len(labels)} lines, expected {expected}")
     return labels

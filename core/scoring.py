@@ -7,8 +7,9 @@ log p(continuation token | everything before it), in fp32, as lm-evaluation-harn
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 
@@ -29,8 +30,10 @@ def halving_on_oom(work: Callable[[int], T], batch_size: int, what: str, source:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
             if size == 1:
-                raise UserError(f"out of GPU memory {what} even at batch size 1 (from {source} {batch_size}); "
-                                f"use a shorter sequence length, fewer samples or a larger GPU") from None
+                raise UserError(
+                    f"out of GPU memory {what} even at batch size 1 (from {source} {batch_size}); "
+                    f"use a shorter sequence length, fewer samples or a larger GPU"
+                ) from None
             size //= 2
 
 
@@ -54,7 +57,7 @@ def encode_pair(tokenizer, context: str, continuation: str) -> Pair:
     prefix = tokenizer.decode([prefix_id])
     whole = _encode(tokenizer, context + continuation, prefix)
     ctx = _encode(tokenizer, context, prefix)
-    return ctx, whole[len(ctx):]
+    return ctx, whole[len(ctx) :]
 
 
 def prefix_token_id(tokenizer) -> int:
@@ -87,12 +90,15 @@ class TokenBatch:
         return self.attention_mask.bool()
 
 
-def make_batches(pairs: Sequence[Pair], batch_size: int, max_length: int, pad_id: int,
-                 subset: Sequence[int] | None = None) -> list[TokenBatch]:
+def make_batches(
+    pairs: Sequence[Pair], batch_size: int, max_length: int, pad_id: int, subset: Sequence[int] | None = None
+) -> list[TokenBatch]:
     """Batches of whole pairs (all, or the indices in `subset`), longest first (as lm-eval orders
     them); inputs longer than `max_length` are truncated from the left (lm-eval's
     `[-(max_length + 1):][:-1]`)."""
-    order = sorted(range(len(pairs)) if subset is None else subset, key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1])))
+    order = sorted(
+        range(len(pairs)) if subset is None else subset, key=lambda i: -(len(pairs[i][0]) + len(pairs[i][1]))
+    )
     batches = []
     for start in range(0, len(order), batch_size):
         ids = order[start : start + batch_size]
@@ -112,25 +118,29 @@ def make_batches(pairs: Sequence[Pair], batch_size: int, max_length: int, pad_id
             positions += [(row, t) for t in range(first, len(seq))]
             targets += cont
             owner += [row] * len(cont)
-        batches.append(TokenBatch(
-            input_ids,
-            None if bool(mask.all()) else mask,
-            torch.tensor(positions, dtype=torch.long).reshape(-1, 2),
-            torch.tensor(targets, dtype=torch.long),
-            torch.tensor(owner, dtype=torch.long),
-            ids,
-        ))
+        batches.append(
+            TokenBatch(
+                input_ids,
+                None if bool(mask.all()) else mask,
+                torch.tensor(positions, dtype=torch.long).reshape(-1, 2),
+                torch.tensor(targets, dtype=torch.long),
+                torch.tensor(owner, dtype=torch.long),
+                ids,
+            )
+        )
     return batches
 
 
-def make_shared_context_batches(pairs: Sequence[Pair], groups: Sequence[list[int]], batch_size: int,
-                                pad_id: int, mask_dtype: torch.dtype | None) -> list[TokenBatch]:
+def make_shared_context_batches(
+    pairs: Sequence[Pair], groups: Sequence[list[int]], batch_size: int, pad_id: int, mask_dtype: torch.dtype | None
+) -> list[TokenBatch]:
     """Batches whose rows each pack one group of pairs with identical context: the context once, then
     every continuation but its last token. A continuation attends to the whole context and to itself
     only, with positions continuing from the context, so each token sees exactly what it sees in its
     own sequence; its first token is predicted at the context's last position. 4-D masks: boolean
     (True = attend) when `mask_dtype` is None, else additive in that dtype (eager attention).
     Padding positions attend to themselves only."""
+
     def length(group):
         ctx = pairs[group[0]][0]
         return len(ctx) + sum(len(pairs[p][1]) - 1 for p in group)
@@ -161,7 +171,9 @@ def make_shared_context_batches(pairs: Sequence[Pair], groups: Sequence[list[int
                     input_ids[r, offset : offset + seg] = torch.tensor(cont[:-1])
                     position_ids[r, offset : offset + seg] = torch.arange(n_ctx, n_ctx + seg)
                     allowed[r, offset : offset + seg, :n_ctx] = True
-                    allowed[r, offset : offset + seg, offset : offset + seg] = torch.ones(seg, seg, dtype=torch.bool).tril()
+                    allowed[r, offset : offset + seg, offset : offset + seg] = torch.ones(
+                        seg, seg, dtype=torch.bool
+                    ).tril()
                 slot = len(pair_ids)
                 pair_ids.append(p)
                 positions += [(r, n_ctx - 1)] + [(r, t) for t in range(offset, offset + seg)]
@@ -172,14 +184,30 @@ def make_shared_context_batches(pairs: Sequence[Pair], groups: Sequence[list[int
         valid = torch.arange(width)[None, :] < torch.tensor([length(g) for g in rows])[:, None]
         if mask_dtype is not None:
             mask = torch.zeros(mask.shape, dtype=mask_dtype).masked_fill(~mask, torch.finfo(mask_dtype).min)
-        batches.append(TokenBatch(input_ids, mask, torch.tensor(positions, dtype=torch.long).reshape(-1, 2),
-                                  torch.tensor(targets, dtype=torch.long), torch.tensor(owner, dtype=torch.long),
-                                  pair_ids, position_ids, valid))
+        batches.append(
+            TokenBatch(
+                input_ids,
+                mask,
+                torch.tensor(positions, dtype=torch.long).reshape(-1, 2),
+                torch.tensor(targets, dtype=torch.long),
+                torch.tensor(owner, dtype=torch.long),
+                pair_ids,
+                position_ids,
+                valid,
+            )
+        )
     return batches
 
 
-def choice_batches(pairs: Sequence[Pair], owner: Sequence[int], batch_size: int, max_length: int, pad_id: int,
-                   shared: tuple[bool, torch.dtype | None] = (False, None), window: int | None = None) -> list[TokenBatch]:
+def choice_batches(
+    pairs: Sequence[Pair],
+    owner: Sequence[int],
+    batch_size: int,
+    max_length: int,
+    pad_id: int,
+    shared: tuple[bool, torch.dtype | None] = (False, None),
+    window: int | None = None,
+) -> list[TokenBatch]:
     """Batches for multiple-choice pairs (`owner[p]` = the item of pair p). With `shared` = (True,
     mask dtype), the choices of an item that share their context tokens are packed into one row
     (`make_shared_context_batches`) whenever every choice fits in `max_length` (no truncation) and in
@@ -215,12 +243,19 @@ def windows(token_ids: list[int], seq_len: int, limit: int | None = None) -> lis
     n = len(token_ids) // seq_len
     if limit is not None:
         n = min(n, limit)
-    return [(token_ids[i * seq_len : i * seq_len + 1], token_ids[i * seq_len + 1 : (i + 1) * seq_len]) for i in range(n)]
+    return [
+        (token_ids[i * seq_len : i * seq_len + 1], token_ids[i * seq_len + 1 : (i + 1) * seq_len]) for i in range(n)
+    ]
 
 
 @torch.no_grad()
-def score_pairs(batches: list[TokenBatch], hidden_of: Callable[[int, TokenBatch], torch.Tensor],
-                head_logprobs: Callable, n_pairs: int, progress: Callable[[int], None] | None = None):
+def score_pairs(
+    batches: list[TokenBatch],
+    hidden_of: Callable[[int, TokenBatch], torch.Tensor],
+    head_logprobs: Callable,
+    n_pairs: int,
+    progress: Callable[[int], None] | None = None,
+):
     """Summed log-likelihood, token count and greedy flag for every pair, in pair order.
     `hidden_of(i, batch)` gives the post-norm hidden states of batch i."""
     total = torch.zeros(n_pairs, dtype=torch.float64)
@@ -235,8 +270,9 @@ def score_pairs(batches: list[TokenBatch], hidden_of: Callable[[int, TokenBatch]
     return total, count, greedy
 
 
-def per_owner(total: torch.Tensor, count: torch.Tensor, owner: Sequence[int], n: int
-              ) -> tuple[list[list[float]], list[list[int]]]:
+def per_owner(
+    total: torch.Tensor, count: torch.Tensor, owner: Sequence[int], n: int
+) -> tuple[list[list[float]], list[list[int]]]:
     """Pair-level summed log-likelihoods and token counts regrouped per question: pair j belongs to
     question `owner[j]`; each question's pairs keep their order (its choices' order)."""
     loglik: list[list[float]] = [[] for _ in range(n)]

@@ -73,16 +73,13 @@ def _data_file(data_dir: Path | None, relative: str) -> Path | None:
 
 def _hub(path: str, name: str | None, split: str, task: str):
     """A hub split through `datasets` (lm-eval's dataset ids); a UserError when unreachable."""
-    try:
-        from datasets import load_dataset
+    from .hub import hub_dataset
 
-        return load_dataset(path, name, split=split)
-    except Exception as exc:  # any failure to fetch: offline, missing, renamed
-        raise UserError(f"task {task!r}: cannot load {path}{'/' + name if name else ''} from the hub "
-                        f"({type(exc).__name__}); pass --data-dir with the official files") from None
+    return hub_dataset(path, name, split, task=task)
 
 
 # -- perplexity texts --------------------------------------------------------------------------
+
 
 def wikitext_rows(text: str) -> list[str]:
     """The Hugging Face `wikitext-2-raw-v1` rows of the raw file (blank lines " \\n" become "")."""
@@ -91,14 +88,21 @@ def wikitext_rows(text: str) -> list[str]:
 
 def _wikitext2(data_dir) -> str:
     path = _data_file(data_dir, "wikitext2/wiki.test.raw")
-    rows = wikitext_rows(read_text(path, "--data-dir")) if path else _hub("wikitext", "wikitext-2-raw-v1", "test", "wikitext2")["text"]
+    rows = (
+        wikitext_rows(read_text(path, "--data-dir"))
+        if path
+        else _hub("wikitext", "wikitext-2-raw-v1", "test", "wikitext2")["text"]
+    )
     return "\n\n".join(rows)
 
 
 def lambada_text(data_dir) -> str:
     path = _data_file(data_dir, "lambada_openai/lambada_test.jsonl")
-    rows = [r["text"] for r in read_jsonl(path, "--data-dir", ("text",))] if path else \
-        _hub("EleutherAI/lambada_openai", "default", "test", "lambada")["text"]
+    rows = (
+        [r["text"] for r in read_jsonl(path, "--data-dir", ("text",))]
+        if path
+        else _hub("EleutherAI/lambada_openai", "default", "test", "lambada")["text"]
+    )
     return "\n\n".join(rows)
 
 
@@ -107,19 +111,17 @@ def _c4(data_dir) -> str:
     shard = "c4-validation.00000-of-00008.json.gz"
     path = _data_file(data_dir, f"c4/{shard}")
     if path is not None:
-        import gzip, json
+        import gzip
+        import json
 
         if not path.is_file():
             raise UserError(f"data file {str(path)!r} (from --data-dir) not found")
         with gzip.open(path, "rt", encoding="utf-8") as f:
             docs = [json.loads(line)["text"] for _, line in zip(range(1100), f)]
     else:
-        try:
-            from datasets import load_dataset
+        from .c4 import VALIDATION_SHARD, shard_texts
 
-            docs = load_dataset("allenai/c4", data_files={"validation": f"en/{shard}"}, split="validation")[:1100]["text"]
-        except Exception as exc:
-            raise UserError(f"task 'c4': cannot load allenai/c4 from the hub ({type(exc).__name__}); pass --data-dir") from None
+        docs = shard_texts(VALIDATION_SHARD, what="task 'c4'", source="--tasks")[:1100]
     return " ".join(docs)
 
 
@@ -129,22 +131,33 @@ def _demo_text(_data_dir) -> str:
 
 # -- multiple choice -----------------------------------------------------------------------------
 
+
 def _arc(split_dir: str, file: str, hub_name: str, task: str) -> Callable[[Path | None], list[Question]]:
     def load(data_dir) -> list[Question]:
         path = _data_file(data_dir, f"{split_dir}/{file}")
-        rows = read_jsonl(path, "--data-dir", ("question", "answerKey")) if path else _hub("allenai/ai2_arc", hub_name, "test", task)
+        rows = (
+            read_jsonl(path, "--data-dir", ("question", "answerKey"))
+            if path
+            else _hub("allenai/ai2_arc", hub_name, "test", task)
+        )
         items = []
         for n, row in enumerate(rows, start=1):
             q = row["question"]
             try:
                 if isinstance(q, dict):  # original ARC schema: question.stem, question.choices[{text,label}]
-                    texts, labels, stem = [c["text"] for c in q["choices"]], [c["label"] for c in q["choices"]], q["stem"]
+                    texts, labels, stem = (
+                        [c["text"] for c in q["choices"]],
+                        [c["label"] for c in q["choices"]],
+                        q["stem"],
+                    )
                 else:  # Hugging Face schema
                     texts, labels, stem = list(row["choices"]["text"]), list(row["choices"]["label"]), q
                 gold = labels.index(row["answerKey"])
             except (KeyError, TypeError, ValueError):
-                raise UserError(f"{path or 'hub allenai/ai2_arc'}: item {n} of {task} is not an ARC question with its "
-                                f"answer key {row.get('answerKey')!r} among the choice labels (from --data-dir)") from None
+                raise UserError(
+                    f"{path or 'hub allenai/ai2_arc'}: item {n} of {task} is not an ARC question with its "
+                    f"answer key {row.get('answerKey')!r} among the choice labels (from --data-dir)"
+                ) from None
             items.append(Question(str(row.get("id", f"{task}-{n}")), "arc", stem, tuple(texts), gold))
         return items
 
@@ -159,8 +172,10 @@ def _piqa(data_dir) -> list[Question]:
     else:
         rows = _hub("baber/piqa", None, "validation", "piqa")
         labels = [r["label"] for r in rows]
-    return [Question(f"piqa-{i}", "piqa", r["goal"], (r["sol1"], r["sol2"]), y)
-            for i, (r, y) in enumerate(zip(rows, labels))]
+    return [
+        Question(f"piqa-{i}", "piqa", r["goal"], (r["sol1"], r["sol2"]), y)
+        for i, (r, y) in enumerate(zip(rows, labels))
+    ]
 
 
 def hellaswag_preprocess(text: str) -> str:
@@ -180,7 +195,8 @@ def _hellaswag(data_dir) -> list[Question]:
     if path:
         if not path.is_file():
             raise UserError(f"data file {str(path)!r} (from --data-dir) not found")
-        lines = bz2.open(path, "rt", encoding="utf-8").read().split("\n")
+        with bz2.open(path, "rt", encoding="utf-8") as f:
+            lines = f.read().split("\n")
         if lines and lines[-1] == "":
             lines.pop()
         if len(lines) % 6:
@@ -189,31 +205,61 @@ def _hellaswag(data_dir) -> list[Question]:
             ctx, gold, *endings = lines[start : start + 6]
             if not gold.strip().isdigit():
                 raise UserError(f"{path}:{start + 2}: expected the gold label 0-3, got {gold!r} (from --data-dir)")
-            items.append(Question(f"hellaswag-{start // 6}", "hellaswag", hellaswag_preprocess(ctx),
-                                  tuple(hellaswag_preprocess(e) for e in endings), int(gold)))
+            items.append(
+                Question(
+                    f"hellaswag-{start // 6}",
+                    "hellaswag",
+                    hellaswag_preprocess(ctx),
+                    tuple(hellaswag_preprocess(e) for e in endings),
+                    int(gold),
+                )
+            )
         return items
     for n, r in enumerate(_hub("Rowan/hellaswag", None, "validation", "hellaswag")):
         ctx = r["ctx_a"] + " " + r["ctx_b"].capitalize()
-        items.append(Question(f"hellaswag-{n}", "hellaswag", hellaswag_preprocess(r["activity_label"] + ": " + ctx),
-                              tuple(hellaswag_preprocess(e) for e in r["endings"]), int(r["label"])))
+        items.append(
+            Question(
+                f"hellaswag-{n}",
+                "hellaswag",
+                hellaswag_preprocess(r["activity_label"] + ": " + ctx),
+                tuple(hellaswag_preprocess(e) for e in r["endings"]),
+                int(r["label"]),
+            )
+        )
     return items
 
 
 def _winogrande(data_dir) -> list[Question]:
     path = _data_file(data_dir, "winogrande/dev.jsonl")
-    rows = read_jsonl(path, "--data-dir", ("sentence", "option1", "option2", "answer")) if path else \
-        _hub("allenai/winogrande", "winogrande_xl", "validation", "winogrande")
-    return [Question(f"winogrande-{i}", "winogrande", r["sentence"], (r["option1"], r["option2"]), int(r["answer"]) - 1)
-            for i, r in enumerate(rows)]
+    rows = (
+        read_jsonl(path, "--data-dir", ("sentence", "option1", "option2", "answer"))
+        if path
+        else _hub("allenai/winogrande", "winogrande_xl", "validation", "winogrande")
+    )
+    return [
+        Question(f"winogrande-{i}", "winogrande", r["sentence"], (r["option1"], r["option2"]), int(r["answer"]) - 1)
+        for i, r in enumerate(rows)
+    ]
 
 
 def _boolq(data_dir) -> list[Question]:
     path = _data_file(data_dir, "boolq/val.jsonl")
-    rows = read_jsonl(path, "--data-dir", ("question", "passage", "label")) if path else \
-        _hub("aps/super_glue", "boolq", "validation", "boolq")
-    return [Question(f"boolq-{i}", "boolq", r["question"], ("True", "False"),
-                     0 if r["label"] in (1, True, "true", "True") else 1, context=r["passage"])
-            for i, r in enumerate(rows)]
+    rows = (
+        read_jsonl(path, "--data-dir", ("question", "passage", "label"))
+        if path
+        else _hub("aps/super_glue", "boolq", "validation", "boolq")
+    )
+    return [
+        Question(
+            f"boolq-{i}",
+            "boolq",
+            r["question"],
+            ("True", "False"),
+            0 if r["label"] in (1, True, "true", "True") else 1,
+            context=r["passage"],
+        )
+        for i, r in enumerate(rows)
+    ]
 
 
 def _openbookqa(data_dir) -> list[Question]:
@@ -224,21 +270,33 @@ def _openbookqa(data_dir) -> list[Question]:
         for lineno, row in enumerate(csv.DictReader(io.StringIO(text), delimiter="\t"), start=2):
             try:
                 choices = [c.strip() for c in re.split(r"\s*\(([A-D])\)\s*", row["Choices"])[2::2]]
-                items.append(Question(row.get("ID") or f"openbookqa-{lineno}", "obqa", row["Question Stem"],
-                                      tuple(choices), "ABCD".index(row["Answer Key"].strip())))
+                items.append(
+                    Question(
+                        row.get("ID") or f"openbookqa-{lineno}",
+                        "obqa",
+                        row["Question Stem"],
+                        tuple(choices),
+                        "ABCD".index(row["Answer Key"].strip()),
+                    )
+                )
             except (KeyError, ValueError, AttributeError):
                 raise UserError(f"{path}:{lineno}: not an OpenBookQA row (from --data-dir)") from None
         return items
     for r in _hub("allenai/openbookqa", "main", "test", "openbookqa"):
-        items.append(Question(r["id"], "obqa", r["question_stem"], tuple(r["choices"]["text"]),
-                              "ABCD".index(r["answerKey"].strip())))
+        items.append(
+            Question(
+                r["id"], "obqa", r["question_stem"], tuple(r["choices"]["text"]), "ABCD".index(r["answerKey"].strip())
+            )
+        )
     return items
 
 
 def demo_questions(split: str) -> list[Question]:
     """The built-in commonsense questions (core/data/mc.jsonl) of one split ("calib" or "eval")."""
     rows = read_jsonl(builtin_file("mc.jsonl"), "built-in data", ("id", "question", "choices", "label", "split"))
-    return [Question(r["id"], "demo", r["question"], tuple(r["choices"]), r["label"]) for r in rows if r["split"] == split]
+    return [
+        Question(r["id"], "demo", r["question"], tuple(r["choices"]), r["label"]) for r in rows if r["split"] == split
+    ]
 
 
 def demo_items(split: str) -> list[MCItem]:
@@ -251,10 +309,20 @@ _ALL: list[Task] = [
     TextTask("c4", _c4, ("c4/c4-validation.00000-of-00008.json.gz",)),
     TextTask("lambada", lambada_text, ("lambada_openai/lambada_test.jsonl",)),
     TextTask("demo-text", _demo_text),
-    ChoiceTask("arc_easy", _arc("arc_easy", "ARC-Easy-Test.jsonl", "ARC-Easy", "arc_easy"), ("acc", "acc_norm"),
-               "acc", ("arc_easy/ARC-Easy-Test.jsonl",)),
-    ChoiceTask("arc_challenge", _arc("arc_challenge", "ARC-Challenge-Test.jsonl", "ARC-Challenge", "arc_challenge"),
-               ("acc", "acc_norm"), "acc_norm", ("arc_challenge/ARC-Challenge-Test.jsonl",)),
+    ChoiceTask(
+        "arc_easy",
+        _arc("arc_easy", "ARC-Easy-Test.jsonl", "ARC-Easy", "arc_easy"),
+        ("acc", "acc_norm"),
+        "acc",
+        ("arc_easy/ARC-Easy-Test.jsonl",),
+    ),
+    ChoiceTask(
+        "arc_challenge",
+        _arc("arc_challenge", "ARC-Challenge-Test.jsonl", "ARC-Challenge", "arc_challenge"),
+        ("acc", "acc_norm"),
+        "acc_norm",
+        ("arc_challenge/ARC-Challenge-Test.jsonl",),
+    ),
     ChoiceTask("piqa", _piqa, ("acc", "acc_norm"), "acc", ("piqa/valid.jsonl",)),
     ChoiceTask("hellaswag", _hellaswag, ("acc", "acc_norm"), "acc_norm", ("hellaswag/hellaswag_val_full.txt.bz2",)),
     ChoiceTask("winogrande", _winogrande, ("acc",), "acc", ("winogrande/dev.jsonl",)),

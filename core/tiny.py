@@ -36,7 +36,9 @@ def byte_tokenizer() -> PreTrainedTokenizerFast:
 def bytes_of(ch: str) -> int:
     """The byte a ByteLevel alphabet character stands for (GPT-2's bytes_to_unicode inverse)."""
     code = ord(ch)
-    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    printable = (
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    )
     if code in printable:
         return code
     others = [b for b in range(256) if b not in printable]
@@ -49,8 +51,10 @@ def parse_tiny(spec: str) -> tuple[str, int]:
     family = parts[1] if len(parts) > 1 else ""
     family = ALIASES.get(family, family)
     if family not in FAMILIES or len(parts) > 3:
-        raise UserError(f"unknown tiny model {spec!r} (from --model); use tiny:<family>[:<blocks>] with a family "
-                        f"among {', '.join(sorted(FAMILIES))}")
+        raise UserError(
+            f"unknown tiny model {spec!r} (from --model); use tiny:<family>[:<blocks>] with a family "
+            f"among {', '.join(sorted(FAMILIES))}"
+        )
     blocks = DEFAULT_BLOCKS
     if len(parts) == 3:
         if not parts[2].isdigit() or not 1 <= int(parts[2]) <= 64:
@@ -80,7 +84,7 @@ def build_tiny(spec: str):
     # Default initialisation (std 0.02) makes every block nearly the identity; a larger scale makes
     # removal sets produce clearly different logits, so equality tests can fail.
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.dim() >= 2:
                 param.normal_(0.0, 0.15)
     return model.eval(), tokenizer

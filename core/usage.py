@@ -32,5 +32,12 @@ def measure(device: str, dtype: str, tokens_per_s: float | None = None) -> Usage
         import torch
 
         gpu, peak = torch.cuda.memory_allocated(device), torch.cuda.max_memory_allocated(device)
-    return Usage(device=device, dtype=dtype, rss_bytes=rss_bytes(), peak_rss_bytes=peak_rss_bytes(),
-                 gpu_bytes=gpu, gpu_peak_bytes=peak, tokens_per_s=tokens_per_s)
+    return Usage(
+        device=device,
+        dtype=dtype,
+        rss_bytes=rss_bytes(),
+        peak_rss_bytes=peak_rss_bytes(),
+        gpu_bytes=gpu,
+        gpu_peak_bytes=peak,
+        tokens_per_s=tokens_per_s,
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 
@@ -30,7 +30,9 @@ class Objective(ABC):
 
     def __init__(self, engine: Engine, batches: list[TokenBatch], n_pairs: int, max_length: int):
         self.engine, self.batches, self.n_pairs, self.max_length = engine, batches, n_pairs, max_length
-        self.inputs: list[BlockInputs] = [engine.capture(b.input_ids, b.attention_mask, b.position_ids) for b in batches]
+        self.inputs: list[BlockInputs] = [
+            engine.capture(b.input_ids, b.attention_mask, b.position_ids) for b in batches
+        ]
         self.cache: PrefixCache | None = None
 
     @property
@@ -52,7 +54,7 @@ class Objective(ABC):
         start, hidden, record = 0, None, None
         if self.cache is not None:
             start, hidden = self.cache.deepest(i, removed, self.n_blocks)
-            record = lambda j, h: self.cache.put(i, j, removed, h, branch=j in branches)  # noqa: E731
+            record = lambda j, h: self.cache.put(i, j, removed, h, branch=j in branches)
         return self.engine.finalize(self.engine.run_blocks(self.inputs[i], removed, start, hidden, record=record))
 
     def pair_stats(self, i: int, hidden: torch.Tensor):
@@ -74,8 +76,9 @@ class Objective(ABC):
         return None
 
     @torch.no_grad()
-    def evaluate(self, removed: Iterable[int], cutoff: float | None = None,
-                 branches: frozenset = frozenset()) -> tuple[float, bool]:
+    def evaluate(
+        self, removed: Iterable[int], cutoff: float | None = None, branches: frozenset = frozenset()
+    ) -> tuple[float, bool]:
         """(value, False), or (a lower bound above `cutoff`, True) once the bound proves the value
         exceeds `cutoff`."""
         removed = frozenset(removed)

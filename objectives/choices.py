@@ -10,8 +10,8 @@ from abc import abstractmethod
 
 import torch
 
-from ..core.prompts import Question
 from ..core.engine import Engine
+from ..core.prompts import Question
 from ..core.scoring import Pair, choice_batches, per_owner
 from .base import Objective
 
@@ -19,14 +19,25 @@ from .base import Objective
 class ChoiceObjective(Objective):
     multiple_choice = True
 
-    def __init__(self, engine: Engine, tokenizer, questions: list[Question], source: str, *,
-                 batch_size: int = 16, max_length: int = 2048, shared_context: bool = True):
+    def __init__(
+        self,
+        engine: Engine,
+        tokenizer,
+        questions: list[Question],
+        source: str,
+        *,
+        batch_size: int = 16,
+        max_length: int = 2048,
+        shared_context: bool = True,
+    ):
         self.engine, self.tokenizer, self.questions, self.source = engine, tokenizer, questions, source
         self.grouped = [self.render(q) for q in questions]
         pairs = [pair for group in self.grouped for pair in group]
         self.owner = [i for i, group in enumerate(self.grouped) for _ in group]
         shared = engine.shared_context_mask_dtype() if shared_context else (False, None)
-        batches = choice_batches(pairs, self.owner, batch_size, max_length, tokenizer.pad_token_id, shared, engine.sliding_window)
+        batches = choice_batches(
+            pairs, self.owner, batch_size, max_length, tokenizer.pad_token_id, shared, engine.sliding_window
+        )
         super().__init__(engine, batches, len(pairs), max_length)
 
     @abstractmethod
@@ -49,5 +60,10 @@ class ChoiceObjective(Objective):
         return self.reduce(*per_owner(total, count, self.owner, len(self.questions)))
 
     def describe(self) -> dict:
-        return {"objective": self.name, "calib": self.source, "items": [q.id for q in self.questions],
-                "max_length": self.max_length, "data_sha256": self.data_hash()}
+        return {
+            "objective": self.name,
+            "calib": self.source,
+            "items": [q.id for q in self.questions],
+            "max_length": self.max_length,
+            "data_sha256": self.data_hash(),
+        }

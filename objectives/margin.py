@@ -43,8 +43,10 @@ class Margin(ChoiceObjective):
         return sum(gaps) / (len(gaps) if self.wrong_reduce == "mean" else 1)
 
     def reduce(self, loglik, tokens) -> float:
-        margins = [self.item_margin(q, [x / max(c, 1) for x, c in zip(ll, n)])
-                   for q, ll, n in zip(self.questions, loglik, tokens)]
+        margins = [
+            self.item_margin(q, [x / max(c, 1) for x, c in zip(ll, n)])
+            for q, ll, n in zip(self.questions, loglik, tokens)
+        ]
         return -sum(margins) / len(self.questions)
 
     def samples(self):

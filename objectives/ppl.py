@@ -17,17 +17,35 @@ from .base import Objective
 
 
 class WindowObjective(Objective):
-    """An objective over GPTQ-style windows of a calibration text (the first `n_windows`)."""
+    """An objective over GPTQ-style windows of a calibration text (the first `n_windows`), or over
+    windows already drawn as token ids (`token_windows`, e.g. random C4 windows; `text` is then unused)."""
 
-    def __init__(self, engine: Engine, tokenizer, text: str, source: str, *, seq_len: int = 2048,
-                 n_windows: int | None = 64, batch_size: int = 8):
-        ids = tokenizer(text).input_ids
-        self.pairs = windows(ids, seq_len, n_windows)
-        if not self.pairs:
-            raise UserError(f"calibration text {source!r} has {len(ids)} tokens, fewer than one window of {seq_len}")
+    def __init__(
+        self,
+        engine: Engine,
+        tokenizer,
+        text: str | None,
+        source: str,
+        *,
+        seq_len: int = 2048,
+        n_windows: int | None = 64,
+        batch_size: int = 8,
+        token_windows: list[list[int]] | None = None,
+    ):
+        if token_windows is not None:
+            self.pairs = [(w[:1], w[1:]) for w in token_windows]
+        else:
+            ids = tokenizer(text).input_ids
+            self.pairs = windows(ids, seq_len, n_windows)
+            if not self.pairs:
+                raise UserError(
+                    f"calibration text {source!r} has {len(ids)} tokens, fewer than one window of {seq_len}"
+                )
         self.source, self.seq_len = source, seq_len
         self.total_tokens = sum(len(cont) for _, cont in self.pairs)
-        super().__init__(engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs), seq_len)
+        super().__init__(
+            engine, make_batches(self.pairs, batch_size, seq_len, tokenizer.pad_token_id), len(self.pairs), seq_len
+        )
 
     def combine(self, stats) -> float:
         return sum(s for s, _ in stats) / sum(n for _, n in stats)
@@ -37,8 +55,13 @@ class WindowObjective(Objective):
         return sum(s for s, _ in stats) / self.total_tokens
 
     def describe(self) -> dict:
-        return {"objective": self.name, "calib": self.source, "seq_len": self.seq_len, "windows": len(self.pairs),
-                "data_sha256": self.data_hash()}
+        return {
+            "objective": self.name,
+            "calib": self.source,
+            "seq_len": self.seq_len,
+            "windows": len(self.pairs),
+            "data_sha256": self.data_hash(),
+        }
 
 
 class Perplexity(WindowObjective):

@@ -25,7 +25,7 @@ from ..core.calibration import overlapping_tasks
 from ..core.errors import UserError
 from ..core.evaluate import evaluate
 from ..core.events import Benchmarked, Phase
-from ..core.loading import LoadedModel, check_device, load_model
+from ..core.loading import LoadedModel, check_device, load_model, parse_device_map, parse_dtype
 from ..core.runs import Run, check_writable
 from ..core.scoring import halving_on_oom
 from ..core.tasks import TASKS, get_task
@@ -71,6 +71,8 @@ class PruneConfig:
     device: str | None = None
     trust_remote_code: bool = False
     revision: str | None = None  # pinned on resume: the revision the run started with
+    dtype: str | None = None  # bfloat16 | float16 | float32; None: the device's default (bf16 on GPU)
+    device_map: str | None = None  # "auto", or a JSON object / .json file of accelerate's module -> device map
     speed: dict = field(default_factory=dict)  # Speedups switches: prefix_cache, early_abort, shared_context, memo, cache_bytes
     eval_tasks: list[str] = field(default_factory=list)  # benchmarks scored on the result after the search
     eval_limit: int | None = None
@@ -219,7 +221,8 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[
     cls = searcher_class(config.searcher)
     phase("loading")
     lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code,
-                          revision=config.revision)
+                          revision=config.revision, dtype=parse_dtype(config.dtype, "dtype of the run"),
+                          device_map=parse_device_map(config.device_map, "device_map of the run"))
     space = Space(lm.n_blocks, config.k, resolve_protected(config.protect, lm.n_blocks, where(source_of, "protect")),
                   source=where(source_of, "k"))
     data_dir = Path(config.data_dir) if config.data_dir else None
@@ -248,6 +251,7 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[
         "eval_seq_len": eval_seq_len,
         "dtype": lm.dtype,
         "device": lm.device,
+        "device_map": lm.device_map,
         "notes": lm.notes,
     }
     return lm, objective, searcher, provenance
@@ -280,8 +284,13 @@ def record_benchmark(run: Run, lm: LoadedModel, removed, tasks: list[str], *, li
     report = evaluate(lm, tasks, sorted(removed), limit=limit, seq_len=seq_len,
                       data_dir=Path(data_dir) if data_dir else None, batch_size=batch_size, progress=step)
     emit(run.append(Benchmarked(removed=report["removed"], tasks=report["tasks"], limit=limit, seq_len=seq_len,
-                                seconds=report["seconds"])))
+                                seconds=report["seconds"], model=model_settings(lm))))
     return report
+
+
+def model_settings(lm: LoadedModel) -> dict:
+    """How a model ran, recorded next to every score it produced."""
+    return {"dtype": lm.dtype, "device": lm.device, "device_map": lm.device_map, "revision": lm.revision}
 
 
 def benchmarked(run: Run, removed: list[int], suite: str | None = None) -> bool:

@@ -72,6 +72,10 @@ def results_table(rows: list[dict], dense: dict, model: str, k: int, objective: 
         label = r["searcher"] + (" (baseline)" if r["baseline"] else "") + (f" ×{r['seeds']} seeds" if r["seeds"] > 1 else "")
         table.append({"searcher": label, "removed": r["removed"], **r["metrics"], "acc_avg": r["acc_avg"],
                       "ppl_avg": r["ppl_avg"], "value": r["value"]})
+    if any(r.get("decode_x") is not None for r in chosen):  # `depthprune speed --run` measured some cells
+        measured: list[dict | None] = [None, *sorted(chosen, key=lambda r: r["baseline"])]
+        for row, cell in zip(table, measured):
+            row["decode_x"] = None if cell is None else cell.get("decode_x")
     return table
 
 

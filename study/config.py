@@ -81,6 +81,7 @@ class StudyConfig:
     protect: list[int] = field(default_factory=list)
     data_dir: str | None = None
     device: str | None = None
+    dtype: str | None = None  # bfloat16 | float16 | float32; None: the device's default
     batch_size: int = 8
     calibration: dict = field(default_factory=dict)  # objective -> {source, samples, seq_len}
     options: dict = field(default_factory=dict)  # searcher -> {hyperparameter: value}
@@ -105,7 +106,7 @@ class StudyConfig:
         return PruneConfig(model=cell.model, objective=cell.objective, searcher=cell.searcher, k=cell.k, seed=cell.seed,
                            protect=list(self.protect), calib=calib.get("source"), calib_samples=calib.get("samples"),
                            calib_seq_len=calib.get("seq_len"), data_dir=self.data_dir, batch_size=self.batch_size,
-                           options=options, device=self.device)
+                           options=options, device=self.device, dtype=self.dtype)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -198,6 +199,11 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
             raise UserError(f"{source}: data_dir {data['data_dir']!r} is not a directory")
         config.data_dir = str(path.resolve())
     config.device = data.get("device")
+    config.dtype = data.get("dtype")
+    if config.dtype is not None:
+        from ..core.loading import parse_dtype
+
+        parse_dtype(config.dtype, f"{source} dtype")
     config.batch_size = data.get("batch_size", config.batch_size)
     if config.batch_size < 1:
         raise UserError(f"{source}: batch_size {config.batch_size} should be ≥ 1")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.runs import Run
+from ..core.tables import latest_speed, speed_summary
 from .analysis import summarize
 from .config import StudyConfig, parse_study
 from .runner import EvaluationStore, study_dir, suite_key
@@ -37,7 +38,8 @@ def collect(config: StudyConfig, runs_dir: Path) -> dict:
     for cell in config.cells():
         name = cell.run_name(config.name)
         path = runs_dir / name
-        result = Run.open(path).result() if (path / "run.json").is_file() else None
+        run = Run.open(path) if (path / "run.json").is_file() else None
+        result = run.result() if run else None
         scores = store.scores.get((cell.model, tuple(result["removed"]))) if result else None
         if result is None or scores is None:
             missing.append(name)
@@ -49,7 +51,7 @@ def collect(config: StudyConfig, runs_dir: Path) -> dict:
                      "value": result["value"], "seconds": result["seconds"], "evaluations": result["evaluations"],
                      "cached_from_memo": result.get("cached_from_memo", 0),
                      "block_forwards": result.get("block_forwards"), "metrics": metrics, "acc_avg": acc_avg,
-                     "ppl_avg": ppl_avg})
+                     "ppl_avg": ppl_avg, "decode_x": speed_summary(latest_speed(run) if run else None)["decode_x"]})
     dense = {}
     for model in config.models:
         scores = store.scores.get((model, ()))

@@ -66,10 +66,11 @@ def _model(config: PruneConfig):
     """The model for `config`, loaded once per worker process (the last one only: memory)."""
     from ..core.loading import load_model
 
-    key = (config.model, config.device, config.trust_remote_code)
+    key = (config.model, config.device, config.dtype, config.trust_remote_code)
     if key not in _loaded:
         _loaded.clear()
-        _loaded[key] = load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code)
+        _loaded[key] = load_model(config.model, device=config.device, dtype=config.dtype,
+                                  trust_remote_code=config.trust_remote_code)
     return _loaded[key]
 
 

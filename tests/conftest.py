@@ -26,5 +26,3 @@ def data_dir() -> Path:
 def demo():
     """The real SmolLM2-135M-Instruct demo model (loaded once per test session)."""
     return load_model("demo", device="cpu")
-
-

@@ -21,8 +21,22 @@ def run_cli(monkeypatch, capsys, *args):
 
 
 def test_eval_json_contract(monkeypatch, capsys):
-    code, out, _ = run_cli(monkeypatch, capsys, "eval", "--model", "tiny:llama", "--remove", "4,1",
-                           "--tasks", "demo-text,demo-mc", "--limit", "3", "--seq-len", "64", "--json")
+    code, out, _ = run_cli(
+        monkeypatch,
+        capsys,
+        "eval",
+        "--model",
+        "tiny:llama",
+        "--remove",
+        "4,1",
+        "--tasks",
+        "demo-text,demo-mc",
+        "--limit",
+        "3",
+        "--seq-len",
+        "64",
+        "--json",
+    )
     assert code == 0
     report = json.loads(out)
     assert report["removed"] == [1, 4] and report["seq_len"] == 64 and report["dtype"] == "float32"
@@ -53,11 +67,19 @@ BAD_INPUTS = [
     (["eval", "--model", "tiny:llama", "--remove", "0,1,2,3,4,5"], "cannot remove all 6 blocks"),
     (["eval", "--model", "tiny:llama", "--remove", "x"], "block index 'x' (from --remove) is not an integer"),
     (["eval", "--model", "tiny:llama", "--tasks", "mmlu"], "unknown task 'mmlu' (from --tasks)"),
-    (["eval", "--model", "tiny:llama", "--tasks", "piqa", "--data-dir", "{tmp}/data"], "piqa/valid.jsonl' (from --data-dir) not found"),
-    (["eval", "--model", "tiny:llama", "--tasks", "winogrande", "--data-dir", "{tmp}/data"], "dev.jsonl:1: not valid JSON"),
+    (
+        ["eval", "--model", "tiny:llama", "--tasks", "piqa", "--data-dir", "{tmp}/data"],
+        "piqa/valid.jsonl' (from --data-dir) not found",
+    ),
+    (
+        ["eval", "--model", "tiny:llama", "--tasks", "winogrande", "--data-dir", "{tmp}/data"],
+        "dev.jsonl:1: not valid JSON",
+    ),
     (["eval", "--model", "tiny:llama", "--data-dir", "{tmp}/missing"], "'{tmp}/missing' (from --data-dir) not found"),
-    (["eval", "--model", "tiny:llama", "--tasks", "demo-text", "--seq-len", "100000"],
-     "sequence length 100000 (from --seq-len) must lie between 2 and tiny:llama's 1024 positions"),
+    (
+        ["eval", "--model", "tiny:llama", "--tasks", "demo-text", "--seq-len", "100000"],
+        "sequence length 100000 (from --seq-len) must lie between 2 and tiny:llama's 1024 positions",
+    ),
     (["eval", "--limit", "0"], "--limit"),
     (["eval", "--batch-size", "many"], "--batch-size"),
     (["eval", "--no-such-flag"], "--no-such-flag"),
@@ -76,9 +98,10 @@ def test_bad_input_is_one_line_naming_the_value_with_exit_code_2(args, message, 
 
 
 def test_installed_console_script_reports_errors_without_traceback():
-    proc = subprocess.run([sys.executable, "-m", "depthprune.cli", "eval", "--model", "tiny:llama", "--remove", "9"],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthprune.cli", "eval", "--model", "tiny:llama", "--remove", "9"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: block index 9 out of range (from --remove): the model has 6 blocks, 0-5"
-
-

@@ -60,9 +60,28 @@ class LastTokenNLL(WindowObjective):
 def test_a_new_searcher_and_objective_run_through_depthprune_prune(monkeypatch, capsys, tmp_path):
     monkeypatch.setitem(SEARCHERS, FirstBlocks.name, FirstBlocks)
     monkeypatch.setitem(OBJECTIVES, LastTokenNLL.name, LastTokenNLL)
-    code, out, err = run_cli(monkeypatch, capsys, "prune", "--model", "tiny:llama:6", "--searcher", "first-blocks",
-                             "--objective", "nll-copy", "--k", "2", "--calib", "demo", "--calib-samples", "2",
-                             "--calib-seq-len", "32", "--runs-dir", str(tmp_path), "--json")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "prune",
+        "--model",
+        "tiny:llama:6",
+        "--searcher",
+        "first-blocks",
+        "--objective",
+        "nll-copy",
+        "--k",
+        "2",
+        "--calib",
+        "demo",
+        "--calib-samples",
+        "2",
+        "--calib-seq-len",
+        "32",
+        "--runs-dir",
+        str(tmp_path),
+        "--json",
+    )
     assert code == 0, err
     result = json.loads(out)
     assert result["removed"] in ([0, 1], [4, 5]) and result["evaluations"] == 2

@@ -84,7 +84,9 @@ def test_engine_sources_never_import_textual():
 
 
 def test_importing_the_engine_does_not_load_textual():
-    code = ("import sys; import depthprune.core.engine, depthprune.core.evaluate, depthprune.objectives, "
-            "depthprune.searchers, depthprune.pipeline.prune, depthprune.study.runner; print('textual' in sys.modules)")
+    code = (
+        "import sys; import depthprune.core.engine, depthprune.core.evaluate, depthprune.objectives, "
+        "depthprune.searchers, depthprune.pipeline.prune, depthprune.study.runner; print('textual' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -28,10 +28,19 @@ def _jsonl(path):
 
 def hub_schema_docs(data_dir):
     """The first N_ITEMS documents of each task, in the schema of lm-eval's hub datasets."""
+
     def arc(path):
-        return [{"question": r["question"]["stem"], "answerKey": r["answerKey"],
-                 "choices": {"text": [c["text"] for c in r["question"]["choices"]],
-                             "label": [c["label"] for c in r["question"]["choices"]]}} for r in _jsonl(path)[:N_ITEMS]]
+        return [
+            {
+                "question": r["question"]["stem"],
+                "answerKey": r["answerKey"],
+                "choices": {
+                    "text": [c["text"] for c in r["question"]["choices"]],
+                    "label": [c["label"] for c in r["question"]["choices"]],
+                },
+            }
+            for r in _jsonl(path)[:N_ITEMS]
+        ]
 
     piqa_rows = _jsonl(data_dir / "piqa/valid.jsonl")[:N_ITEMS]
     piqa_labels = open(data_dir / "piqa/valid-labels.lst").read().split()[:N_ITEMS]
@@ -44,16 +53,23 @@ def hub_schema_docs(data_dir):
     obqa = []
     for r in list(csv.DictReader(io.StringIO(open(data_dir / "openbookqa/test.tsv").read()), delimiter="\t"))[:N_ITEMS]:
         texts = [t.strip() for t in re.split(r"\(([A-D])\)", r["Choices"])[2::2]]
-        obqa.append({"question_stem": r["Question Stem"], "answerKey": r["Answer Key"],
-                     "choices": {"text": texts, "label": ["A", "B", "C", "D"]}})
+        obqa.append(
+            {
+                "question_stem": r["Question Stem"],
+                "answerKey": r["Answer Key"],
+                "choices": {"text": texts, "label": ["A", "B", "C", "D"]},
+            }
+        )
     return {
         "arc_easy": ("arc/arc_easy.yaml", arc(data_dir / "arc_easy/ARC-Easy-Test.jsonl")),
         "arc_challenge": ("arc/arc_challenge.yaml", arc(data_dir / "arc_challenge/ARC-Challenge-Test.jsonl")),
         "piqa": ("piqa/piqa.yaml", [r | {"label": int(y)} for r, y in zip(piqa_rows, piqa_labels)]),
         "hellaswag": ("hellaswag/hellaswag.yaml", hellaswag),
         "winogrande": ("winogrande/default.yaml", _jsonl(data_dir / "winogrande/dev.jsonl")[:N_ITEMS]),
-        "boolq": ("super_glue/boolq/default.yaml",
-                  [r | {"label": int(r["label"] == "true")} for r in _jsonl(data_dir / "boolq/val.jsonl")[:N_ITEMS]]),
+        "boolq": (
+            "super_glue/boolq/default.yaml",
+            [r | {"label": int(r["label"] == "true")} for r in _jsonl(data_dir / "boolq/val.jsonl")[:N_ITEMS]],
+        ),
         "openbookqa": ("openbookqa/openbookqa.yaml", obqa),
     }
 
@@ -75,11 +91,18 @@ def test_multiple_choice_scores_match_lm_eval(demo, data_dir, tmp_path, monkeypa
         file.write_text("\n".join(json.dumps(d) for d in docs))
         cfg = load_yaml(tasks_dir / yaml_file)
         cfg.pop("tag", None)
-        cfg.update(dataset_path="json", dataset_name=None, dataset_kwargs={"data_files": {"test": str(file)}},
-                   training_split=None, validation_split=None, test_split="test")
+        cfg.update(
+            dataset_path="json",
+            dataset_name=None,
+            dataset_kwargs={"data_files": {"test": str(file)}},
+            training_split=None,
+            validation_split=None,
+            test_split="test",
+        )
         configs.append(cfg)
-    reference = simple_evaluate(model=HFLM(pretrained=demo.model, tokenizer=demo.tokenizer, batch_size=4),
-                                tasks=configs, log_samples=True)
+    reference = simple_evaluate(
+        model=HFLM(pretrained=demo.model, tokenizer=demo.tokenizer, batch_size=4), tasks=configs, log_samples=True
+    )
 
     evaluator = Evaluator(demo, batch_size=4)
     for name in ["arc_easy", "arc_challenge", "piqa", "hellaswag", "winogrande", "boolq", "openbookqa"]:

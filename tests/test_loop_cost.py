@@ -9,8 +9,10 @@ from depthprune.core.loading import load_model
 from depthprune.pipeline.prune import PruneConfig, start
 
 
-@pytest.mark.parametrize("searcher, options", [("cbo", {}), ("fbs", {"mode": "mi"}), ("oneshot", {"scorer": "bi"}),
-                                               ("greedy", {}), ("tail", {})])
+@pytest.mark.parametrize(
+    "searcher, options",
+    [("cbo", {}), ("fbs", {"mode": "mi"}), ("oneshot", {"scorer": "bi"}), ("greedy", {}), ("tail", {})],
+)
 def test_recorded_block_forwards_equal_the_block_calls_the_search_made(searcher, options, tmp_path):
     lm = load_model("tiny:llama:6", device="cpu")
     calls = {"n": 0}
@@ -28,9 +30,17 @@ def test_recorded_block_forwards_equal_the_block_calls_the_search_made(searcher,
         if isinstance(event, Started):
             at_start["n"] = calls["n"]
 
-    config = PruneConfig(model="tiny:llama:6", objective="ppl", searcher=searcher, k=2, calib="demo",
-                         calib_samples=2, calib_seq_len=32, options=options,
-                         speed={"prefix_cache": False, "early_abort": False, "memo": False})
+    config = PruneConfig(
+        model="tiny:llama:6",
+        objective="ppl",
+        searcher=searcher,
+        k=2,
+        calib="demo",
+        calib_samples=2,
+        calib_seq_len=32,
+        options=options,
+        speed={"prefix_cache": False, "early_abort": False, "memo": False},
+    )
     _, result = start(config, tmp_path, listener, lm=lm)
     assert result["block_forwards"] == calls["n"] - at_start["n"]
     if searcher in ("cbo", "fbs", "oneshot"):  # the signal pass is the expensive part, and it counts

@@ -12,8 +12,8 @@ from depthprune.core.loading import load_model
 from depthprune.core.surgery import remove_blocks
 from depthprune.core.tasks import TASKS, demo_items
 from depthprune.objectives import build_objective
-from depthprune.objectives.margin import Margin
 from depthprune.objectives.base import Objective
+from depthprune.objectives.margin import Margin
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +132,8 @@ def test_acc_renders_each_task_family_as_lm_eval_does():
     assert boolq.gold == 1  # "True" is lm-eval's "yes"
     assert lm_eval_item(Question("b", "boolq", "is it?", ("True", "False"), 1)).gold == 0
     assert lm_eval_item(Question("o", "obqa", "The sun is", ("hot", "cold"), 0)).contexts[0] == "The sun is"
-    assert lm_eval_item(Question("s", "siqa", "Kai ran. Why?", ("a", "b", "c"), 2)).contexts[0] == "Q: Kai ran. Why?\nA:"
+    assert (
+        lm_eval_item(Question("s", "siqa", "Kai ran. Why?", ("a", "b", "c"), 2)).contexts[0] == "Q: Kai ran. Why?\nA:"
+    )
     wino = lm_eval_item(Question("w", "winogrande", "Ann thanked Bo because _ helped.", ("Ann", "Bo"), 1))
     assert wino.contexts == ("Ann thanked Bo because Ann", "Ann thanked Bo because Bo") and wino.gold == 1

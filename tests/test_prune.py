@@ -32,8 +32,9 @@ def test_every_searcher_runs_end_to_end_on_every_family(family, tmp_path):
 
     lm = load_model(f"tiny:{family}", device="cpu")
     for name in SEARCHERS:
-        config = PruneConfig(model=f"tiny:{family}", objective="ppl", searcher=name, k=2, protect=[0], **SMALL,
-                             options=options_for(name))
+        config = PruneConfig(
+            model=f"tiny:{family}", objective="ppl", searcher=name, k=2, protect=[0], **SMALL, options=options_for(name)
+        )
         run, result = start(config, tmp_path, lm=lm)
         assert len(result["removed"]) == 2 and 0 not in result["removed"], name
         assert run.memo()[frozenset(result["removed"])] == result["value"]
@@ -44,33 +45,75 @@ def test_every_searcher_runs_end_to_end_on_every_family(family, tmp_path):
 
 @pytest.mark.parametrize("objective", ["margin", "acc", "kl"])
 def test_searches_run_under_every_objective(objective, tmp_path):
-    config = PruneConfig(model="tiny:qwen3", objective=objective, searcher="greedy", k=2, calib="demo",
-                         calib_samples=4, calib_seq_len=64)
+    config = PruneConfig(
+        model="tiny:qwen3", objective=objective, searcher="greedy", k=2, calib="demo", calib_samples=4, calib_seq_len=64
+    )
     run, result = start(config, tmp_path)
     assert len(result["removed"]) == 2 and run.config["objective"]["objective"] == objective
 
 
 def test_cbo_works_on_the_margin_objective_and_refuses_accuracy(tmp_path):
-    margin = PruneConfig(model="tiny:llama", objective="margin", searcher="cbo", k=2, calib="demo", calib_samples=4,
-                         options={"first_order": True, "rescore_top": 3})
-    run, result = start(margin, tmp_path)
+    margin = PruneConfig(
+        model="tiny:llama",
+        objective="margin",
+        searcher="cbo",
+        k=2,
+        calib="demo",
+        calib_samples=4,
+        options={"first_order": True, "rescore_top": 3},
+    )
+    _, result = start(margin, tmp_path)
     assert result["evaluations"] == 3 and len(result["lowest_energy_states"]) >= 3
     with pytest.raises(Exception, match="cbo needs ppl or margin"):
-        start(PruneConfig(model="tiny:llama", objective="acc", searcher="cbo", k=2, calib="demo", calib_samples=4), tmp_path)
+        start(
+            PruneConfig(model="tiny:llama", objective="acc", searcher="cbo", k=2, calib="demo", calib_samples=4),
+            tmp_path,
+        )
 
 
 def uninterrupted(tmp_path, searcher, extra):
-    config = PruneConfig(model="tiny:llama:10", objective="ppl", searcher=searcher, k=3, seed=3,
-                         calib="demo", calib_samples=6, calib_seq_len=128, **extra)
+    config = PruneConfig(
+        model="tiny:llama:10",
+        objective="ppl",
+        searcher=searcher,
+        k=3,
+        seed=3,
+        calib="demo",
+        calib_samples=6,
+        calib_seq_len=128,
+        **extra,
+    )
     return start(config, tmp_path / "reference")
 
 
 @pytest.mark.parametrize("kill_after", [3, 9, 16])
 def test_sigkill_mid_search_then_resume_gives_the_uninterrupted_result(kill_after, tmp_path):
     runs_dir = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "depthprune.cli", "prune", "--model", "tiny:llama:10", "--objective", "ppl",
-           "--searcher", "greedy", "--k", "3", "--seed", "3", "--calib", "demo", "--calib-samples", "6",
-           "--calib-seq-len", "128", "--runs-dir", str(runs_dir), "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "depthprune.cli",
+        "prune",
+        "--model",
+        "tiny:llama:10",
+        "--objective",
+        "ppl",
+        "--searcher",
+        "greedy",
+        "--k",
+        "3",
+        "--seed",
+        "3",
+        "--calib",
+        "demo",
+        "--calib-samples",
+        "6",
+        "--calib-seq-len",
+        "128",
+        "--runs-dir",
+        str(runs_dir),
+        "--json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     killed = False
@@ -113,8 +156,16 @@ def test_interrupted_stochastic_search_resumes_to_the_same_result(tmp_path, monk
         objective.evaluate = flaky
         return original(objective, searcher, run, *args)
 
-    config = PruneConfig(model="tiny:llama:10", objective="ppl", searcher="ga", k=3, seed=5, calib="demo",
-                         calib_samples=2, calib_seq_len=64)
+    config = PruneConfig(
+        model="tiny:llama:10",
+        objective="ppl",
+        searcher="ga",
+        k=3,
+        seed=5,
+        calib="demo",
+        calib_samples=2,
+        calib_seq_len=64,
+    )
     import depthprune.pipeline.prune as prune_module
 
     monkeypatch.setattr(prune_module, "run_search", interrupting)
@@ -129,8 +180,11 @@ def test_interrupted_stochastic_search_resumes_to_the_same_result(tmp_path, monk
 
 
 def digest(directory: Path) -> dict:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -170,12 +224,22 @@ BAD_PRUNE = [
 def test_bad_prune_input_is_one_line_and_leaves_runs_untouched(args, message, runs_dir, monkeypatch, capsys):
     before = digest(runs_dir.parent)
     tmp = str(runs_dir.parent)
-    base = ["--model", "tiny:llama", "--runs-dir", str(runs_dir), "--calib", "demo", "--calib-samples", "1",
-            "--calib-seq-len", "32"]
+    base = [
+        "--model",
+        "tiny:llama",
+        "--runs-dir",
+        str(runs_dir),
+        "--calib",
+        "demo",
+        "--calib-samples",
+        "1",
+        "--calib-seq-len",
+        "32",
+    ]
     if "--resume" in args:
         base = ["--runs-dir", str(runs_dir)]
     argv = ["prune", *base, *[a.replace("{tmp}", tmp) for a in args]]
-    code, out, err = run_cli(monkeypatch, capsys, *argv)
+    code, _out, err = run_cli(monkeypatch, capsys, *argv)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert digest(runs_dir.parent) == before
@@ -185,8 +249,24 @@ def test_prune_json_contract_runs_listing_compare_and_export(tmp_path, monkeypat
     runs = str(tmp_path / "runs")
     ids = []
     for searcher in ("greedy", "tail"):
-        code, out, _ = run_cli(monkeypatch, capsys, "prune", "--model", "tiny:gemma3_text", "--searcher", searcher,
-                               "--k", "2", "--runs-dir", runs, "--calib-samples", "2", "--calib-seq-len", "64", "--json")
+        code, out, _ = run_cli(
+            monkeypatch,
+            capsys,
+            "prune",
+            "--model",
+            "tiny:gemma3_text",
+            "--searcher",
+            searcher,
+            "--k",
+            "2",
+            "--runs-dir",
+            runs,
+            "--calib-samples",
+            "2",
+            "--calib-seq-len",
+            "64",
+            "--json",
+        )
         assert code == 0
         summary = json.loads(out)
         assert summary["removed"] == sorted(summary["removed"]) and len(summary["removed"]) == 2
@@ -212,9 +292,18 @@ def test_prune_json_contract_runs_listing_compare_and_export(tmp_path, monkeypat
 @pytest.mark.parametrize("name", sorted(SEARCHERS))
 def test_every_searcher_runs_on_the_real_demo_model(name, demo, tmp_path):
     protect = list(range(0, 22))  # 8 removable blocks keep this quick on a CPU
-    config = PruneConfig(model="demo", objective="ppl", searcher=name, k=2, protect=protect, calib="demo",
-                         calib_samples=1, calib_seq_len=48, options=options_for(name))
-    run, result = start(config, tmp_path, lm=demo)
+    config = PruneConfig(
+        model="demo",
+        objective="ppl",
+        searcher=name,
+        k=2,
+        protect=protect,
+        calib="demo",
+        calib_samples=1,
+        calib_seq_len=48,
+        options=options_for(name),
+    )
+    _, result = start(config, tmp_path, lm=demo)
     assert len(result["removed"]) == 2 and min(result["removed"]) >= 22
     assert list_runs(tmp_path)[0].state == "finished"
 

@@ -59,7 +59,7 @@ def test_foreign_and_corrupt_directories_are_refused(tmp_path):
         Run.open(tmp_path / "foreign")
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt/run.json").write_text("{half")
-    with pytest.raises(UserError, match="corrupt run.json"):
+    with pytest.raises(UserError, match=r"corrupt run\.json"):
         Run.open(tmp_path / "corrupt")
     (tmp_path / "other").mkdir()
     (tmp_path / "other/run.json").write_text(json.dumps({"schema": 99}))

@@ -10,10 +10,10 @@ from depthprune.core.evaluate import Evaluator
 from depthprune.core.loading import load_model
 from depthprune.core.prefix import PrefixCache, branch_points, divergence, exact_lower_bound, trie_order
 from depthprune.core.runs import Run
-from depthprune.pipeline.loop import Speedups, run_search
-from depthprune.pipeline.memo import SharedMemo
 from depthprune.core.tasks import demo_items
 from depthprune.objectives import build_objective
+from depthprune.pipeline.loop import Speedups, run_search
+from depthprune.pipeline.memo import SharedMemo
 from depthprune.pipeline.prune import PruneConfig, start
 from depthprune.searchers import SEARCHERS, Space
 
@@ -24,7 +24,9 @@ EQUIVALENCE_SEARCHERS = ["greedy", "beam", "ga", "bo", "oneshot", "random"]
 
 def search(objective, name, space, speed, tmp_path, tag):
     objective.cache = None
-    run = Run.create(tmp_path / tag, {"model": "t", "objective": {"objective": objective.name}, "searcher": name, "k": space.k})
+    run = Run.create(
+        tmp_path / tag, {"model": "t", "objective": {"objective": objective.name}, "searcher": name, "k": space.k}
+    )
     result = run_search(objective, SEARCHERS[name](space, seed=2), run, speed=speed)
     values = {frozenset(e.removed): e.value for e in run.events() if e.kind == "candidate" and not e.aborted}
     return result, values
@@ -56,11 +58,14 @@ def test_speedups_give_the_same_search_results_on_tiny_models(family, tmp_path):
 @pytest.mark.parametrize("name", ["acc", "margin", "kl"])
 def test_speedups_give_the_same_results_under_every_objective(name, tmp_path):
     lm = load_model("tiny:llama:8", device="cpu")
-    objective = build_objective(name, lm, calib="demo", samples=12 if name in ("acc", "margin") else 3,
-                                seq_len=48, batch_size=2)
+    objective = build_objective(
+        name, lm, calib="demo", samples=12 if name in ("acc", "margin") else 3, seq_len=48, batch_size=2
+    )
     for searcher in ("greedy", "beam"):
-        assert_same(search(objective, searcher, Space(8, 2), NAIVE, tmp_path, f"{searcher}-naive"),
-                    search(objective, searcher, Space(8, 2), FAST, tmp_path, f"{searcher}-fast"))
+        assert_same(
+            search(objective, searcher, Space(8, 2), NAIVE, tmp_path, f"{searcher}-naive"),
+            search(objective, searcher, Space(8, 2), FAST, tmp_path, f"{searcher}-fast"),
+        )
 
 
 def test_prefix_reuse_brings_greedy_close_to_the_exact_lower_bound(tmp_path):
@@ -90,7 +95,9 @@ def test_a_tiny_cache_budget_evicts_but_changes_nothing(tmp_path):
 def test_early_abort_bound_never_exceeds_the_true_value():
     lm = load_model("tiny:llama", device="cpu")
     for name in ("ppl", "kl", "acc"):
-        objective = build_objective(name, lm, calib="demo", samples=4 if name != "acc" else 12, seq_len=32, batch_size=1)
+        objective = build_objective(
+            name, lm, calib="demo", samples=4 if name != "acc" else 12, seq_len=32, batch_size=1
+        )
         for removed in [(), (0,), (2, 3), (1, 4, 5)]:
             value, aborted = objective.evaluate(removed)
             bound, stopped = objective.evaluate(removed, cutoff=-math.inf)
@@ -123,14 +130,21 @@ def test_early_abort_cuts_hopeless_candidates_without_changing_the_search(tmp_pa
     results = {}
     for tag, speed in [("naive", NAIVE), ("fast", Speedups(prefix_cache=False, memo=False))]:
         objective = StagedLandscape()
-        run = Run.create(tmp_path / tag, {"model": "t", "objective": {"objective": "ppl"}, "searcher": "greedy", "k": 3})
-        results[tag] = (run_search(objective, SEARCHERS["greedy"](Space(10, 3), seed=0), run, speed=speed), objective.full)
+        run = Run.create(
+            tmp_path / tag, {"model": "t", "objective": {"objective": "ppl"}, "searcher": "greedy", "k": 3}
+        )
+        results[tag] = (
+            run_search(objective, SEARCHERS["greedy"](Space(10, 3), seed=0), run, speed=speed),
+            objective.full,
+        )
     (naive, naive_full), (fast, fast_full) = results["naive"], results["fast"]
     assert naive["removed"] == fast["removed"] == [1, 2, 3] and naive["value"] == fast["value"]
     assert fast["aborted"] > 0 and fast_full < naive_full
 
 
-@pytest.mark.parametrize("family", ["llama", "gemma2", "gemma3_text", "mistral", "qwen2", "phi3", "gpt2", "gpt_neox", "opt"])
+@pytest.mark.parametrize(
+    "family", ["llama", "gemma2", "gemma3_text", "mistral", "qwen2", "phi3", "gpt2", "gpt_neox", "opt"]
+)
 def test_shared_context_scores_equal_one_sequence_per_choice(family):
     lm = load_model(f"tiny:{family}", device="cpu")
     if getattr(lm.model.config, "sliding_window", None):
@@ -173,8 +187,9 @@ def test_prefix_cache_lookup_finds_the_deepest_state_on_the_path():
 
 
 def test_the_shared_memo_serves_a_second_run_without_evaluating(tmp_path):
-    config = PruneConfig(model="tiny:llama", objective="ppl", searcher="greedy", k=2, calib="demo", calib_samples=2,
-                         calib_seq_len=32)
+    config = PruneConfig(
+        model="tiny:llama", objective="ppl", searcher="greedy", k=2, calib="demo", calib_samples=2, calib_seq_len=32
+    )
     _, first = start(config, tmp_path)
     _, second = start(config, tmp_path)
     assert second["removed"] == first["removed"] and second["value"] == first["value"]
@@ -188,7 +203,7 @@ def test_shared_memo_ignores_damaged_lines(tmp_path):
     memo = SharedMemo(tmp_path, {"a": 1})
     memo.add(frozenset({1}), 2.5)
     with open(memo.path, "a") as f:
-        f.write("not json\n{\"removed\": [2]")
+        f.write('not json\n{"removed": [2]')
     assert SharedMemo(tmp_path, {"a": 1}).values == {frozenset({1}): 2.5}
 
 
@@ -197,5 +212,7 @@ def test_speedups_give_the_same_results_on_the_demo_model(demo, tmp_path):
     objective = build_objective("ppl", demo, calib="demo", samples=2, seq_len=24, batch_size=1)
     space = Space(30, 2, frozenset(range(21)))  # 9 removable blocks keep this quick
     for name in EQUIVALENCE_SEARCHERS:
-        assert_same(search(objective, name, space, NAIVE, tmp_path, f"{name}-n"),
-                    search(objective, name, space, FAST, tmp_path, f"{name}-f"))
+        assert_same(
+            search(objective, name, space, NAIVE, tmp_path, f"{name}-n"),
+            search(objective, name, space, FAST, tmp_path, f"{name}-f"),
+        )

@@ -5,10 +5,17 @@ import json
 import pytest
 
 from depthprune.core.errors import UserError
-from depthprune.core.tasks import TASKS, hellaswag_preprocess, winogrande_item, wikitext_rows
+from depthprune.core.tasks import TASKS, hellaswag_preprocess, wikitext_rows, winogrande_item
 
-COUNTS = {"arc_easy": 2376, "arc_challenge": 1172, "piqa": 1838, "hellaswag": 10042, "winogrande": 1267,
-          "boolq": 3270, "openbookqa": 500}
+COUNTS = {
+    "arc_easy": 2376,
+    "arc_challenge": 1172,
+    "piqa": 1838,
+    "hellaswag": 10042,
+    "winogrande": 1267,
+    "boolq": 3270,
+    "openbookqa": 500,
+}
 
 
 @pytest.mark.parametrize("name", sorted(COUNTS))
@@ -51,17 +58,24 @@ def test_wikitext_rows_and_joined_text_match_the_hub_split(data_dir):
 
 def test_winogrande_partial_scoring_shares_the_continuation():
     item = winogrande_item("The cup fell off the table because _ was slippery.", ["the cup", "the table"], 1)
-    assert item.contexts == ("The cup fell off the table because the cup", "The cup fell off the table because the table")
+    assert item.contexts == (
+        "The cup fell off the table because the cup",
+        "The cup fell off the table because the table",
+    )
     assert item.continuations == (" was slippery.", " was slippery.")
 
 
 def test_hellaswag_preprocessing_matches_lm_eval():
-    assert hellaswag_preprocess(" Baking: [header] How to bake  bread [title] Mix.") == "Baking: How to bake bread. Mix."
+    assert (
+        hellaswag_preprocess(" Baking: [header] How to bake  bread [title] Mix.") == "Baking: How to bake bread. Mix."
+    )
 
 
 def test_broken_jsonl_line_is_named(tmp_path):
     (tmp_path / "winogrande").mkdir()
-    (tmp_path / "winogrande/dev.jsonl").write_text('{"sentence": "a _ b", "option1": "x", "option2": "y", "answer": "1"}\n{broken\n')
+    (tmp_path / "winogrande/dev.jsonl").write_text(
+        '{"sentence": "a _ b", "option1": "x", "option2": "y", "answer": "1"}\n{broken\n'
+    )
     with pytest.raises(UserError, match=r"dev.jsonl:2: not valid JSON"):
         TASKS["winogrande"].load(tmp_path)
 

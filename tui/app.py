@@ -21,32 +21,44 @@ from textual.app import App
 from ..core.errors import UserError
 from ..core.runs import Run
 from .actions import ACTIONS, bindings
-from .config import Settings, default_config_dir, load_settings
-from .launch import Launch
+from .config import Settings, default_config_dir, load_settings, save_theme
+from .launch import Launch, launch
 from .palette import ActionCommands
 from .screens.compare import CompareScreen
 from .screens.help import HelpScreen
 from .screens.live import LiveScreen
 from .screens.runs import RunsScreen
 from .screens.setup import SetupScreen
-from .screens.studies import StudiesScreen
-from .screens.study import StudyScreen
-from .study_view import list_studies
 from .themes import DEFAULT_THEME, load_themes, theme_files, variable_defaults
 
 TERMINAL_CHECK_SECONDS = 2.0
+
+
+def studies_screen():
+    """The Studies screen, imported on first use (study analyses import scipy and torch)."""
+    from .screens.studies import StudiesScreen
+
+    return StudiesScreen()
 
 
 class DepthpruneApp(App):
     CSS_PATH = "app.tcss"
     TITLE = "depthprune"
     BINDINGS = bindings("app")
-    MODES = {"setup": SetupScreen, "runs": RunsScreen, "studies": StudiesScreen}
+    MODES = {"setup": SetupScreen, "runs": RunsScreen, "studies": lambda: studies_screen()}
     COMMANDS = App.COMMANDS | {ActionCommands}
 
-    def __init__(self, runs_dir: Path, *, data_dir: Path | None = None, attach: Run | None = None,
-                 study: str | None = None, theme: str | None = None, config_dir: Path | None = None,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        runs_dir: Path,
+        *,
+        data_dir: Path | None = None,
+        attach: Run | None = None,
+        study: str | None = None,
+        theme: str | None = None,
+        config_dir: Path | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         """`attach` opens on the Live screen, else `study` (a study's name) on the Study screen;
         `config_dir` None: no user settings or themes (tests); `clock` gives the time shown as elapsed."""
         super().__init__()
@@ -64,20 +76,36 @@ class DepthpruneApp(App):
             self.problems.append(f"unknown theme {name!r}; using {DEFAULT_THEME}")
             name = DEFAULT_THEME
         self.theme = name
+        self.config_dir = config_dir
+        self.mode_history: list[str] = []
         self.animation_level = "none"
+
+    def save_theme(self, theme) -> None:
+        """A theme chosen in the palette is saved to config.toml (when the app has a config dir)."""
+        theme = theme.name
+        if self.config_dir is not None and theme != self.settings.theme:
+            try:
+                save_theme(self.config_dir, theme)
+                self.settings.theme = theme
+            except OSError as exc:
+                self.notify(f"theme not saved: {exc}", severity="warning")
 
     def get_theme_variable_defaults(self) -> dict[str, str]:
         return variable_defaults(self.current_theme)
 
     def on_mount(self) -> None:
+        self.theme_changed_signal.subscribe(self, self.save_theme)
         self.set_keymap(self.settings.keys)
         if self.problems:
-            self.notify("\n".join(self.problems), title="Settings and themes (defaults used)", severity="error",
-                        timeout=15)
+            self.notify(
+                "\n".join(self.problems), title="Settings and themes (defaults used)", severity="error", timeout=15
+            )
         if self.attach is not None:
             self.switch_mode("runs")
             self.open_live(self.attach)
         elif self.study is not None:
+            from .screens.study import StudyScreen
+
             self.switch_mode("studies")
             self.push_screen(StudyScreen(self.study))
         else:
@@ -104,14 +132,36 @@ class DepthpruneApp(App):
     def open_compare(self, runs: list[Run]) -> None:
         self.push_screen(CompareScreen(runs))
 
+    def start_child(self, argv: list[str], label: str, run_id: str | None = None) -> Launch:
+        """Launch a depthprune command as a detached child (a search, resume, evaluation or export)."""
+        launched = launch(argv, self.runs_dir, label, run_id)
+        self.launches.append(launched)
+        return launched
+
+    def go_to(self, mode: str) -> None:
+        """Show `mode`'s own screen (Setup, Runs, Studies), closing what was pushed on top of it."""
+        if self.current_mode != mode:
+            self.mode_history.append(self.current_mode)
+            self.switch_mode(mode)
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+
     def action_open_setup(self) -> None:
-        self.switch_mode("setup")
+        self.go_to("setup")
 
     def action_open_runs(self) -> None:
-        self.switch_mode("runs")
+        self.go_to("runs")
 
     def action_open_studies(self) -> None:
-        self.switch_mode("studies")
+        self.go_to("studies")
+
+    def back_from_mode(self) -> None:
+        """Escape on Setup, Runs or Studies: back to the previously shown one of them."""
+        previous = next((m for m in reversed(self.mode_history) if m != self.current_mode), None)
+        if previous is None:
+            self.notify("this is the first screen: f2 Setup · f3 Runs · f4 Studies · ctrl+q quits")
+            return
+        self.go_to(previous)
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -121,9 +171,12 @@ class DepthpruneApp(App):
         """How to reattach to every watched or launched run that a process still writes."""
         runs = dict(self.watched)
         runs.update((run.id, run) for run in (launched.run() for launched in self.launches) if run is not None)
-        return "\n".join(f"run {run.id} keeps going (process {pid}); reattach with: "
-                         f"depthprune-tui --attach {run.id} --runs-dir {self.runs_dir}"
-                         for run in runs.values() if (pid := run.writer_pid()) is not None)
+        return "\n".join(
+            f"run {run.id} keeps going (process {pid}); reattach with: "
+            f"depthprune-tui --attach {run.id} --runs-dir {self.runs_dir}"
+            for run in runs.values()
+            if (pid := run.writer_pid()) is not None
+        )
 
     def leave(self) -> None:
         """Exit, leaving runs going; the app's result (and the message printed after) says how to reattach."""
@@ -135,15 +188,24 @@ class DepthpruneApp(App):
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="depthprune-tui", description="Terminal UI of depthprune: start, watch, "
-                                     "stop and compare block-pruning searches.")
+    parser = argparse.ArgumentParser(
+        prog="depthprune-tui",
+        description="Terminal UI of depthprune: start, watch, stop and compare block-pruning searches.",
+    )
     parser.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where runs are stored (default: runs)")
     parser.add_argument("--data-dir", type=Path, help="folder with the official benchmark files, preset in Setup")
-    parser.add_argument("--attach", metavar="RUN", help="open the Live screen on this run (id or directory): "
-                        "tails it while it is written, replays it once finished")
+    parser.add_argument(
+        "--attach",
+        metavar="RUN",
+        help="open the Live screen on this run (id or directory): "
+        "tails it while it is written, replays it once finished",
+    )
     parser.add_argument("--study", metavar="NAME", help="open the Study screen on this study of the runs directory")
-    parser.add_argument("--theme", help="theme name (shipped: depthprune-dark, depthprune-light, "
-                        "depthprune-high-contrast; user themes; Textual's)")
+    parser.add_argument(
+        "--theme",
+        help="theme name (shipped: depthprune-dark, depthprune-light, "
+        "depthprune-high-contrast; user themes; Textual's)",
+    )
     return parser.parse_args(argv)
 
 
@@ -164,10 +226,14 @@ def main(argv: list[str] | None = None) -> None:
         attach = Run.open(args.attach, args.runs_dir, "--attach") if args.attach else None
     except UserError as exc:
         fail(str(exc))
-    if args.study is not None and args.study not in list_studies(args.runs_dir):
-        fail(f"study {args.study!r} (from --study) not found in {str(args.runs_dir / 'studies')!r}")
-    app = DepthpruneApp(args.runs_dir, data_dir=args.data_dir, attach=attach, study=args.study,
-                        config_dir=default_config_dir())
+    if args.study is not None:
+        from .study_view import list_studies  # imports the study analyses (scipy, torch): only when asked
+
+        if args.study not in list_studies(args.runs_dir):
+            fail(f"study {args.study!r} (from --study) not found in {str(args.runs_dir / 'studies')!r}")
+    app = DepthpruneApp(
+        args.runs_dir, data_dir=args.data_dir, attach=attach, study=args.study, config_dir=default_config_dir()
+    )
     if args.theme is not None:
         if args.theme not in app.available_themes:
             fail(f"unknown theme {args.theme!r} (from --theme); available: {', '.join(sorted(app.available_themes))}")

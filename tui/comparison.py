@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.tables import jaccard, render
+from ..core.events import SpeedMeasured
+from ..core.tables import jaccard, render, speed_summary
 from .viewmodel import RunView, primary_metric
 
 REMOVED_GLYPH = "✖"
@@ -38,6 +39,13 @@ class RunSummary:
     def tasks(self) -> dict[str, dict]:
         found = self.view.configurations.get(self.removed)
         return found.tasks if found else {}
+
+    def speed(self) -> dict:
+        """Pruned/dense speed ratios of the latest `speed` event for this run's removal set (None values without one)."""
+        found = [
+            e for e in self.view.others if isinstance(e, SpeedMeasured) and tuple(sorted(e.removed)) == self.removed
+        ]
+        return speed_summary(found[-1] if found else None)
 
 
 @dataclass
@@ -79,30 +87,83 @@ def _text_row(label: str, values: list) -> CompareRow:
     return CompareRow(label, values, ["—" if v is None else str(v) for v in values])
 
 
+def incomparable(runs: list[RunSummary]) -> list[str]:
+    """Why some rows are not compared across `runs`: objective values only between runs of the
+    same objective, masks and overlaps only between models with the same block count; partial
+    (unfinished) results are marked."""
+    notes = []
+    if len({r.view.objective for r in runs}) > 1:
+        notes.append("objectives differ: no value deltas across objectives")
+    if len({r.view.n_blocks for r in runs}) > 1:
+        notes.append("block counts differ: masks and Jaccard only between runs of the same block count")
+    partial = [letter(i) for i, r in enumerate(runs) if r.state != "finished"]
+    if partial:
+        notes.append(f"{', '.join(partial)}: not finished, best set so far (partial)")
+    return notes
+
+
 def compare(runs: list[RunSummary], baseline: int = 0) -> list[CompareRow]:
-    """All rows comparing `runs`, deltas against `runs[baseline]`."""
-    n_blocks = max((r.view.n_blocks for r in runs), default=0)
+    """All rows comparing `runs`, deltas against `runs[baseline]` (only where comparable, see
+    `incomparable`)."""
+    base = runs[baseline]
     rows = [_text_row(field, [r.view.config.get(field) for r in runs]) for field in ("model", "searcher", "k", "seed")]
+    rows.append(_text_row("blocks", [r.view.n_blocks or None for r in runs]))
     rows.append(_text_row("objective", [r.view.objective for r in runs]))
     rows.append(_text_row("state", [r.state for r in runs]))
-    rows.append(_numeric_row("evaluations", [r.view.done for r in runs], baseline))
-    rows.append(_numeric_row("value", [r.value for r in runs], baseline))
-    rows.append(_text_row("removed", [list(r.removed) for r in runs]))
-    rows.append(_text_row("mask", [mask(r.removed, n_blocks) for r in runs]))
+    rows.append(_numeric_row("candidates", [r.view.done for r in runs], baseline))
+    value = _numeric_row("value", [r.value for r in runs], baseline)
+    for i, r in enumerate(runs):
+        if r.view.objective != base.view.objective and r.value is not None:
+            value.cells[i] = f"{r.value:.4g} ({r.view.objective})"
+    rows.append(value)
+    rows.append(
+        _text_row("removed", [list(r.removed) + (["(partial)"] if r.state != "finished" else []) for r in runs])
+    )
+    rows.append(_text_row("mask", [mask(r.removed, r.view.n_blocks) for r in runs]))
     for j, other in enumerate(runs):
-        rows.append(_numeric_row(f"jaccard {letter(j)}", [round(jaccard(r.removed, other.removed), 4) for r in runs],
-                                 baseline))
+        overlap = [
+            round(jaccard(r.removed, other.removed), 4) if r.view.n_blocks == other.view.n_blocks else None
+            for r in runs
+        ]
+        row = _numeric_row(f"jaccard {letter(j)}", overlap, baseline)
+        row.cells = ["n/a (blocks differ)" if v is None else c for v, c in zip(overlap, row.cells)]
+        rows.append(row)
     for task in dict.fromkeys(t for r in runs for t in r.tasks()):
         metrics = [r.tasks().get(task) for r in runs]
         name = next(primary_metric(m)[0] for m in metrics if m)
         rows.append(_numeric_row(f"{task} {name}", [m.get(name) if m else None for m in metrics], baseline))
+    speeds = [r.speed() for r in runs]
+    if any(s["decode_x"] is not None for s in speeds):  # measured by `depthprune speed --run`
+        for key, label in (
+            ("decode_x", "decode × dense"),
+            ("ideal_decode_x", "ideal decode ×"),
+            ("params_x", "params × dense"),
+        ):
+            rows.append(_numeric_row(label, [s[key] for s in speeds], baseline))
     return rows
 
 
+ALWAYS = ("model", "k", "seed", "state")  # what the runs are: kept with differences only
+
+
 def visible(rows: list[CompareRow], differences_only: bool) -> list[CompareRow]:
-    return [r for r in rows if r.differs] if differences_only else rows
+    return [r for r in rows if r.differs or r.label in ALWAYS] if differences_only else rows
 
 
-def export(rows: list[CompareRow], runs: list[RunSummary], fmt: str) -> str:
-    """The rows as shown, in `report.render`'s md or csv, one column per run id."""
-    return render([{"field": r.label, **{run.id: cell for run, cell in zip(runs, r.cells)}} for r in rows], fmt)
+def export(rows: list[CompareRow], runs: list[RunSummary], fmt: str, baseline: int = 0) -> str:
+    """The rows as shown, one column per run (headed by its letter and id, as in the legend).
+    md: the cells as shown; csv: raw values (numbers stay numbers), each non-baseline number's
+    delta to the baseline in its own `<letter> delta` column."""
+    names = [f"{letter(i)} {run.id}" for i, run in enumerate(runs)]
+    if fmt == "md":
+        return render([{"field": r.label, **dict(zip(names, r.cells))} for r in rows], fmt)
+    out = []
+    for r in rows:
+        line: dict = {"field": r.label}
+        base = r.values[baseline]
+        for i, (name, value) in enumerate(zip(names, r.values)):
+            line[name] = value
+            numeric = isinstance(value, (int, float)) and isinstance(base, (int, float)) and not isinstance(value, bool)
+            line[f"{letter(i)} delta"] = round(value - base, 6) if numeric and i != baseline else None
+        out.append(line)
+    return render(out, fmt)

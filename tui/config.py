@@ -12,6 +12,8 @@ A broken file never stops the app: its problems are reported and the defaults ap
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,3 +78,19 @@ def load_settings(config_dir: Path) -> Settings:
     unknown = set(data) - {"theme", "keys"}
     settings.problems += [f"{path.name}: unknown key {k!r}" for k in sorted(unknown)]
     return settings
+
+
+def save_theme(config_dir: Path, theme: str) -> None:
+    """Set `theme = "..."` in config_dir/config.toml, keeping every other line as it is."""
+    path = config_dir / "config.toml"
+    text = path.read_text() if path.is_file() else ""
+    line = f"theme = {json.dumps(theme)}"  # a JSON string is a valid TOML basic string
+    lines = text.splitlines()
+    top = next((i for i, old in enumerate(lines) if old.lstrip().startswith("[")), len(lines))  # top-level keys end
+    found = next((i for i in range(top) if re.match(r"\s*theme\s*=", lines[i])), None)
+    if found is None:
+        lines.insert(0, line)
+    else:
+        lines[found] = line
+    config_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")

@@ -1,27 +1,22 @@
 """The Setup form as data: its fields, their validation, and the `depthprune prune` command they make.
 
 Plain Python (no Textual), so the rules are unit-tested directly. Validation reuses the engine's
-own registries and parsers (searchers, objectives, tasks, tiny-model specs, protected indices), so
-a value accepted here is one `depthprune prune` accepts too; what only loading the model can tell
-(a hub id that does not exist, the demo model's block count) is reported by the child process.
+own registries and parsers (searchers, objectives, tasks, calibration sources, protected indices),
+so a value accepted here is one `depthprune prune` accepts too. The block count for `k` and the
+protected blocks comes from the model's config without loading weights (`model_info`). The
+registries import torch, so `validate` and `hints` run in a worker, never before the first paint.
+Errors name the form's fields (their labels), not command-line flags.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.parsing import parse_indices, parse_list
 from ..core.errors import UserError
-from ..core.loading import resolve_spec
-from ..core.tasks import TASKS, get_task
-from ..core.tiny import parse_tiny
-from ..objectives import OBJECTIVES
-from ..pipeline.prune import resolve_protected
-from ..searchers import SEARCHERS, Space
+from ..core.parsing import parse_list
 
 
 @dataclass(frozen=True)
@@ -30,26 +25,71 @@ class Field:
 
     name: str
     label: str
-    hint: str
-    choices: tuple[str, ...] = ()  # completion suggestions
+    hint: str  # shown until `hints()` gives the registry's list
 
 
 FIELDS = (
-    Field("model", "Model", "demo | tiny:llama:8 | dir | hub", ("demo", "tiny:llama:8")),
-    Field("objective", "Objective", " | ".join(OBJECTIVES), tuple(OBJECTIVES)),
-    Field("searcher", "Searcher", " ".join(SEARCHERS), tuple(SEARCHERS)),
-    Field("k", "Blocks to remove", "k ≥ 1"),
+    Field("model", "Model", "demo | tiny:llama:8 | dir | .gguf | hub id"),
+    Field("objective", "Objective", "ppl | kl | margin | acc"),
+    Field("searcher", "Searcher", "greedy, beam, oneshot, ..."),
+    Field("k", "Blocks to remove", "k ≥ 1, below the block count"),
     Field("seed", "Seed", "integer"),
     Field("protect", "Protected blocks", "never removed, e.g. 0,-1"),
     Field("budget", "Budget", "random/anneal/exhaustive only"),
+    Field("options", "Searcher options", "key=value,... e.g. width=3"),
     Field("calib", "Calibration", "empty: the objective's default"),
-    Field("eval_tasks", "Eval tasks", "benchmarks scored afterwards", tuple(TASKS)),
+    Field("calib_samples", "Calib samples", "empty: default (windows/questions)"),
+    Field("calib_seq_len", "Calib seq len", "empty: default, tokens ≥ 8"),
+    Field("device", "Device", "empty: cuda if available | cpu | cuda:N"),
+    Field("eval_tasks", "Eval tasks", "benchmarks scored afterwards"),
+    Field("eval_limit", "Eval limit", "empty: all items/windows"),
     Field("eval_seq_len", "Eval seq len", "eval window, tokens"),
     Field("data_dir", "Data dir", "empty: built-in data + hub"),
 )
+LABELS = {f.name: f.label for f in FIELDS}
 
-DEFAULTS = {"model": "demo", "objective": "ppl", "searcher": "greedy", "k": "3", "seed": "0", "protect": "",
-            "budget": "", "calib": "", "eval_tasks": "demo-text,demo-mc", "eval_seq_len": "512", "data_dir": ""}
+DEFAULTS = {
+    "model": "demo",
+    "objective": "ppl",
+    "searcher": "greedy",
+    "k": "3",
+    "seed": "0",
+    "protect": "",
+    "budget": "",
+    "options": "",
+    "calib": "",
+    "calib_samples": "",
+    "calib_seq_len": "",
+    "device": "",
+    "eval_tasks": "demo-text,demo-mc",
+    "eval_limit": "",
+    "eval_seq_len": "512",
+    "data_dir": "",
+}
+
+TEXT_SOURCES = ("demo", "c4", "lambada")  # and .txt/.md files
+FLAG = re.compile(r"\s*\(from --[\w-]+(?: [^)]*)?\)")
+
+
+def field_message(text: str) -> str:
+    """An engine error with its `(from --flag)` source removed: in Setup the field names the source."""
+    return FLAG.sub("", text)
+
+
+def hints() -> dict[str, str]:
+    """Hints listing what the registries accept (imports the engine: call it in a worker)."""
+    from ..core.calibration import COMMONSENSE_PARTS
+    from ..core.tasks import TASKS
+    from ..objectives import OBJECTIVES
+    from ..searchers import SEARCHERS
+
+    return {
+        "objective": " | ".join(OBJECTIVES),
+        "searcher": " ".join(SEARCHERS),
+        "calib": f"text: {' '.join(TEXT_SOURCES)} file.txt · questions: demo commonsense "
+        f"{' '.join(COMMONSENSE_PARTS)} file.jsonl",
+        "eval_tasks": " ".join(TASKS),
+    }
 
 
 def _integer(text: str, minimum: int | None = None) -> int:
@@ -61,36 +101,45 @@ def _integer(text: str, minimum: int | None = None) -> int:
     return value
 
 
-def model_blocks(spec: str) -> int | None:
-    """The block count of a model spec when it is known without loading: tiny models and local
-    directories (their config.json); None otherwise. A UserError for a spec that cannot work."""
-    if spec == "demo":
-        return None
-    if spec.startswith("tiny:"):
-        return parse_tiny(spec)[1]
-    if not spec.strip():
-        raise UserError("a model is required")
-    path, _gguf, _notes = resolve_spec(spec)
-    config = Path(path) / "config.json"
-    if config.is_file():
-        blocks = json.loads(config.read_text()).get("num_hidden_layers")
-        return blocks if isinstance(blocks, int) else None
-    return None
+def check_calib(source: str, objective, data_dir: str) -> None:
+    """`source` is a calibration source of `objective`'s kind (text or questions), without reading it."""
+    from ..core.calibration import COMMONSENSE_PARTS
+
+    needs_data = ("lambada", "commonsense", *COMMONSENSE_PARTS)
+    if objective.multiple_choice:
+        valid = source in ("demo", "commonsense", *COMMONSENSE_PARTS) or source.endswith(".jsonl")
+        listed = f"demo, commonsense, {', '.join(COMMONSENSE_PARTS)} or a .jsonl file"
+    else:
+        valid = source in TEXT_SOURCES or source.endswith((".txt", ".md"))
+        listed = f"{', '.join(TEXT_SOURCES)} or a .txt file"
+    if not valid:
+        kind = "question" if objective.multiple_choice else "text"
+        raise UserError(f"unknown {kind} source {source!r} for {objective.name}; use {listed}")
+    if source.endswith((".txt", ".md", ".jsonl")) and not Path(source).expanduser().is_file():
+        raise UserError(f"file {source!r} not found")
+    if source in needs_data and not data_dir:
+        raise UserError(f"{source!r} reads the official files: set Data dir")
 
 
-def validate(values: dict[str, str]) -> dict[str, str]:
-    """{field name: why its value is bad} for every bad field; {} when the form can start."""
+def validate(values: dict[str, str], blocks: int | None) -> dict[str, str]:
+    """{field name: why its value is bad} for every bad field; {} when the form can start.
+    `blocks`: the model's block count when known (`model_info.block_count`)."""
+    from ..core.parsing import parse_indices, parse_options
+    from ..core.tasks import get_task
+    from ..objectives import OBJECTIVES
+    from ..pipeline.prune import resolve_protected
+    from ..searchers import SEARCHERS, Space
+
     errors: dict[str, str] = {}
 
     def check(name, fn):
         try:
             return fn()
         except UserError as exc:
-            errors[name] = str(exc)
+            errors[name] = field_message(str(exc))
             return None
 
-    blocks = check("model", lambda: model_blocks(values["model"].strip()))
-    check("objective", lambda: _registered("objective", values["objective"], OBJECTIVES))
+    objective = check("objective", lambda: _registered("objective", values["objective"], OBJECTIVES))
     searcher = check("searcher", lambda: _registered("searcher", values["searcher"], SEARCHERS))
     k = check("k", lambda: _integer(values["k"], 1))
     check("seed", lambda: _integer(values["seed"]))
@@ -99,16 +148,27 @@ def validate(values: dict[str, str]) -> dict[str, str]:
         protected = check("protect", lambda: resolve_protected(protected, blocks))
     if k is not None and blocks is not None and protected is not None:
         check("k", lambda: Space(blocks, k, frozenset(protected)))
+    options = check("options", lambda: parse_options([o for o in parse_list(values["options"])]))
     if values["budget"].strip():
         budget = check("budget", lambda: _integer(values["budget"], 1))
         if searcher is not None and budget is not None and "budget" not in searcher.defaults:
             errors["budget"] = f"searcher {searcher.name!r} takes no budget; leave empty"
-    for task in parse_list(values["eval_tasks"]):
-        check("eval_tasks", lambda task=task: get_task(task, "eval tasks"))
-    check("eval_seq_len", lambda: _integer(values["eval_seq_len"], 2))
+    if searcher is not None and options:
+        check("options", lambda: searcher.validate_options(options))
     data_dir = values["data_dir"].strip()
     if data_dir and not Path(data_dir).expanduser().is_dir():
         errors["data_dir"] = f"directory {data_dir!r} not found"
+    if objective is not None and values["calib"].strip():
+        check("calib", lambda: check_calib(values["calib"].strip(), objective, data_dir))
+    for name, minimum in (("calib_samples", 1), ("calib_seq_len", 8), ("eval_limit", 1)):
+        if values[name].strip():
+            check(name, lambda name=name, minimum=minimum: _integer(values[name], minimum))
+    device = values["device"].strip()
+    if device and not re.fullmatch(r"cpu|cuda(:\d+)?|mps", device):
+        errors["device"] = f"unknown device {device!r}; use cpu, cuda or cuda:N"
+    for task in parse_list(values["eval_tasks"]):
+        check("eval_tasks", lambda task=task: get_task(task, "eval tasks"))
+    check("eval_seq_len", lambda: _integer(values["eval_seq_len"], 2))
     return errors
 
 
@@ -120,13 +180,45 @@ def _registered(what: str, name: str, registry: dict):
 
 def prune_argv(values: dict[str, str], runs_dir: Path) -> list[str]:
     """The command line of the child process that runs the search (values must be valid)."""
-    argv = [sys.executable, "-m", "depthprune.cli", "prune", "--model", values["model"].strip(),
-            "--objective", values["objective"], "--searcher", values["searcher"], "--k", values["k"].strip(),
-            "--seed", values["seed"].strip(), "--runs-dir", str(runs_dir)]
-    optional = {"protect": "--protect", "budget": "--budget", "calib": "--calib", "data_dir": "--data-dir"}
+    argv = [
+        sys.executable,
+        "-m",
+        "depthprune.cli",
+        "prune",
+        "--model",
+        values["model"].strip(),
+        "--objective",
+        values["objective"],
+        "--searcher",
+        values["searcher"],
+        "--k",
+        values["k"].strip(),
+        "--seed",
+        values["seed"].strip(),
+        "--runs-dir",
+        str(runs_dir),
+    ]
+    optional = {
+        "protect": "--protect",
+        "budget": "--budget",
+        "calib": "--calib",
+        "data_dir": "--data-dir",
+        "calib_samples": "--calib-samples",
+        "calib_seq_len": "--calib-seq-len",
+        "device": "--device",
+    }
     for name, flag in optional.items():
         if values[name].strip():
             argv += [flag, values[name].strip()]
+    for option in parse_list(values["options"]):
+        argv += ["--option", option]
     if parse_list(values["eval_tasks"]):
-        argv += ["--eval-tasks", ",".join(parse_list(values["eval_tasks"])), "--eval-seq-len", values["eval_seq_len"].strip()]
+        argv += [
+            "--eval-tasks",
+            ",".join(parse_list(values["eval_tasks"])),
+            "--eval-seq-len",
+            values["eval_seq_len"].strip(),
+        ]
+        if values["eval_limit"].strip():
+            argv += ["--eval-limit", values["eval_limit"].strip()]
     return argv

@@ -59,7 +59,13 @@ class Progress:
 
     def line(self) -> str:
         """One line, e.g. "cells 11/16 finished · 1 stopped · 3 not started · models evaluated 9/10"."""
-        return " · ".join([f"cells {self.cells['finished']}/{self.total} finished", *self.unfinished(), f"models evaluated {self.models_text()}"])
+        return " · ".join(
+            [
+                f"cells {self.cells['finished']}/{self.total} finished",
+                *self.unfinished(),
+                f"models evaluated {self.models_text()}",
+            ]
+        )
 
 
 def _cell_state(path: Path) -> tuple[str, tuple[int, ...] | None]:
@@ -121,6 +127,7 @@ def load(name: str, runs_dir: Path, with_report: bool = True) -> StudyView:
 
 # -- cells of the Study screen's tables ------------------------------------------------------
 
+
 def number(value) -> str:
     """A table cell: "—" for a missing value, 5 significant digits for a float."""
     if value is None:
@@ -134,15 +141,18 @@ def results_table(group: dict, objective: str) -> tuple[list[str], list[list[str
     rows = group["tables"][objective]
     columns = [c for c in rows[0] if c not in ("searcher", "removed")]
     header = ["searcher", "removed"] + [METRICS.get(c, c) for c in columns]
-    return header, [[r["searcher"], ",".join(map(str, r["removed"])) or "—"] + [number(r.get(c)) for c in columns]
-                    for r in rows]
+    return header, [
+        [r["searcher"], ",".join(map(str, r["removed"])) or "—"] + [number(r.get(c)) for c in columns] for r in rows
+    ]
 
 
 def cost_table(group: dict, objective: str) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of the search cost of `objective`'s cells: wall seconds, evaluations, block-forwards."""
     rows = [c for c in group["cost"] if c["objective"] == objective]
-    return (["searcher", "seconds", "evaluations", "block-forwards"],
-            [[c["searcher"], number(c["seconds"]), number(c["evaluations"]), number(c["block_forwards"])] for c in rows])
+    return (
+        ["searcher", "seconds", "evaluations", "block-forwards"],
+        [[c["searcher"], number(c["seconds"]), number(c["evaluations"]), number(c["block_forwards"])] for c in rows],
+    )
 
 
 def agreement_lines(group: dict, objective: str) -> list[str]:
@@ -151,12 +161,20 @@ def agreement_lines(group: dict, objective: str) -> list[str]:
     if agreement["spearman"] is None:
         lines = [f"perplexity rank vs accuracy rank: — ({agreement['n']} models; needs ≥ 3 with differing scores)"]
     else:
-        lines = [(f"perplexity rank vs accuracy rank ({agreement['n']} models): Spearman ρ {agreement['spearman']:+.3f}"
-                  f" · Kendall τ {agreement['kendall']:+.3f}")]
+        lines = [
+            (
+                f"perplexity rank vs accuracy rank ({agreement['n']} models): Spearman ρ {agreement['spearman']:+.3f}"
+                f" · Kendall τ {agreement['kendall']:+.3f}"
+            )
+        ]
     for metric, spread in group["spread"][objective].items():
-        lines.append(f"spread of {METRICS[metric]} across {spread['n']} searchers: σ² {number(spread['var'])} · "
-                     f"range {number(spread['range'])} · mean {number(spread['mean'])}")
+        lines.append(
+            f"spread of {METRICS[metric]} across {spread['n']} searchers: σ² {number(spread['var'])} · "
+            f"range {number(spread['range'])} · mean {number(spread['mean'])}"
+        )
     jaccard = group["jaccard"]
-    lines.append(f"Jaccard of removed sets: within an objective {number(jaccard['within_objective'])} · "
-                 f"across objectives {number(jaccard['across_objectives'])}")
+    lines.append(
+        f"Jaccard of removed sets: within an objective {number(jaccard['within_objective'])} · "
+        f"across objectives {number(jaccard['across_objectives'])}"
+    )
     return lines

@@ -17,8 +17,19 @@ from textual.theme import Theme
 
 from .config import ConfigError, read_toml
 
-COLOURS = ("primary", "secondary", "accent", "foreground", "background", "surface", "panel", "boost", "warning",
-           "error", "success")
+COLOURS = (
+    "primary",
+    "secondary",
+    "accent",
+    "foreground",
+    "background",
+    "surface",
+    "panel",
+    "boost",
+    "warning",
+    "error",
+    "success",
+)
 NUMBERS = ("luminosity_spread", "text_alpha")
 APP_VARIABLES = ("importance-high", "importance-low", "removed-layer", "best-score", "candidate")
 DEFAULT_THEME = "depthprune-dark"
@@ -32,7 +43,9 @@ def _colour(path: Path, key: str, value) -> str:
     try:
         Color.parse(value)
     except (ColorParseError, TypeError, ValueError):
-        raise ThemeError(f"{path.name}: {key} = {value!r} is not a colour (use #rrggbb, rgb(...) or a colour name)") from None
+        raise ThemeError(
+            f"{path.name}: {key} = {value!r} is not a colour (use #rrggbb, rgb(...) or a colour name)"
+        ) from None
     return value
 
 
@@ -57,9 +70,13 @@ def load_theme(path: Path) -> Theme:
     if not isinstance(variables, dict):
         raise ThemeError(f"{path.name}: [variables] must be a table")
     colours = {key: _colour(path, key, data[key]) for key in COLOURS if key in data}
-    return Theme(name=data["name"], dark=data.get("dark", True), **colours,
-                 **{key: float(data[key]) for key in NUMBERS if key in data},
-                 variables={key: _colour(path, f"variables.{key}", value) for key, value in variables.items()})
+    return Theme(
+        name=data["name"],
+        dark=data.get("dark", True),
+        **colours,
+        **{key: float(data[key]) for key in NUMBERS if key in data},
+        variables={key: _colour(path, f"variables.{key}", value) for key, value in variables.items()},
+    )
 
 
 def theme_files(user_dir: Path | None) -> list[Path]:
@@ -84,6 +101,10 @@ def load_themes(files: list[Path]) -> tuple[list[Theme], list[str]]:
 
 def variable_defaults(theme: Theme) -> dict[str, str]:
     """The app variables derived from a theme's own colours, for themes that do not set them."""
-    return {"importance-high": theme.error or theme.primary, "importance-low": theme.success or theme.primary,
-            "removed-layer": theme.warning or theme.primary, "best-score": theme.success or theme.primary,
-            "candidate": theme.accent or theme.secondary or theme.primary}
+    return {
+        "importance-high": theme.error or theme.primary,
+        "importance-low": theme.success or theme.primary,
+        "removed-layer": theme.warning or theme.primary,
+        "best-score": theme.success or theme.primary,
+        "candidate": theme.accent or theme.secondary or theme.primary,
+    }

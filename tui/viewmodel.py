@@ -1,20 +1,31 @@
 """What the Live screen shows about one run, folded from its events (plain Python, no Textual).
 
 Definitions used throughout the UI:
+* a *candidate* is one `candidate` event: a removal set scored by the objective (`done` counts
+  them all, memo hits and early aborts included, and the final re-scoring of the result when it
+  was not already scored; `memo_hits` and `aborted` count those kinds apart);
 * an evaluation is *complete* unless it carries `aborted: true` (then its value is only a lower
-  bound, never a score); cached evaluations are complete and took no model time;
-* *importance* of a block: the searcher's own score (`importance` event) once it has one, before
-  that the objective value with that block alone removed; lower = more removable;
-* *best so far*: the lowest complete value among the largest removal sets scored so far (sets of
-  different sizes are not comparable, and every search works its way up to size k);
-* *ETA*: mean seconds per non-cached evaluation × evaluations still planned.
+  bound, never a score);
+* *best so far*: the lowest complete value among removal sets of the run's size k — monotone
+  (never rises). Before any complete k-set, the lowest complete value among the largest sets
+  scored is shown as *partial* (it is not comparable to a k-set);
+* *importance* of a block: one scale per run, chosen by the first source seen — the objective
+  value with that block alone removed when single-block candidates come first (greedy, oneshot,
+  ...), else the searcher's own score (`importance` event, with its label); lower = more removable;
+* *phase*: what the run's process does now (`phase` events: loading, calibrating, signals,
+  searching, benchmarking, ...); the search's `finished`/`stopped` does not end later phases;
+* *ETA*: of the current phase only — searching: mean seconds per non-cached candidate × candidates
+  still planned; benchmarking: mean seconds per finished task × tasks left; None when unknown.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.events import Benchmarked, Candidate, Event, Finished, Importance, Phase, Started, Stopped
+from ..core.events import Benchmarked, Candidate, Event, Finished, Importance, Phase, Started, Stopped, Usage
+
+SINGLE = "single"  # importance scale: objective with the block alone removed
+SEARCHER = "searcher"  # importance scale: the searcher's `importance` events
 
 
 @dataclass
@@ -39,21 +50,34 @@ def describe(event: Event) -> str:
         return f"#{event.n} removed {event.removed} -> {event.value:.6g}{flags}  {event.status}".rstrip()
     if isinstance(event, Started):
         planned = event.planned_candidates
-        return f"started ({event.resumed_evaluations} stored, {'?' if planned is None else planned} planned)"
+        return f"started ({event.resumed_evaluations} stored, {'unknown' if planned is None else planned} planned)"
     if isinstance(event, Importance):
-        return f"importance scores for {len(event.importance)} blocks"
+        return f"importance ({event.label}) for {len(event.importance)} blocks"
     if isinstance(event, Finished):
-        return f"finished: removed {event.removed} -> {event.value:.6g}"
+        return f"search finished: removed {event.removed} -> {event.value:.6g}"
     if isinstance(event, Stopped):
         return f"stopped after {event.evaluations} evaluations"
     if isinstance(event, Benchmarked):
-        metrics = ", ".join(f"{t} {n} {v:.4g}" for t, (n, v) in
-                            ((t, primary_metric(m)) for t, m in event.tasks.items()))
-        return f"evaluated {event.removed}: {metrics}"
+        metrics = ", ".join(
+            f"{t} {n} {v:.4g}" for t, (n, v) in ((t, primary_metric(m)) for t, m in event.tasks.items())
+        )
+        return f"benchmarked {event.removed}: {metrics}"
     if isinstance(event, Phase):
         step = f" {event.done}/{event.total}" if event.total else ""
-        return f"{event.phase}{step} {event.detail}".rstrip()
-    return f"{event.kind} event"
+        return f"phase {event.phase}{step} {event.detail}".rstrip()
+    if isinstance(event, Usage):
+        return f"usage {event.device} {event.dtype} rss {event.rss_bytes / 2**20:.0f} MiB"
+    return f"{event.kind}: " + ", ".join(f"{k}={v}" for k, v in summary_fields(event).items())
+
+
+def summary_fields(event: Event) -> dict:
+    """The short scalar fields of an event kind the UI has no own view for (exported, healed, speed, ...)."""
+    out = {}
+    for name, value in vars(event).items():
+        if name == "t" or (isinstance(value, (dict, list)) and len(str(value)) > 60):
+            continue
+        out[name] = value
+    return out
 
 
 class RunView:
@@ -61,27 +85,38 @@ class RunView:
 
     def __init__(self, config: dict):
         self.config = config
-        self.n_blocks: int = config.get("n_blocks") or 0
         self.k: int = config.get("k") or 0
         self.objective: str = (config.get("objective") or {}).get("objective", "?")
         self.importance: dict[int, float] = {}
-        self.searcher_importance = False  # True once an `importance` event replaced the single-block values
+        self.importance_scale: str | None = None  # SINGLE | SEARCHER, fixed by the first source seen
+        self.importance_label = ""
         self.configurations: dict[tuple[int, ...], Configuration] = {}
-        self.best: Configuration | None = None
-        self.best_curve: list[float] = []  # after each evaluation that had a best so far
+        self.best: Configuration | None = None  # best complete k-set
+        self.partial: Configuration | None = None  # best complete set of the largest size below k
+        self.best_curve: list[float] = []  # best k-set value after each candidate since the first k-set
         self.current: tuple[int, ...] | None = None
         self.status = ""
-        self.done = 0  # evaluation events, cached and aborted included
+        self.done = 0  # candidate events, memo hits and aborts included
         self.planned: int | None = None
-        self.cached = 0
+        self.memo_hits = 0
         self.aborted = 0
-        self.model_seconds = 0.0  # summed over non-cached evaluations
+        self.model_seconds = 0.0  # summed over non-cached candidates
         self.timed = 0
-        self.outcome: str | None = None  # "stopped" | "finished" from the events; None while undecided
+        self.outcome: str | None = None  # "stopped" | "finished" of the search; None while undecided
         self.result: tuple[int, ...] | None = None
+        self.phase: Phase | None = None  # the latest phase event
+        self.phase_started: float | None = None  # when the current phase began (its first event's time)
+        self.usage: Usage | None = None
+        self.peak_rss = 0
+        self.peak_gpu = 0
+        self.others: list[Event] = []  # events of kinds without an own pane (exported, healed, speed, ...)
         self.first_t: float | None = None
         self.last_t: float | None = None
         self.log: list[str] = []  # one line per folded event, oldest first
+
+    @property
+    def n_blocks(self) -> int:
+        return self.config.get("n_blocks") or 0
 
     def fold(self, events: list[Event]) -> bool:
         """Apply events in order; True when any changed the state."""
@@ -93,15 +128,21 @@ class RunView:
         if event.t:
             self.first_t = event.t if self.first_t is None else self.first_t
             self.last_t = event.t
-        self.log.append(describe(event))
+        if not isinstance(event, Usage):
+            self.log.append(describe(event))
         if isinstance(event, Started):
             self.planned = event.planned_candidates
             self.outcome = None
+        elif isinstance(event, Phase):
+            if self.phase is None or self.phase.phase != event.phase:
+                self.phase_started = event.t
+            self.phase = event
         elif isinstance(event, Candidate):
-            self._evaluation(event)
+            self._candidate(event)
         elif isinstance(event, Importance):
-            self.importance = {int(b): float(v) for b, v in event.importance.items()}
-            self.searcher_importance = True
+            if self.importance_scale in (None, SEARCHER):
+                self.importance_scale, self.importance_label = SEARCHER, event.label
+                self.importance = {int(b): float(v) for b, v in event.importance.items()}
         elif isinstance(event, Stopped):
             self.outcome = "stopped"
         elif isinstance(event, Finished):
@@ -110,29 +151,44 @@ class RunView:
             self._configuration(self.result).value = event.value
         elif isinstance(event, Benchmarked):
             self._configuration(tuple(event.removed)).tasks.update(event.tasks)
+        elif isinstance(event, Usage):
+            self.usage = event
+            self.peak_rss = max(self.peak_rss, event.peak_rss_bytes)
+            self.peak_gpu = max(self.peak_gpu, event.gpu_peak_bytes or 0)
+        else:
+            self.others.append(event)
 
     def _configuration(self, removed: tuple[int, ...]) -> Configuration:
         return self.configurations.setdefault(removed, Configuration(removed))
 
-    def _evaluation(self, event: Candidate) -> None:
+    def _candidate(self, event: Candidate) -> None:
         removed = tuple(event.removed)
         self.done += 1
         self.current, self.status = removed, event.status
         if event.cached:
-            self.cached += 1
+            self.memo_hits += 1
         else:
             self.model_seconds += event.seconds
             self.timed += 1
         if event.aborted:
             self.aborted += 1
         else:
-            value = event.value
-            self._configuration(removed).value = value
-            if len(removed) == 1 and not self.searcher_importance:
-                self.importance[removed[0]] = value
-            best = self.best
-            if best is None or len(removed) > len(best.removed) or (len(removed) == len(best.removed) and value < best.value):
-                self.best = self.configurations[removed]
+            config = self._configuration(removed)
+            config.value = event.value
+            if len(removed) == 1 and self.importance_scale in (None, SINGLE):
+                self.importance_scale = SINGLE
+                self.importance[removed[0]] = event.value
+            if len(removed) == self.k:
+                if self.best is None or event.value < self.best.value:
+                    self.best = config
+            elif self.best is None:
+                partial = self.partial
+                if (
+                    partial is None
+                    or len(removed) > len(partial.removed)
+                    or (len(removed) == len(partial.removed) and event.value < partial.value)
+                ):
+                    self.partial = config
         if self.best is not None:
             self.best_curve.append(self.best.value)
 
@@ -140,35 +196,75 @@ class RunView:
 
     @property
     def removed(self) -> tuple[int, ...]:
-        """The blocks marked removed: the result once finished, else the best set so far."""
+        """The blocks marked removed: the result once finished, else the best k-set so far, else the
+        best partial set."""
         if self.result is not None:
             return self.result
-        return self.best.removed if self.best else ()
+        shown = self.best or self.partial
+        return shown.removed if shown else ()
+
+    @property
+    def is_partial(self) -> bool:
+        """The removed set shown is not a scored k-set (the search has not reached size k)."""
+        return self.result is None and self.best is None
 
     def state(self, writer_alive: bool) -> str:
-        """finished | stopped from the events; otherwise running while a process writes the run, else incomplete."""
-        if self.outcome is not None:
-            return self.outcome
-        return "running" if writer_alive else "incomplete"
+        """running while a process writes the run (in any phase, benchmarking after the search
+        included); else finished | stopped from the events; else incomplete."""
+        if writer_alive:
+            return "running"
+        return self.outcome or "incomplete"
 
-    def eta_seconds(self) -> float | None:
-        """Mean seconds per non-cached evaluation × evaluations still planned; None when unknown."""
-        if self.planned is None or not self.timed or self.outcome is not None:
+    def phase_text(self, writer_alive: bool) -> str:
+        """The current phase with its progress ("benchmarking 1/2 demo-mc"); "" once nothing runs."""
+        if not writer_alive or self.phase is None:
+            return ""
+        p = self.phase
+        if p.phase == "searching" and self.outcome is not None:
+            return ""  # the process is past the search, between phases
+        step = f" {p.done}/{p.total}" if p.total is not None and p.done is not None else ""
+        detail = f" · {p.detail}" if p.detail else ""
+        return f"{p.phase}{step}{detail}"
+
+    def progress(self) -> tuple[int, int | None]:
+        """(candidates done, planned): planned is None when unknown, or when it was exceeded (the
+        searcher's count was not exact); a finished search is complete, done/done."""
+        if self.outcome == "finished":
+            return self.done, self.done
+        if self.planned is not None and self.done > self.planned:
+            return self.done, None
+        return self.done, self.planned
+
+    def eta_seconds(self, now: float, writer_alive: bool) -> float | None:
+        """Seconds the current phase still needs (see the module docstring); None when unknown."""
+        if not writer_alive or self.phase is None:
             return None
-        return self.model_seconds / self.timed * max(0, self.planned - self.done)
+        p = self.phase
+        if p.phase == "searching" and self.outcome is None:
+            done, planned = self.progress()
+            if planned is None or not self.timed:
+                return None
+            return self.model_seconds / self.timed * max(0, planned - done)
+        if p.phase == "benchmarking" and p.total and p.done and self.phase_started is not None:
+            return (now - self.phase_started) / p.done * max(0, p.total - p.done)
+        return None
 
-    def elapsed(self, now: float) -> float:
-        """Seconds from the first event to `now` while running, to the last event once it ended."""
+    def elapsed(self, now: float, writer_alive: bool) -> float:
+        """Seconds from the first event (the run's creation, before loading) to `now` while a process
+        writes the run, else to the last event."""
         if self.first_t is None:
             return 0.0
-        return (self.last_t if self.outcome is not None else now) - self.first_t
+        return (now if writer_alive else self.last_t) - self.first_t
 
     def top(self, n: int) -> list[Configuration]:
-        """The scored configurations with the n lowest values among those of the best set's size,
+        """The scored configurations with the n lowest values among those of the shown set's size,
         plus every benchmarked one, ordered by (size descending, value)."""
-        size = len(self.best.removed) if self.best else self.k
-        scored = sorted((c for c in self.configurations.values() if c.value is not None and len(c.removed) == size),
-                        key=lambda c: c.value)[:n]
+        shown = self.best or self.partial
+        size = len(shown.removed) if shown else self.k
+        scored = sorted(
+            (c for c in self.configurations.values() if c.value is not None and len(c.removed) == size),
+            key=lambda c: c.value,
+        )[:n]
         extra = [c for c in self.configurations.values() if c.tasks and c not in scored]
         return sorted(scored + extra, key=lambda c: (-len(c.removed), c.value if c.value is not None else float("inf")))
 

@@ -44,7 +44,9 @@ def test_remote_code_is_off_by_default_and_the_error_says_how_to_allow_it(tmp_pa
 def test_export_reloads_compares_logits_and_records_the_weights_hash(tmp_path):
     info = export_pruned(load_model("tiny:llama", device="cpu"), (1, 4), tmp_path / "out")
     weights = tmp_path / "out/model.safetensors"
-    assert info["files"] == {"model.safetensors": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    written = sorted(p.name for p in (tmp_path / "out").iterdir() if p.name != "depthprune.json")
+    assert sorted(info["files"]) == written  # every file written is hashed (issue 14)
+    assert info["files"]["model.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert info["verified_max_logit_diff"] < 1e-4 and info["removed"] == [1, 4]
     assert json.loads((tmp_path / "out/depthprune.json").read_text())["files"] == info["files"]
 

@@ -9,6 +9,9 @@ import signal
 import time
 
 import pytest
+from rich.console import Console
+from textual.widgets import DataTable, Input, Log, Static
+
 from depthprune.core.runs import Run
 from depthprune.tui.actions import ACTIONS
 from depthprune.tui.app import DepthpruneApp, main
@@ -20,8 +23,6 @@ from depthprune.tui.screens.setup import SetupScreen
 from depthprune.tui.screens.studies import StudiesScreen
 from depthprune.tui.screens.study import StudyScreen
 from depthprune.tui.widgets.bars import ImportanceBars
-from rich.console import Console
-from textual.widgets import DataTable, Input, Log, Static
 
 from .conftest import STUDY, suite_scores
 
@@ -41,6 +42,7 @@ def run_app(app, scenario):
         async with app.run_test(size=SIZE) as pilot:
             await pilot.pause()
             await scenario(pilot)
+
     asyncio.run(go())
 
 
@@ -67,10 +69,15 @@ def test_replay_of_a_finished_run_fills_every_pane(recorded_runs, fixtures):
         assert len(bars.importance) == 8 and bars.removed == frozenset(live.view.result)
         assert "FINISHED" in text(live.query_one("#title"))
         progress = text(live.query_one("#progress"))
-        assert "evaluations 15/16" in progress and "ended" in progress
+        assert "candidates 15/15 (100%)" in progress and "ended" in progress  # a finished search is complete
         table = live.query_one("#configs", DataTable)
-        assert [str(c.label) for c in table.columns.values()] == ["removed", "ppl\nobjective", "demo-text\nppl", "demo-mc\nacc"]
-        assert table.get_row_at(0)[2:] == ["12.5", "0.45"]
+        assert [str(c.label) for c in table.columns.values()] == [
+            "removed",
+            "ppl\nobjective",
+            "demo-text\nppl",
+            "demo-mc\nacc",
+        ]
+        assert [str(c) for c in table.get_row_at(0)[2:]] == ["12.5", "0.45"]
         await pilot.press("l")
         assert live.query_one(Log).display and live.query_one(Log).line_count == len(live.view.log)
         await pilot.press("down", "down")
@@ -95,14 +102,14 @@ def test_live_tail_follows_appended_events_and_ignores_a_torn_line(tmp_path, fix
         with open(path / "events.jsonl", "a") as f:
             f.write(json.dumps(events[4]) + "\n" + json.dumps(events[5])[:20])
         await wait_for(pilot, lambda: live.view.done == 4, 5, "the appended event")
-        assert "evaluations 3/" in text(live.query_one("#progress")) and "PAUSED" in text(live.query_one("#title"))
+        assert "candidates 3/" in text(live.query_one("#progress")) and "PAUSED" in text(live.query_one("#title"))
         await pilot.press("p")
         await pilot.pause(0.2)
-        assert "evaluations 4/" in text(live.query_one("#progress"))
+        assert "candidates 4/" in text(live.query_one("#progress"))
         with open(path / "events.jsonl", "a") as f:
             f.write(json.dumps(events[5])[20:] + "\n")
         await wait_for(pilot, lambda: live.view.done == 5, 5, "the completed torn line")
-        assert live.tail.problems == []
+        assert live.follower.tail.problems == []
 
     run_app(app, scenario)
 
@@ -116,8 +123,10 @@ def test_detach_quits_and_names_the_running_run(recorded_runs):
 
     with run.writing():  # this process plays the writer: the run counts as running
         run_app(app, scenario)
-    assert app.return_value == (f"run {run.id} keeps going (process {os.getpid()}); reattach with: "
-                                f"depthprune-tui --attach {run.id} --runs-dir {recorded_runs}")
+    assert app.return_value == (
+        f"run {run.id} keeps going (process {os.getpid()}); reattach with: "
+        f"depthprune-tui --attach {run.id} --runs-dir {recorded_runs}"
+    )
 
 
 def test_runs_mark_compare_differences_baseline_and_export(recorded_runs):
@@ -136,16 +145,18 @@ def test_runs_mark_compare_differences_baseline_and_export(recorded_runs):
         all_rows = table.row_count
         await pilot.press("d")
         assert compare.differences_only and table.row_count < all_rows
-        labels = [table.get_row_at(i)[0] for i in range(table.row_count)]
-        assert "model" not in labels and "mask" in labels and "demo-text ppl" in labels
+        labels = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        assert "searcher" not in labels and "mask" in labels and "demo-text ppl" in labels
+        assert {"model", "k", "seed", "state"} <= set(labels)  # what the runs are stays, even when equal
         await pilot.press("b")
         assert compare.baseline == 1
         await pilot.press("e", "E")
         ids = [r.id for r in compare.runs]
-        md = recorded_runs / f"compare-{'_'.join(ids)}.md"
-        csv = recorded_runs / f"compare-{'_'.join(ids)}.csv"
-        assert md.read_text().startswith(f"| field | {ids[0]} | {ids[1]} |")
-        assert csv.read_text().startswith(f"field,{ids[0]},{ids[1]}")
+        [md] = recorded_runs.glob("compare-*.md")
+        [csv] = recorded_runs.glob("compare-*.csv")
+        assert len(md.name) < 80 and md.stem == csv.stem
+        assert md.read_text().startswith(f"| field | A {ids[0]} | B {ids[1]} |")
+        assert csv.read_text().startswith(f"field,A {ids[0]},A delta,B {ids[1]},B delta")
         assert app.clipboard == csv.read_text().rstrip("\n")
         await pilot.press("escape")
         assert isinstance(app.screen, RunsScreen)
@@ -165,9 +176,9 @@ def test_runs_filter_and_sort(recorded_runs):
         runs.query_one("#filter", Input).value = ""
         await pilot.pause()
         await pilot.press("s")  # state: finished before stopped
-        assert [table.get_row_at(i)[1] for i in range(3)] == ["finished", "finished", "stopped"]
+        assert [str(table.get_row_at(i)[1]) for i in range(3)] == ["finished", "finished", "stopped"]
         await pilot.press("S")
-        assert table.get_row_at(0)[1] == "stopped"
+        assert str(table.get_row_at(0)[1]) == "stopped"
 
     run_app(app, scenario)
 
@@ -179,8 +190,12 @@ def test_study_screen_shows_tables_and_masks_and_follows_new_scores(recorded_stu
         await pilot.press("f3", "f4")
         studies = app.screen
         assert isinstance(studies, StudiesScreen)
-        assert studies.query_one(DataTable).get_row_at(0) == [STUDY, "11/16", "9/10",
-                                                              "1 stopped · 1 incomplete · 3 not started"]
+        assert studies.query_one(DataTable).get_row_at(0) == [
+            STUDY,
+            "11/16",
+            "9/10",
+            "1 stopped · 1 incomplete · 3 not started",
+        ]
         await pilot.press("enter")
         study = app.screen
         assert isinstance(study, StudyScreen)
@@ -200,8 +215,14 @@ def test_study_screen_shows_tables_and_masks_and_follows_new_scores(recorded_stu
         assert "tail" not in printed(study.query_one("#results"))
         store = recorded_study / "studies" / STUDY / "evaluations.jsonl"
         suite = json.loads(store.read_text().splitlines()[0])["suite"]
-        row = {"suite": suite, "model": "tiny:llama:8", "removed": [4, 5, 6], "tasks": suite_scores([4, 5, 6]),
-               "seconds": 1.0, "n_blocks": 8}
+        row = {
+            "suite": suite,
+            "model": "tiny:llama:8",
+            "removed": [4, 5, 6],
+            "tasks": suite_scores([4, 5, 6]),
+            "seconds": 1.0,
+            "n_blocks": 8,
+        }
         store.write_text(store.read_text() + json.dumps(row) + "\n")  # the last model scored: the tail k = 3 row
         await wait_for(pilot, lambda: "tail (baseline)" in printed(study.query_one("#results")), 10, "the reload")
         assert "models evaluated 10/10" in text(study.query_one("#title"))
@@ -214,7 +235,9 @@ def test_study_screen_shows_tables_and_masks_and_follows_new_scores(recorded_stu
 def test_study_screen_before_any_scores_says_so(recorded_study, tmp_path):
     runs_dir = tmp_path / "fresh"
     (runs_dir / "studies" / STUDY).mkdir(parents=True)
-    (runs_dir / "studies" / STUDY / "study.json").write_bytes((recorded_study / "studies" / STUDY / "study.json").read_bytes())
+    (runs_dir / "studies" / STUDY / "study.json").write_bytes(
+        (recorded_study / "studies" / STUDY / "study.json").read_bytes()
+    )
     app = DepthpruneApp(runs_dir, study=STUDY)
 
     async def scenario(pilot):
@@ -238,12 +261,12 @@ def test_setup_explains_bad_values_and_does_not_start(tmp_path):
         setup.query_one("#model", Input).value = "tiny:llama:8"
         setup.query_one("#k", Input).value = "8"
         setup.query_one("#eval_tasks", Input).value = "demo-text,nope"
-        await pilot.pause()
+        await wait_for(pilot, lambda: setup.checked is not None, 60, "the fields' check")
         assert "must be smaller than the 8 removable blocks" in text(setup.query_one("#k-note"))
         assert "unknown task 'nope'" in text(setup.query_one("#eval_tasks-note"))
         await pilot.press("ctrl+s")
         assert setup.pending is None and not app.launches
-        assert "2 field(s) to fix" in text(setup.query_one("#status"))
+        assert "fix before starting: Blocks to remove, Eval tasks" in text(setup.query_one("#status"))
 
     run_app(app, scenario)
 
@@ -291,10 +314,12 @@ def test_user_keymap_and_bad_files_fall_back_with_one_notification(recorded_runs
 
 
 def test_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys):
-    for argv, message in [(["--attach", "nope", "--runs-dir", str(tmp_path)], "error: run 'nope' (from --attach) not found"),
-                          (["--data-dir", str(tmp_path / "none")], "(from --data-dir) not found"),
-                          (["--theme", "nope", "--runs-dir", str(tmp_path)], "error: unknown theme 'nope' (from --theme)"),
-                          (["--study", "nope", "--runs-dir", str(tmp_path)], "error: study 'nope' (from --study) not found")]:
+    for argv, message in [
+        (["--attach", "nope", "--runs-dir", str(tmp_path)], "error: run 'nope' (from --attach) not found"),
+        (["--data-dir", str(tmp_path / "none")], "(from --data-dir) not found"),
+        (["--theme", "nope", "--runs-dir", str(tmp_path)], "error: unknown theme 'nope' (from --theme)"),
+        (["--study", "nope", "--runs-dir", str(tmp_path)], "error: study 'nope' (from --study) not found"),
+    ]:
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2
@@ -305,6 +330,7 @@ def test_command_line_errors_are_one_line_and_exit_2(tmp_path, capsys):
 
 
 # -- real searches in a child process -------------------------------------------------------------
+
 
 def fill_setup(app, **values):
     setup = app.screen
@@ -327,10 +353,16 @@ def test_a_child_that_fails_before_its_run_exists_shows_its_error_in_setup(tmp_p
     async def scenario(pilot):
         fill_setup(app, model="tiny:llama:24", searcher="exhaustive", k="8", eval_tasks="")
         await pilot.press("ctrl+s")
-        status = app.screen.query_one("#status")
-        await wait_for(pilot, lambda: "did not start" in text(status), 90, "the child's error")
-        assert "error: exhaustive search needs C(24,8) = 735,471 evaluations" in text(status)
-        assert isinstance(app.screen, SetupScreen) and app.screen.pending is None
+        setup = app.screen
+        status = setup.query_one("#status")
+
+        def shown():  # Setup's status if the child failed before its run.json, else the Live screen's
+            return text(status) if app.screen is setup else text(app.screen.query_one("#progress"))
+
+        await wait_for(pilot, lambda: "exhaustive search needs" in shown(), 90, "the child's error")
+        assert "error: exhaustive search needs C(24,8) = 735,471 evaluations" in shown()
+        if app.screen is not setup:
+            assert "FAILED" in text(app.screen.query_one("#title"))
 
     run_app(app, scenario)
 
@@ -351,7 +383,10 @@ def test_start_a_tiny_run_and_watch_bars_and_progress_move(tmp_path):
         bars = live.query_one(ImportanceBars)
         assert len(bars.importance) == 8 and len(bars.removed) == 2
         assert live.view.done == live.view.planned
-        assert f"evaluations {live.view.done}/{live.view.planned} (100%)" in text(live.query_one("#progress"))
+        progress = text(live.query_one("#progress"))
+        assert f"candidates {live.view.done}/{live.view.planned} (100%)" in progress
+        hits = live.run.result()["prefix_cache"]["hits"]
+        assert hits > 0 and f"prefix cache hits {hits} " in progress  # the counter result.json records
         assert live.query_one("#configs", DataTable).row_count >= 1
         assert app.detach_message() == ""  # nothing left running
 

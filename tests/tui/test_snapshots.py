@@ -5,9 +5,11 @@ directory, no animations and no cursor blink. Update with `pytest tests/tui --sn
 after a deliberate change (or a Textual upgrade), and look at the new SVGs before committing.
 """
 
+import time
 from pathlib import Path
 
 import pytest
+
 from depthprune.core.runs import Run
 from depthprune.tui.app import DepthpruneApp
 
@@ -41,9 +43,18 @@ def test_screen(screen, size, theme, recorded_runs, fixtures, monkeypatch, snap_
     monkeypatch.chdir(recorded_runs.parent)
     runs_dir = Path("runs")
     attach, keys = SCREENS[screen]
-    app = DepthpruneApp(runs_dir, attach=Run.open(attach, runs_dir) if attach else None, theme=theme,
-                        clock=lambda: fixtures.T0 + 3600)
-    assert snap_compare(app, press=keys, terminal_size=size)
+    app = DepthpruneApp(
+        runs_dir, attach=Run.open(attach, runs_dir) if attach else None, theme=theme, clock=lambda: fixtures.T0 + 3600
+    )
+
+    async def checked(pilot):  # Setup: after its fields' check (a separate process) has answered
+        if screen == "setup":
+            deadline = time.monotonic() + 120
+            while app.screen.checked is None and time.monotonic() < deadline:
+                await pilot.pause(0.1)
+            await pilot.pause()
+
+    assert snap_compare(app, press=keys, terminal_size=size, run_before=checked)
 
 
 @pytest.mark.parametrize("theme", THEMES)

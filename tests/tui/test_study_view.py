@@ -29,8 +29,14 @@ def test_studies_are_listed_by_name(recorded_study, tmp_path):
 def test_progress_counts_cells_by_state_and_the_models_known_so_far(recorded_study):
     config, _ = open_study(STUDY, recorded_study)
     grid = progress(config, recorded_study)
-    assert grid.cells == {"finished": 11, "running": 0, "stopped": 1, "incomplete": 1, "not started": 3,
-                          "unreadable": 0}
+    assert grid.cells == {
+        "finished": 11,
+        "running": 0,
+        "stopped": 1,
+        "incomplete": 1,
+        "not started": 3,
+        "unreadable": 0,
+    }
     # dense + 6 distinct k=2 sets + 3 k=3 sets needed; {4,5,6} (ppl tail k=3) not scored yet
     assert (grid.models_evaluated, grid.models_needed) == (9, 10)
     assert grid.line() == "cells 11/16 finished · 1 stopped · 1 incomplete · 3 not started · models evaluated 9/10"
@@ -62,18 +68,30 @@ def test_rank_agreement_spread_and_cost_of_one_objective(recorded_study):
     # σ² of accuracy: mean 128/3, deviations −5/3, 4/3, 1/3 → (25 + 16 + 1) / 27 = 1.5556
     assert agreement_lines(k2, "ppl")[:2] == [
         "perplexity rank vs accuracy rank (3 models): Spearman ρ -0.500 · Kendall τ -0.333",
-        "spread of acc avg across 3 searchers: σ² 1.5556 · range 3 · mean 42.667"]
-    assert cost_table(k2, "margin") == (["searcher", "seconds", "evaluations", "block-forwards"],
-                                        [["oneshot", "2.5", "9", "54"], ["greedy", "6", "15", "90"],
-                                         ["beam", "14", "41", "246"], ["tail", "0.5", "1", "6"]])
+        "spread of acc avg across 3 searchers: σ² 1.5556 · range 3 · mean 42.667",
+    ]
+    assert cost_table(k2, "margin") == (
+        ["searcher", "seconds", "evaluations", "block-forwards"],
+        [
+            ["oneshot", "2.5", "9", "54"],
+            ["greedy", "6", "15", "90"],
+            ["beam", "14", "41", "246"],
+            ["tail", "0.5", "1", "6"],
+        ],
+    )
     k3 = group(load(STUDY, recorded_study), 3)
-    assert agreement_lines(k3, "ppl")[0] == "perplexity rank vs accuracy rank: — (2 models; needs ≥ 3 with differing scores)"
+    assert (
+        agreement_lines(k3, "ppl")[0]
+        == "perplexity rank vs accuracy rank: — (2 models; needs ≥ 3 with differing scores)"
+    )
 
 
 def test_a_study_without_runs_is_all_not_started_and_has_no_report(recorded_study, tmp_path):
     runs_dir = tmp_path / "empty"
     study_dir(runs_dir, STUDY).mkdir(parents=True)
-    (study_dir(runs_dir, STUDY) / "study.json").write_bytes((study_dir(recorded_study, STUDY) / "study.json").read_bytes())
+    (study_dir(runs_dir, STUDY) / "study.json").write_bytes(
+        (study_dir(recorded_study, STUDY) / "study.json").read_bytes()
+    )
     view = load(STUDY, runs_dir)
     assert view.progress.line() == "cells 0/16 finished · 16 not started · models evaluated 0/1"
     assert view.report is None and view.groups == [] and view.problem is None

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ...core.runs import Run
 from ..actions import bindings
-from ..comparison import RunSummary, compare, export, letter, visible
+from ..comparison import RunSummary, compare, export, incomparable, letter, visible
 from ..tail import EventTail
 from ..viewmodel import RunView
+from ..widgets.table import RowTable
 
 
 def summarize(run: Run) -> RunSummary:
@@ -27,11 +29,9 @@ def summarize(run: Run) -> RunSummary:
 
 
 def export_name(ids: list[str], fmt: str) -> str:
-    """compare-<id>_<id>....<fmt>; over-long names end in a hash of the ids instead."""
-    joined = "_".join(ids)
-    if len(joined) > 180:
-        joined = f"{ids[0]}_and_{len(ids) - 1}_more-{hashlib.sha1(joined.encode()).hexdigest()[:8]}"
-    return f"compare-{joined}.{fmt}"
+    """compare-<first id>-<n>runs-<hash of all ids>.<fmt>: short, and the same runs give the same name."""
+    digest = hashlib.sha1("\n".join(ids).encode()).hexdigest()[:8]
+    return f"compare-{ids[0][:40]}-{len(ids)}runs-{digest}.{fmt}"
 
 
 class CompareScreen(Screen):
@@ -47,7 +47,7 @@ class CompareScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         yield Static(id="legend")
-        yield DataTable(id="compare", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="compare", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -65,12 +65,20 @@ class CompareScreen(Screen):
         table = self.query_one(DataTable)
         table.clear()
         for row in self.shown():
-            table.add_row(row.label, *row.cells)
+            table.add_row(Text(row.label), *(Text(c) for c in row.cells))
         self.query_one("#title", Static).update(
-            f"[b]Compare[/b] {len(self.runs)} runs · deltas to [b]{letter(self.baseline)}[/b] · "
-            f"differences only: [b]{'on' if self.differences_only else 'off'}[/b]")
-        self.query_one("#legend", Static).update("\n".join(
-            f"{letter(i)} {run.id}{'  (baseline)' if i == self.baseline else ''}" for i, run in enumerate(self.runs)))
+            Text.assemble(
+                ("Compare", "bold"),
+                f" {len(self.runs)} runs · deltas to ",
+                (letter(self.baseline), "bold"),
+                " · differences only: ",
+                ("on" if self.differences_only else "off", "bold"),
+            )
+        )
+        legend = [
+            f"{letter(i)} {run.id}{'  (baseline)' if i == self.baseline else ''}" for i, run in enumerate(self.runs)
+        ]
+        self.query_one("#legend", Static).update(Text("\n".join(legend + [f"⚠ {n}" for n in incomparable(self.runs)])))
 
     def action_toggle_differences(self) -> None:
         self.differences_only = not self.differences_only
@@ -81,7 +89,7 @@ class CompareScreen(Screen):
         self.refill()
 
     def action_export(self, fmt: str) -> None:
-        text = export(self.shown(), self.runs, fmt)
+        text = export(self.shown(), self.runs, fmt, self.baseline)
         path = self.app.runs_dir / export_name([run.id for run in self.runs], fmt)
         path.write_text(text + "\n")
         self.app.copy_to_clipboard(text)

@@ -12,8 +12,16 @@ from textual.widgets import Static
 
 from ..actions import SCOPES, actions, bindings
 
-TITLES = {"app": "Everywhere", "setup": "Setup", "live": "Live run", "runs": "Runs", "compare": "Compare",
-          "studies": "Studies", "study": "Study", "help": "Help"}
+TITLES = {
+    "app": "Everywhere",
+    "setup": "Setup",
+    "live": "Live run",
+    "runs": "Runs",
+    "compare": "Compare",
+    "studies": "Studies",
+    "study": "Study",
+    "help": "Help",
+}
 
 
 def help_table(keys: dict[str, str]) -> Table:

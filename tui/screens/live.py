@@ -1,27 +1,36 @@
-"""Live run: importance bars, search progress with the best-so-far curve, evaluated configurations
-and a log drawer, for a run being written, attached to, or replayed — all from its events.jsonl.
+"""Live run: phase and progress, importance bars, the best-so-far curve, evaluated configurations,
+the machine strip and a log drawer, for a run being written, attached to, or replayed — all from
+its run directory.
 
-One timer at `FPS` drains every new event, folds them into the view model and redraws only when
-something changed (and rendering is not paused); a slower one checks whether a process still
-writes the run. Elapsed time comes from the app's clock, so tests can freeze it.
+A thread worker follows the run (`follow.py`) and posts `RunUpdate` messages; the screen folds
+them into the view model and redraws at most `FPS` times a second, unless rendering is paused.
+Elapsed time comes from the app's clock, so tests can freeze it.
 """
 
 from __future__ import annotations
 
+import signal
+
+from rich.text import Text
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Log, Sparkline, Static
+from textual.worker import get_current_worker
 
 from ...core.runs import Run
 from ..actions import bindings
-from ..launch import stop
-from ..tail import EventTail
-from ..viewmodel import RunView
+from ..follow import RunFollower, RunUpdate
+from ..launch import resume_argv, stop
+from ..machine import size, strip_text
+from ..viewmodel import SEARCHER, RunView, summary_fields
 from ..widgets.bars import ImportanceBars
+from ..widgets.table import RowTable
 from .confirm import Confirm
 
 FPS = 15
+STOPPED_EXIT = 130  # `depthprune prune`'s exit status when it was stopped
 TOP = 12  # configurations in the table
 
 
@@ -38,6 +47,25 @@ def blocks(removed) -> str:
     return " ".join(map(str, removed)) if removed else "none"
 
 
+def stop_question(run_id: str, phase: str | None, outcome: str | None) -> tuple[str, int]:
+    """(what stopping does now, the signal that does it), by the run's phase: the search stops between
+    two candidates on SIGTERM (before the first one while the model loads); benchmarks after the
+    search only end on SIGINT, and their scores are then not recorded."""
+    if phase == "benchmarking" or outcome == "finished":
+        return (
+            f"Stop run {run_id}?\nThe search is over and stored; this ends the benchmark evaluation now "
+            f"(its scores are not recorded; evaluate again from Runs with v).",
+            signal.SIGINT,
+        )
+    if phase in (None, "loading", "calibrating", "signals"):
+        return (
+            f"Stop run {run_id}?\nIt stops once the model is loaded and calibrated, before the first "
+            f"candidate; resume it later with r.",
+            signal.SIGTERM,
+        )
+    return f"Stop run {run_id}?\nIt stops after the current candidate; resume it later with r.", signal.SIGTERM
+
+
 class LiveScreen(Screen):
     SCOPE = "live"
     BINDINGS = bindings("live")
@@ -46,15 +74,23 @@ class LiveScreen(Screen):
         super().__init__(**kwargs)
         self.run = run
         self.view = RunView(run.config)
-        self.tail = EventTail(run.path / "events.jsonl")
-        self.writer_alive = run.writer_pid() is not None
+        self.follower = RunFollower(run)
+        self.writer_pid = run.writer_pid()
+        self.proc = None
+        self.result: dict | None = run.result()
         self.paused = False
         self.dirty = True
         self.logged = 0
+        self.problems: list[str] = []
         self.problems_logged = 0
+
+    @property
+    def writer_alive(self) -> bool:
+        return self.writer_pid is not None
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
+        yield Static(id="machine")
         with Horizontal(id="panes"):
             with Vertical(id="bars-pane"):
                 yield Static(id="bars-title", classes="pane-title")
@@ -63,66 +99,146 @@ class LiveScreen(Screen):
                 yield Static(id="progress")
                 yield Static(id="curve-title", classes="pane-title")
                 yield Sparkline([], id="curve")
-                yield DataTable(id="configs", cursor_type="row", zebra_stripes=True, header_height=2)
+                yield RowTable(id="configs", cursor_type="row", zebra_stripes=True, header_height=2)
         log = Log(id="log", max_lines=2000)
         log.display = False
         yield log
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        self.set_interval(1 / FPS, self.frame)
-        self.set_interval(1.0, self.check_writer)
+        update = self.follower.poll(force=True)  # the first paint shows what is already on disk
+        if update is not None:
+            self.apply(update)
         self.frame()
+        self.set_interval(1 / FPS, self.frame)
+        self.follow()
         self.query_one("#bars").focus()
 
-    def check_writer(self) -> None:
-        alive = self.run.writer_pid() is not None
-        self.dirty = self.dirty or alive != self.writer_alive or (alive and self.view.outcome is None)
-        self.writer_alive = alive
+    @work(thread=True, exclusive=True, group="follow")
+    def follow(self) -> None:
+        worker = get_current_worker()
+        while not worker.is_cancelled:
+            update = self.follower.poll()
+            if update is not None:
+                self.post_message(update)
+            worker.cancelled_event.wait(1 / FPS)
+
+    @on(RunUpdate)
+    def apply(self, update: RunUpdate) -> None:
+        if update.config is not None:
+            self.run.config = self.view.config = update.config
+            self.view.k = update.config.get("k") or self.view.k
+        self.view.fold(update.events)
+        self.problems += update.problems
+        if (update.writer_pid is None) != (self.writer_pid is None):
+            self.refresh_bindings()
+        self.writer_pid, self.proc = update.writer_pid, update.proc
+        if update.result is not None:
+            self.result = update.result
+        self.dirty = True
 
     def frame(self) -> None:
-        """Drain new events, fold them, and redraw if anything changed."""
-        if self.view.fold(self.tail.read()):
-            self.dirty = True
         if self.dirty and not self.paused:
             self.dirty = False
             with self.app.batch_update():
                 self.render_view()
 
+    def failure(self) -> str | None:
+        """The last error line of the latest child started from this app for this run, once it failed."""
+        latest = next((launched for launched in reversed(self.app.launches) if launched.run_id == self.run.id), None)
+        if latest is None or latest.process.poll() == STOPPED_EXIT:  # a stopped search is not a failure
+            return None
+        return latest.failure()
+
     @property
     def state(self) -> str:
+        if not self.writer_alive and self.failure() is not None:
+            return "failed"
         return self.view.state(self.writer_alive)
 
     def render_view(self) -> None:
         view = self.view
-        paused = "  [reverse] PAUSED [/reverse]" if self.paused else ""
-        self.query_one("#title", Static).update(
-            f"[b]{self.run.id}[/b]  {view.config.get('model')} · {view.config.get('searcher')} k={view.k} · "
-            f"{view.objective} · [b]{self.state.upper()}[/b]{paused}")
-        source = "searcher" if view.searcher_importance else f"{view.objective}, alone"
-        self.query_one("#bars-title", Static).update(f"Importance ({source})")
+        title = Text.assemble(
+            (self.run.id, "bold"),
+            "  ",
+            str(view.config.get("model")),
+            " · ",
+            str(view.config.get("searcher")),
+            f" k={view.k} · ",
+            view.objective,
+            " · ",
+            (self.state.upper(), "bold"),
+        )
+        phase = view.phase_text(self.writer_alive)
+        if phase:
+            title.append(f" · {phase}")
+        if self.paused:
+            title.append("  PAUSED (p resumes)", "reverse")
+        self.query_one("#title", Static).update(title)
+        self.query_one("#machine", Static).update(
+            Text(strip_text(view.config, view.usage, self.proc, view.peak_rss, view.peak_gpu))
+        )
+        if view.importance_scale == SEARCHER:
+            scale = view.importance_label
+        elif view.importance_scale is None:
+            scale = "none yet"
+        else:
+            scale = f"{view.objective}, block alone"
+        self.query_one("#bars-title", Static).update(Text(f"Importance ({scale})"))
         self.query_one(ImportanceBars).show(view.n_blocks, view.importance, view.removed)
         self.render_progress()
         self.render_table()
         log = self.query_one(Log)
-        log.write_lines(view.log[self.logged:] + self.tail.problems[self.problems_logged:])
-        self.logged, self.problems_logged = len(view.log), len(self.tail.problems)
+        log.write_lines(view.log[self.logged :] + self.problems[self.problems_logged :])
+        self.logged, self.problems_logged = len(view.log), len(self.problems)
 
     def render_progress(self) -> None:
         view = self.view
-        planned = "?" if view.planned is None else str(view.planned)
-        percent = f" ({100 * view.done / view.planned:.0f}%)" if view.planned else ""
-        best = view.best
-        lines = [f"evaluations [b]{view.done}[/b]/{planned}{percent}",
-                 (f"elapsed {duration(view.elapsed(self.app.clock()))} · "
-                  f"{'ended' if view.outcome else 'ETA ' + duration(view.eta_seconds())}"),
-                 f"[$best-score]best[/] {best.value:.5g} · removed {blocks(best.removed)}" if best else "best: none yet",
-                 f"[$candidate]candidate[/] {blocks(view.current)} · {view.status}" if view.current is not None
-                 else "candidate: none yet",
-                 f"cache hits {view.cached} · early aborts {view.aborted}"]
-        self.query_one("#progress", Static).update("\n".join(lines))
-        self.query_one("#curve-title", Static).update(f"best so far over {len(view.best_curve)} evaluations")
-        self.query_one(Sparkline).data = view.best_curve
+        now = self.app.clock()
+        done, planned = view.progress()
+        if planned is None:
+            count = f"candidates {done} / planned unknown"
+        else:
+            count = f"candidates {done}/{planned}" + (f" ({100 * done / planned:.0f}%)" if planned else "")
+        eta = view.eta_seconds(now, self.writer_alive)
+        timing = f"elapsed {duration(view.elapsed(now, self.writer_alive))}"
+        timing += f" · ETA {duration(eta)}" if self.writer_alive else " · ended"
+        failure = self.failure() if not self.writer_alive else None
+        lines = [Text(f"✖ the process failed: {failure}", style="bold")] if failure else []
+        lines += [Text(count), Text(f"memo hits {view.memo_hits} · early aborts {view.aborted}"), Text(timing)]
+        if view.best is not None:
+            lines.append(
+                Text.assemble(("best", "bold"), f" {view.best.value:.5g} · removed {blocks(view.best.removed)}")
+            )
+        elif view.partial is not None:
+            p = view.partial
+            lines.append(
+                Text(f"best partial ({len(p.removed)} of {view.k}) {p.value:.5g} · removed {blocks(p.removed)}")
+            )
+        else:
+            lines.append(Text("best: none yet"))
+        if view.current is not None:
+            lines.append(Text(f"candidate {blocks(view.current)} · {view.status}"))
+        cache = (self.result or {}).get("prefix_cache")
+        if cache:
+            lines.append(
+                Text(
+                    "prefix cache "
+                    + " · ".join(
+                        f"{k} {size(v) if k == 'bytes' else v}" for k, v in cache.items() if isinstance(v, (int, float))
+                    )
+                )
+            )
+        for event in {e.kind: e for e in view.others}.values():
+            lines.append(Text(f"{event.kind}: " + ", ".join(f"{k}={v}" for k, v in summary_fields(event).items())))
+        self.query_one("#progress", Static).update(Text("\n").join(lines))
+        curve = view.best_curve
+        self.query_one("#curve-title", Static).update(
+            Text(f"best k-set so far over {len(curve)} candidates" if curve else "best k-set so far: none yet")
+        )
+        sparkline = self.query_one(Sparkline)
+        sparkline.display = bool(curve)
+        sparkline.data = list(curve)  # a new list: the reactive ignores the same object
 
     def render_table(self) -> None:
         table = self.query_one("#configs", DataTable)
@@ -138,13 +254,20 @@ class LiveScreen(Screen):
             for task, metric in tasks:
                 value = config.tasks.get(task, {}).get(metric)
                 cells.append("—" if value is None else f"{value:.4g}")
-            table.add_row(*cells)
+            table.add_row(*(Text(c) for c in cells))
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        """Stop is offered while a process writes the run, resume once none does (footer and keys)."""
+        if action == "stop":
+            return self.state == "running"
+        if action == "resume":
+            return self.state in ("stopped", "incomplete", "failed")
+        return True
 
     def action_toggle_pause(self) -> None:
         self.paused = not self.paused
         self.dirty = True
-        if self.paused:
-            self.render_view()
+        self.render_view()
 
     def action_toggle_log(self) -> None:
         log = self.query_one(Log)
@@ -154,14 +277,22 @@ class LiveScreen(Screen):
         if self.state != "running":
             self.notify(f"run is {self.state}, nothing to stop")
             return
+        phase = self.view.phase.phase if self.view.phase else None
+        question, sig = stop_question(self.run.id, phase, self.view.outcome)
 
         def answered(yes: bool | None) -> None:
             if yes:
-                pid = stop(self.run)
-                self.notify(f"stopping process {pid} after the current candidate" if pid else "the run already ended")
+                pid = stop(self.run, sig)
+                self.notify(f"signal sent to process {pid}" if pid else "the run already ended")
 
-        self.app.push_screen(Confirm(f"Stop run {self.run.id}?\nIt stops after the current candidate and can be "
-                                     f"resumed with depthprune prune --resume."), answered)
+        self.app.push_screen(Confirm(question), answered)
+
+    def action_resume(self) -> None:
+        if self.state not in ("stopped", "incomplete", "failed") or not (self.run.path / "run.json").is_file():
+            self.notify(f"run is {self.state}; only a stopped or interrupted run resumes")
+            return
+        self.app.start_child(resume_argv(self.run, self.app.runs_dir), f"resume {self.run.id}", self.run.id)
+        self.notify(f"resuming {self.run.id}")
 
     def action_detach(self) -> None:
         self.app.leave()

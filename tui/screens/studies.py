@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ..actions import bindings
 from ..study_view import StudyView, list_studies, load
+from ..widgets.table import RowTable
 from .runs import RELOAD_SECONDS
 from .study import StudyScreen
 
@@ -37,7 +38,7 @@ class StudiesScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="title")
-        yield DataTable(id="studies", cursor_type="row", zebra_stripes=True)
+        yield RowTable(id="studies", cursor_type="row", zebra_stripes=True)
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -62,6 +63,9 @@ class StudiesScreen(Screen):
         table.move_cursor(row=min(cursor, len(rows) - 1))
         hint = f"{len(rows)} found · Enter opens one" if rows else "none yet: `depthprune study` writes them here"
         self.query_one("#title", Static).update(Text.assemble(("Studies", "bold"), f" in {self.app.runs_dir} · {hint}"))
+
+    def action_back(self) -> None:
+        self.app.back_from_mode()
 
     @on(DataTable.RowSelected)
     def action_open(self) -> None:

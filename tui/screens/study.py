@@ -47,8 +47,9 @@ class StudyScreen(Screen):
         with ScrollableContainer(id="study-body"):
             yield Static(id="heading")
             yield Static(id="results", classes="report natural")
-            yield Static("Removed layers (█ removed, · kept), every objective", id="masks-title",
-                         classes="report pane-title")
+            yield Static(
+                "Removed layers (█ removed, · kept), every objective", id="masks-title", classes="report pane-title"
+            )
             yield Static(id="masks", classes="report natural")
             yield Static(id="agreement", classes="report")
             yield Static(id="cost-title", classes="report pane-title")
@@ -75,18 +76,28 @@ class StudyScreen(Screen):
         self.group = min(self.group, max(0, len(view.groups) - 1))
         self.objective = min(self.objective, max(0, len(self.objectives()) - 1))
         status = view.progress.line() if view.progress else ""
-        self.query_one("#title", Static).update(Text.assemble((f"Study {view.name}", "bold"),
-                                                              f" · {status}" if status else ""))
+        self.query_one("#title", Static).update(
+            Text.assemble((f"Study {view.name}", "bold"), f" · {status}" if status else "")
+        )
         self.query_one("#study-body").set_class(not view.groups, "empty")
         heading = self.query_one("#heading", Static)
         if not view.groups:
-            heading.update(Text(view.problem or "no results yet: the tables appear once cells are searched and "
-                                "their models evaluated on the study's suite"))
+            heading.update(
+                Text(
+                    view.problem
+                    or "no results yet: the tables appear once cells are searched and "
+                    "their models evaluated on the study's suite"
+                )
+            )
             return
         group, objective = view.groups[self.group], self.objectives()[self.objective]
-        heading.update(Text(f"{group['model']}, k = {group['k']} of {group['n_blocks']} blocks ({self.group + 1}/"
-                            f"{len(view.groups)}) · objective {objective} ({self.objective + 1}/"
-                            f"{len(self.objectives())}) · accuracy in %"))
+        heading.update(
+            Text(
+                f"{group['model']}, k = {group['k']} of {group['n_blocks']} blocks ({self.group + 1}/"
+                f"{len(view.groups)}) · objective {objective} ({self.objective + 1}/"
+                f"{len(self.objectives())}) · accuracy in %"
+            )
+        )
         self.query_one("#results", Static).update(table(*results_table(group, objective)))
         self.query_one("#masks", Static).update(Text(group["mask_text"]))
         self.query_one("#agreement", Static).update(Text("\n".join(agreement_lines(group, objective))))

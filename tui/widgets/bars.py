@@ -3,7 +3,8 @@
 Bar length is the block's importance scaled between the lowest and the highest importance shown
 (lowest = shortest = most removable), drawn with eighth blocks. Colour runs from $importance-low to
 $importance-high; removed blocks use $removed-layer *and* the glyph, so colour is never the only
-sign. The cursor row (▶) also shows the value. Only visible rows are rendered (line API).
+sign. Every row shows its value with the same number of decimals (`decimals`), so rows compare
+at a glance. Only visible rows are rendered (line API).
 """
 
 from __future__ import annotations
@@ -29,9 +30,19 @@ def bar(fraction: float, width: int) -> str:
     return ("█" * (eighths // 8) + EIGHTHS[eighths % 8].strip()).ljust(width)
 
 
+def decimals(values) -> int:
+    """Decimals that give about 4 significant digits to the largest magnitude among `values`."""
+    largest = max((abs(v) for v in values), default=0.0)
+    return max(0, 4 - len(str(int(largest)))) if largest >= 1 else 4
+
+
 class ImportanceBars(ScrollView, can_focus=True):
-    BINDINGS = [Binding("up,k", "move(-1)", "Up", show=False), Binding("down,j", "move(1)", "Down", show=False),
-                Binding("home", "move(-1000)", show=False), Binding("end", "move(1000)", show=False)]
+    BINDINGS = [
+        Binding("up,k", "move(-1)", "Up", show=False),
+        Binding("down,j", "move(1)", "Down", show=False),
+        Binding("home", "move(-1000)", show=False),
+        Binding("end", "move(1000)", show=False),
+    ]
 
     cursor = reactive(0)
 
@@ -71,9 +82,12 @@ class ImportanceBars(ScrollView, can_focus=True):
         else:
             low, high = min(self.importance.values()), max(self.importance.values())
             fraction = (value - low) / (high - low) if high > low else 1.0
-            colour = (Color.parse(variables["removed-layer"]) if removed else
-                      Color.parse(variables["importance-low"]).blend(Color.parse(variables["importance-high"]), fraction))
+            colour = (
+                Color.parse(variables["removed-layer"])
+                if removed
+                else Color.parse(variables["importance-low"]).blend(Color.parse(variables["importance-high"]), fraction)
+            )
             segments.append(Segment(bar(fraction, bar_width), base + Style(color=colour.rich_color)))
-        tail = f" {value:.4g}" if value is not None and block == self.cursor else ""
+        tail = f" {value:.{decimals(self.importance.values())}f}" if value is not None else ""
         segments.append(Segment(tail.ljust(VALUE_WIDTH), base))
         return Strip(segments).crop(0, width)
