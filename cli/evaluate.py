@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.table import Table
@@ -12,7 +11,21 @@ from rich.text import Text
 
 from ..core.errors import UserError
 from ..core.parsing import parse_indices, parse_list
-from .common import DataDirOpt, DeviceMapOpt, DeviceOpt, DtypeOpt, ModelOpt, RevisionOpt, TrustOpt, check_data_dir, finished_run, load_model_with_status, app, progress_bars, stdout
+from .common import (
+    DataDirOpt,
+    DeviceMapOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ModelOpt,
+    RevisionOpt,
+    TrustOpt,
+    app,
+    check_data_dir,
+    finished_run,
+    load_model_with_status,
+    progress_bars,
+    stdout,
+)
 
 
 @app.command("eval")
@@ -20,24 +33,32 @@ def eval_cmd(
     model: str = ModelOpt,
     remove: str = typer.Option("", "--remove", "-r", help="blocks to remove, original 0-based indices: 3,7,9"),
     tasks: str = typer.Option("demo-text,demo-mc", "--tasks", "-t", help="comma-separated benchmark names"),
-    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="first N items (ppl: first N windows)"),
-    seq_len: Optional[int] = typer.Option(None, "--seq-len", help="perplexity window and max input length "
-                                          "(default: 2048 or the model's maximum, if smaller)"),
-    data_dir: Optional[Path] = DataDirOpt,
+    limit: int | None = typer.Option(None, "--limit", min=1, help="first N items (ppl: first N windows)"),
+    seq_len: int | None = typer.Option(
+        None,
+        "--seq-len",
+        help="perplexity window and max input length (default: 2048 or the model's maximum, if smaller)",
+    ),
+    data_dir: Path | None = DataDirOpt,
     batch_size: int = typer.Option(8, "--batch-size", min=1),
-    device: Optional[str] = DeviceOpt,
-    dtype: Optional[str] = DtypeOpt,
-    device_map: Optional[str] = DeviceMapOpt,
-    revision: Optional[str] = RevisionOpt,
+    device: str | None = DeviceOpt,
+    dtype: str | None = DtypeOpt,
+    device_map: str | None = DeviceMapOpt,
+    revision: str | None = RevisionOpt,
     trust_remote_code: bool = TrustOpt,
-    run: Optional[str] = typer.Option(None, "--run", help="evaluate what a finished run found (id, directory or 'latest')"),
+    run: str | None = typer.Option(
+        None, "--run", help="evaluate what a finished run found (id, directory or 'latest')"
+    ),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
-    healed: Optional[str] = typer.Option(None, "--healed", help="with --run: its healed checkpoint (linear | lora) instead"),
+    healed: str | None = typer.Option(
+        None, "--healed", help="with --run: its healed checkpoint (linear | lora) instead"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
-    harness: str = typer.Option("builtin", "--harness",
-                                help="builtin | lm-eval (lm-evaluation-harness's own tasks and numbers)"),
-    include_path: Optional[Path] = typer.Option(None, "--include-path", help="lm-eval: an extra folder of task YAMLs"),
-    num_fewshot: Optional[int] = typer.Option(None, "--num-fewshot", min=0, help="lm-eval: few-shot examples per task"),
+    harness: str = typer.Option(
+        "builtin", "--harness", help="builtin | lm-eval (lm-evaluation-harness's own tasks and numbers)"
+    ),
+    include_path: Path | None = typer.Option(None, "--include-path", help="lm-eval: an extra folder of task YAMLs"),
+    num_fewshot: int | None = typer.Option(None, "--num-fewshot", min=0, help="lm-eval: few-shot examples per task"),
 ):
     """Evaluate the dense or pruned model on perplexity and zero-shot multiple-choice tasks."""
     from ..core.evaluate import evaluate
@@ -78,19 +99,44 @@ def eval_cmd(
     if harness == "lm-eval":
         from .harness import lm_eval_command
 
-        return lm_eval_command(lm, removed, task_names, source_run, include_path=include_path, num_fewshot=num_fewshot,
-                               limit=limit, batch_size=batch_size, as_json=as_json)
+        return lm_eval_command(
+            lm,
+            removed,
+            task_names,
+            source_run,
+            include_path=include_path,
+            num_fewshot=num_fewshot,
+            limit=limit,
+            batch_size=batch_size,
+            as_json=as_json,
+        )
     with progress_bars() as progress:
         if source_run is None:
-            report = evaluate(lm, task_names, removed, limit=limit, seq_len=seq_len, data_dir=data_dir,
-                              batch_size=batch_size, progress=progress)
+            report = evaluate(
+                lm,
+                task_names,
+                removed,
+                limit=limit,
+                seq_len=seq_len,
+                data_dir=data_dir,
+                batch_size=batch_size,
+                progress=progress,
+            )
         else:  # the scores also become an `evaluated` event of the run
             from ..pipeline.prune import record_benchmark
 
             with source_run.writing():
-                report = record_benchmark(source_run, lm, removed, task_names, limit=limit, seq_len=seq_len,
-                                           data_dir=str(data_dir) if data_dir else None, batch_size=batch_size,
-                                           progress=progress)
+                report = record_benchmark(
+                    source_run,
+                    lm,
+                    removed,
+                    task_names,
+                    limit=limit,
+                    seq_len=seq_len,
+                    data_dir=str(data_dir) if data_dir else None,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
     if as_json:
         print(json.dumps(report))
         return

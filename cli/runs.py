@@ -36,15 +36,29 @@ def runs_show(run: str = typer.Argument(..., help="run id or directory"), runs_d
 
     r = Run.open(run, runs_dir)
     speed = latest_speed(r)
-    print(json.dumps({"id": r.id, "state": r.state, "config": r.config, "result": r.result(),
-                      "evaluations": r.computed_candidates(),
-                      "speed": None if speed is None else {**speed_summary(speed), "settings": speed.settings,
-                                                           "ratios": speed.ratios, "ideal": speed.ideal}}, indent=2))
+    print(
+        json.dumps(
+            {
+                "id": r.id,
+                "state": r.state,
+                "config": r.config,
+                "result": r.result(),
+                "evaluations": r.computed_candidates(),
+                "speed": None
+                if speed is None
+                else {**speed_summary(speed), "settings": speed.settings, "ratios": speed.ratios, "ideal": speed.ideal},
+            },
+            indent=2,
+        )
+    )
 
 
 @runs_app.command("compare")
-def runs_compare(runs: list[str] = typer.Argument(..., help="two or more run ids or directories"),
-                 runs_dir: Path = RunsDirOpt, fmt: str = FormatOpt):
+def runs_compare(
+    runs: list[str] = typer.Argument(..., help="two or more run ids or directories"),
+    runs_dir: Path = RunsDirOpt,
+    fmt: str = FormatOpt,
+):
     """Removed-set overlap (Jaccard), objective values and evaluation counts, relative to the first run."""
     from ..core.runs import Run
     from ..core.tables import compare_rows, render

@@ -8,7 +8,6 @@ import sys
 import threading
 from dataclasses import fields
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.text import Text
@@ -20,8 +19,20 @@ from ..pipeline.loop import Speedups
 from ..pipeline.prune import FLAGS, PruneConfig, where
 from ..searchers import SEARCHERS, searcher_class
 from ..searchers.simple import OneShot
-from .common import (DataDirOpt, DeviceMapOpt, DeviceOpt, DtypeOpt, ModelOpt, RevisionOpt, TrustOpt, app, check_data_dir,
-                     signals_handled, stderr, stdout)
+from .common import (
+    DataDirOpt,
+    DeviceMapOpt,
+    DeviceOpt,
+    DtypeOpt,
+    ModelOpt,
+    RevisionOpt,
+    TrustOpt,
+    app,
+    check_data_dir,
+    signals_handled,
+    stderr,
+    stdout,
+)
 
 
 def _search_listener(progress):
@@ -38,8 +49,12 @@ def _search_listener(progress):
             return
         if not best or event.value < best[0][0]:
             best[:] = [(event.value, event.removed)]
-        progress.update(Text(f"eval {event.n} · {event.status or 'scoring'} · best {best[0][0]:.4f} "
-                             f"removing {best[0][1]} · last {event.seconds:.2f}s"))
+        progress.update(
+            Text(
+                f"eval {event.n} · {event.status or 'scoring'} · best {best[0][0]:.4f} "
+                f"removing {best[0][1]} · last {event.seconds:.2f}s"
+            )
+        )
 
     return listen
 
@@ -47,11 +62,19 @@ def _search_listener(progress):
 def _print_result(run, result: dict, objective: str, as_json: bool) -> None:
     from ..objectives import report
 
-    summary = {"run": run.id, "path": str(run.path), "removed": result["removed"], "objective": objective,
-               "value": result["value"], "report": report(objective, result["value"]),
-               "evaluations": result["evaluations"], "aborted": result.get("aborted", 0),
-               "cached_from_memo": result.get("cached_from_memo", 0), "block_forwards": result.get("block_forwards"),
-               "seconds": result["seconds"]}
+    summary = {
+        "run": run.id,
+        "path": str(run.path),
+        "removed": result["removed"],
+        "objective": objective,
+        "value": result["value"],
+        "report": report(objective, result["value"]),
+        "evaluations": result["evaluations"],
+        "aborted": result.get("aborted", 0),
+        "cached_from_memo": result.get("cached_from_memo", 0),
+        "block_forwards": result.get("block_forwards"),
+        "seconds": result["seconds"],
+    }
     if as_json:
         print(json.dumps(summary))
     else:
@@ -74,33 +97,54 @@ def prune_cmd(
     searcher: str = typer.Option(D.searcher, "--searcher", "-s", help=_names(SEARCHERS)),
     k: int = typer.Option(D.k, "--k", "-k", help="number of blocks to remove"),
     seed: int = typer.Option(D.seed, "--seed", help="searcher seed"),
-    calib_seed: int = typer.Option(D.calib_seed, "--calib-seed", help="seed drawing the calibration items "
-                                                                      "(sampling sources such as commonsense)"),
+    calib_seed: int = typer.Option(
+        D.calib_seed, "--calib-seed", help="seed drawing the calibration items (sampling sources such as commonsense)"
+    ),
     protect: str = typer.Option("", "--protect", help="blocks never removed, e.g. 0,-1 (negative counts from the end)"),
-    calib: Optional[str] = typer.Option(D.calib, "--calib", help="demo | c4 | lambada | commonsense | <task>-train | file.txt | file.jsonl"),
-    calib_samples: Optional[int] = typer.Option(D.calib_samples, "--calib-samples", help="windows (ppl, kl) or questions (margin, acc)"),
-    calib_seq_len: Optional[int] = typer.Option(D.calib_seq_len, "--calib-seq-len", help="calibration window / max input length"),
-    scorer: Optional[str] = typer.Option(None, "--scorer", help="oneshot only: " + _names(OneShot.params["scorer"].choices)),
-    budget: Optional[int] = typer.Option(None, "--budget", help="evaluation budget (" + ", ".join(
-        name for name, cls in SEARCHERS.items() if "budget" in cls.params) + ")"),
+    calib: str | None = typer.Option(
+        D.calib, "--calib", help="demo | c4 | lambada | commonsense | <task>-train | file.txt | file.jsonl"
+    ),
+    calib_samples: int | None = typer.Option(
+        D.calib_samples, "--calib-samples", help="windows (ppl, kl) or questions (margin, acc)"
+    ),
+    calib_seq_len: int | None = typer.Option(
+        D.calib_seq_len, "--calib-seq-len", help="calibration window / max input length"
+    ),
+    scorer: str | None = typer.Option(
+        None, "--scorer", help="oneshot only: " + _names(OneShot.params["scorer"].choices)
+    ),
+    budget: int | None = typer.Option(
+        None,
+        "--budget",
+        help="evaluation budget (" + ", ".join(name for name, cls in SEARCHERS.items() if "budget" in cls.params) + ")",
+    ),
     option: list[str] = typer.Option([], "--option", help="searcher hyperparameter key=value (repeatable)"),
-    data_dir: Optional[Path] = DataDirOpt,
+    data_dir: Path | None = DataDirOpt,
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir"),
-    resume: Optional[str] = typer.Option(None, "--resume", help="continue this run (id or directory)"),
+    resume: str | None = typer.Option(None, "--resume", help="continue this run (id or directory)"),
     batch_size: int = typer.Option(D.batch_size, "--batch-size"),
-    no_prefix_cache: bool = typer.Option(not SPEED.prefix_cache, "--no-prefix-cache", help="run every candidate from block 0"),
-    no_early_abort: bool = typer.Option(not SPEED.early_abort, "--no-early-abort", help="always score candidates completely"),
-    no_shared_context: bool = typer.Option(not SPEED.shared_context, "--no-shared-context", help="score each choice as its own sequence"),
+    no_prefix_cache: bool = typer.Option(
+        not SPEED.prefix_cache, "--no-prefix-cache", help="run every candidate from block 0"
+    ),
+    no_early_abort: bool = typer.Option(
+        not SPEED.early_abort, "--no-early-abort", help="always score candidates completely"
+    ),
+    no_shared_context: bool = typer.Option(
+        not SPEED.shared_context, "--no-shared-context", help="score each choice as its own sequence"
+    ),
     no_memo: bool = typer.Option(not SPEED.memo, "--no-memo", help="ignore values stored by other runs"),
-    cache_mem: Optional[float] = typer.Option(None, "--cache-mem", help="prefix-cache budget in GiB"),
+    cache_mem: float | None = typer.Option(None, "--cache-mem", help="prefix-cache budget in GiB"),
     eval_tasks: str = typer.Option("", "--eval-tasks", help="after the search, score the result on these benchmarks"),
-    eval_limit: Optional[int] = typer.Option(D.eval_limit, "--eval-limit", help="first N items / windows per eval task"),
-    eval_seq_len: Optional[int] = typer.Option(D.eval_seq_len, "--eval-seq-len", help="window and max input length for "
-                                               "--eval-tasks (default: 2048 or the model's maximum, if smaller)"),
-    device: Optional[str] = DeviceOpt,
-    dtype: Optional[str] = DtypeOpt,
-    device_map: Optional[str] = DeviceMapOpt,
-    revision: Optional[str] = RevisionOpt,
+    eval_limit: int | None = typer.Option(D.eval_limit, "--eval-limit", help="first N items / windows per eval task"),
+    eval_seq_len: int | None = typer.Option(
+        D.eval_seq_len,
+        "--eval-seq-len",
+        help="window and max input length for --eval-tasks (default: 2048 or the model's maximum, if smaller)",
+    ),
+    device: str | None = DeviceOpt,
+    dtype: str | None = DtypeOpt,
+    device_map: str | None = DeviceMapOpt,
+    revision: str | None = RevisionOpt,
     trust_remote_code: bool = TrustOpt,
     as_json: bool = typer.Option(False, "--json", help="print one JSON object on stdout"),
 ):
@@ -126,21 +170,46 @@ def prune_cmd(
     if budget is not None:
         options["budget"] = budget
     config = PruneConfig(
-        model=model, objective=objective, searcher=searcher, k=k, seed=seed, calib_seed=calib_seed,
-        protect=parse_indices(protect, "--protect"), calib=calib, calib_samples=calib_samples,
-        calib_seq_len=calib_seq_len, data_dir=str(check_data_dir(data_dir)) if data_dir else None,
-        batch_size=batch_size, options=options, device=device, trust_remote_code=trust_remote_code,
-        dtype=dtype, device_map=device_map, revision=revision,
-        speed={"prefix_cache": not no_prefix_cache, "early_abort": not no_early_abort,
-               "shared_context": not no_shared_context, "memo": not no_memo,
-               "cache_bytes": None if cache_mem is None else int(cache_mem * 2**30)},
-        eval_tasks=parse_list(eval_tasks), eval_limit=eval_limit, eval_seq_len=eval_seq_len)
+        model=model,
+        objective=objective,
+        searcher=searcher,
+        k=k,
+        seed=seed,
+        calib_seed=calib_seed,
+        protect=parse_indices(protect, "--protect"),
+        calib=calib,
+        calib_samples=calib_samples,
+        calib_seq_len=calib_seq_len,
+        data_dir=str(check_data_dir(data_dir)) if data_dir else None,
+        batch_size=batch_size,
+        options=options,
+        device=device,
+        trust_remote_code=trust_remote_code,
+        dtype=dtype,
+        device_map=device_map,
+        revision=revision,
+        speed={
+            "prefix_cache": not no_prefix_cache,
+            "early_abort": not no_early_abort,
+            "shared_context": not no_shared_context,
+            "memo": not no_memo,
+            "cache_bytes": None if cache_mem is None else int(cache_mem * 2**30),
+        },
+        eval_tasks=parse_list(eval_tasks),
+        eval_limit=eval_limit,
+        eval_seq_len=eval_seq_len,
+    )
     if resume:
-        clashing = [where(FLAGS, f.name) for f in fields(PruneConfig)
-                    if f.name in SEARCH_FIELDS and getattr(config, f.name) != getattr(D, f.name)]
+        clashing = [
+            where(FLAGS, f.name)
+            for f in fields(PruneConfig)
+            if f.name in SEARCH_FIELDS and getattr(config, f.name) != getattr(D, f.name)
+        ]
         if clashing:
-            raise UserError(f"{clashing[0]} cannot change a run being resumed (from --resume): it continues "
-                            f"with the configuration in its run.json")
+            raise UserError(
+                f"{clashing[0]} cannot change a run being resumed (from --resume): it continues "
+                f"with the configuration in its run.json"
+            )
     stop = threading.Event()  # set by SIGTERM/SIGHUP: the search stops between two candidates
     with signals_handled(lambda *_: stop.set()), stderr.status(Text("preparing ...")) as status:
         listener = _search_listener(status)
@@ -150,13 +219,32 @@ def prune_cmd(
             else:
                 run, result = start(config, runs_dir, listener, stop=stop)
         except SearchStopped as stopped:
-            stderr.print(f"stopped; everything evaluated is stored. Continue with: depthprune prune --resume {stopped} "
-                         f"--runs-dir {runs_dir}", soft_wrap=True)
+            stderr.print(
+                f"stopped; everything evaluated is stored. Continue with: depthprune prune --resume {stopped} "
+                f"--runs-dir {runs_dir}",
+                soft_wrap=True,
+            )
             sys.exit(130)
     _print_result(run, result, run.config["objective"]["objective"], as_json)
 
 
 #: Fields a resumed run takes from its run.json (a flag setting one of them is refused); the others
 #: (data_dir, batch_size, speed-ups, device, trust) belong to the invocation.
-SEARCH_FIELDS = ("model", "objective", "searcher", "k", "seed", "calib_seed", "protect", "calib", "calib_samples",
-                 "calib_seq_len", "options", "eval_tasks", "eval_limit", "eval_seq_len", "dtype", "revision")
+SEARCH_FIELDS = (
+    "model",
+    "objective",
+    "searcher",
+    "k",
+    "seed",
+    "calib_seed",
+    "protect",
+    "calib",
+    "calib_samples",
+    "calib_seq_len",
+    "options",
+    "eval_tasks",
+    "eval_limit",
+    "eval_seq_len",
+    "dtype",
+    "revision",
+)

@@ -179,7 +179,11 @@ class Engine:
                     continue
                 self.count(1, h)
                 out = _hidden_of(self.blocks[i](h, *inputs.args[i], **inputs.kwargs[i]))
-                h = out if gates is None else (h.float() + gates[i].to(out.device) * (out.float() - h.float())).to(out.dtype)
+                h = (
+                    out
+                    if gates is None
+                    else (h.float() + gates[i].to(out.device) * (out.float() - h.float())).to(out.dtype)
+                )
         return h
 
     def per_block_states(self, inputs: BlockInputs) -> list[torch.Tensor]:

@@ -298,7 +298,9 @@ def check_device(device: str, source: str = "--device") -> None:
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"device {device!r} (from {source}) is not available: no CUDA GPU is visible")
     if parsed.type == "cuda" and parsed.index is not None and parsed.index >= torch.cuda.device_count():
-        raise UserError(f"device {device!r} (from {source}) is not available: {torch.cuda.device_count()} GPU(s) visible")
+        raise UserError(
+            f"device {device!r} (from {source}) is not available: {torch.cuda.device_count()} GPU(s) visible"
+        )
 
 
 def load_model(

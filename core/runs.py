@@ -35,8 +35,14 @@ SCHEMA = 1  # of run.json
 #: Fields of run.json every reader relies on, with their types (`objective` is `{"objective": name, ...}`).
 RUN_FIELDS = {"model": str, "objective": str, "searcher": str, "k": int}
 #: Fields of result.json every reader relies on (others are informative).
-RESULT_FIELDS = {"removed": list[int], "value": float, "evaluations": int | None, "seconds": float | None,
-                 "cached_from_memo": int | None, "aborted": int | None}
+RESULT_FIELDS = {
+    "removed": list[int],
+    "value": float,
+    "evaluations": int | None,
+    "seconds": float | None,
+    "cached_from_memo": int | None,
+    "aborted": int | None,
+}
 FAULT_ENV = "DEPTHPRUNE_FAULT"
 _fault_hits: dict[str, int] = {}
 
@@ -72,7 +78,9 @@ def check_writable(directory: Path, source: str) -> None:
             f.flush()
             os.fsync(f.fileno())
     except OSError as exc:
-        raise UserError(f"directory {str(directory)!r} (from {source}) is not writable ({exc.strerror or exc})") from None
+        raise UserError(
+            f"directory {str(directory)!r} (from {source}) is not writable ({exc.strerror or exc})"
+        ) from None
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -151,14 +159,17 @@ class Run:
         return self.path.name
 
     @classmethod
-    def create(cls, runs_dir: Path, config: dict, name: str | None = None) -> "Run":
+    def create(cls, runs_dir: Path, config: dict, name: str | None = None) -> Run:
         """A new run directory: `name` when given (a study cell; it must not exist yet), else
         `<time>-<model>-<objective>-<searcher>-k<k>` made unique."""
         if name is not None and (Path(name).name != name or name in ("", ".", "..")):
             raise UserError(f"run name {name!r} must be a plain directory name inside the runs directory")
         check_writable(runs_dir, "--runs-dir")
         when = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-        base = name or f"{when}-{slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
+        base = (
+            name
+            or f"{when}-{slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
+        )
         for n in range(1 if name else 1000):
             path = runs_dir / (base if n == 0 else f"{base}-{n}")
             try:
@@ -174,7 +185,7 @@ class Run:
         return cls(path, config)
 
     @classmethod
-    def open(cls, ref: str | Path, runs_dir: Path | None = None, source: str = "RUN") -> "Run":
+    def open(cls, ref: str | Path, runs_dir: Path | None = None, source: str = "RUN") -> Run:
         """A run by directory path or by id inside `runs_dir`; a UserError for anything else."""
         path = Path(ref)
         if not path.is_dir() and runs_dir is not None and (runs_dir / str(ref)).is_dir():
@@ -234,12 +245,16 @@ class Run:
         """A UserError when the run directory is a symbolic link: runs are never written through one
         (it may point outside the runs directory)."""
         if self.path.is_symlink():
-            raise UserError(f"run {str(self.path)!r} is a symbolic link (to {str(self.path.resolve())!r}); "
-                            f"runs are never written through links: use the directory itself")
+            raise UserError(
+                f"run {str(self.path)!r} is a symbolic link (to {str(self.path.resolve())!r}); "
+                f"runs are never written through links: use the directory itself"
+            )
 
     def _busy(self, holder) -> UserError:
-        return UserError(f"run {self.id} is being written by process {holder} (lock {self.path / '.lock'}); "
-                         f"wait for it or stop it first")
+        return UserError(
+            f"run {self.id} is being written by process {holder} (lock {self.path / '.lock'}); "
+            f"wait for it or stop it first"
+        )
 
     def refuse_if_written(self) -> None:
         """A UserError naming the PID of the process writing this run, if one is (checked before slow work)."""
@@ -280,8 +295,11 @@ class Run:
         line elsewhere is an error naming it."""
         path = self.path / "events.jsonl"
         self._check_events_file()
-        return [parse_event(line, f"{path}:{lineno}")
-                for lineno, line in enumerate(complete_lines(path), start=1) if line.strip()]
+        return [
+            parse_event(line, f"{path}:{lineno}")
+            for lineno, line in enumerate(complete_lines(path), start=1)
+            if line.strip()
+        ]
 
     def _check_events_file(self) -> None:
         """events.jsonl must be a regular file (or absent): a directory or a symbolic link there is a
@@ -289,8 +307,9 @@ class Run:
         path = self.path / "events.jsonl"
         if path.is_symlink() or (path.exists() and not path.is_file()):
             what = "a symbolic link" if path.is_symlink() else "not a regular file"
-            raise UserError(f"{path} is {what}: run {self.id} is damaged and cannot be read or continued; "
-                            f"start a new run")
+            raise UserError(
+                f"{path} is {what}: run {self.id} is damaged and cannot be read or continued; start a new run"
+            )
 
     def memo(self) -> dict[frozenset, float]:
         """{removal set: objective value} of every complete candidate stored in the run."""

@@ -15,8 +15,8 @@ import math
 import numpy as np
 import torch
 
-from .base import Objective
 from ..core.scoring import make_batches
+from .base import Objective
 
 
 def _valid(batch, hidden: torch.Tensor, drop_first: bool = False) -> torch.Tensor:
@@ -38,8 +38,7 @@ def block_proxies(objective: Objective) -> dict[str, dict[int, float]]:
             cos_sum[i] += float(cos.sum())
             ang_sum[i] += float(torch.arccos(cos).sum() / math.pi)
         count += states[0].shape[0]
-    return {"bi": {i: 1 - cos_sum[i] / count for i in range(n)},
-            "angular": {i: ang_sum[i] / count for i in range(n)}}
+    return {"bi": {i: 1 - cos_sum[i] / count for i in range(n)}, "angular": {i: ang_sum[i] / count for i in range(n)}}
 
 
 def gate_gradients(objective: Objective, pad_id: int) -> np.ndarray:
@@ -65,7 +64,9 @@ def gate_gradients(objective: Objective, pad_id: int) -> np.ndarray:
             order = torch.argsort(torch.tensor(batch.pair_ids))  # back to the sample's pair order
             loss = objective.sample_loss(index, totals[order], counts[order])
             (grad,) = torch.autograd.grad(loss, gates)
-            engine.count(engine.n_blocks - 1, batch.input_ids)  # backward: every block but 0, whose input no gate reaches
+            engine.count(
+                engine.n_blocks - 1, batch.input_ids
+            )  # backward: every block but 0, whose input no gate reaches
             rows.append(grad.double().cpu().numpy())
     finally:
         for p, flag in zip(params, flags):
@@ -84,8 +85,8 @@ class SegmentMI:
     def __init__(self, objective: Objective, tokens: int = 4096, rank: int = 64, seed: int = 0):
         layers: list[list[torch.Tensor]] = [[] for _ in range(objective.n_blocks + 1)]
         for batch, inputs in zip(objective.batches, objective.inputs):
-            for l, state in enumerate(objective.engine.per_block_states(inputs)):
-                layers[l].append(_valid(batch, state, drop_first=True).cpu())
+            for layer, state in enumerate(objective.engine.per_block_states(inputs)):
+                layers[layer].append(_valid(batch, state, drop_first=True).cpu())
         stacked = [torch.cat(parts) for parts in layers]
         total = stacked[0].shape[0]
         pick = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[: min(tokens, total)]
@@ -107,10 +108,10 @@ class SegmentMI:
 
         def inv_sqrt(c):
             w, q = np.linalg.eigh(c)
-            return q @ np.diag(w ** -0.5) @ q.T
+            return q @ np.diag(w**-0.5) @ q.T
 
         rho = np.clip(np.linalg.svd(inv_sqrt(cuu) @ cuv @ inv_sqrt(cvv), compute_uv=False), 0, 1 - 1e-6)
-        return float(-0.5 * np.log(1 - rho ** 2).sum())
+        return float(-0.5 * np.log(1 - rho**2).sum())
 
     def __call__(self, a: int, b: int) -> float:
         if (a, b) not in self.cache:

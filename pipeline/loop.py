@@ -32,8 +32,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from ..core.errors import UserError
 from ..core.events import Candidate, Event, Finished, Importance, Phase, Started, Stopped
@@ -75,9 +76,16 @@ def default_cache_bytes(device: str) -> int:
     return min(available // 4, 4 << 30)
 
 
-def run_search(objective: Objective, searcher: Searcher, run: Run, listener: Listener | None = None,
-               speed: Speedups | None = None, shared: SharedMemo | None = None,
-               stop: threading.Event | None = None, signals: SignalMakers | None = None) -> dict:
+def run_search(
+    objective: Objective,
+    searcher: Searcher,
+    run: Run,
+    listener: Listener | None = None,
+    speed: Speedups | None = None,
+    shared: SharedMemo | None = None,
+    stop: threading.Event | None = None,
+    signals: SignalMakers | None = None,
+) -> dict:
     """Drive `searcher` against `objective`, appending events to `run`; returns and stores the result.
     `signals` maps each engine signal a searcher may need to the function computing it."""
     speed = speed or Speedups(prefix_cache=False, early_abort=False, memo=False)
@@ -88,17 +96,29 @@ def run_search(objective: Objective, searcher: Searcher, run: Run, listener: Lis
     for e in stored:
         (bounds if e.aborted else memo)[frozenset(e.removed)] = e.value
     earlier_seconds = sum(e.seconds for e in stored)
-    counts = {"evaluations": sum(1 for e in stored if not e.cached),
-              "aborted": sum(1 for e in stored if e.aborted), "cached": sum(1 for e in stored if e.cached)}
+    counts = {
+        "evaluations": sum(1 for e in stored if not e.cached),
+        "aborted": sum(1 for e in stored if e.aborted),
+        "cached": sum(1 for e in stored if e.cached),
+    }
     n = objective.n_blocks
     if speed.prefix_cache:
-        budget = speed.cache_bytes if speed.cache_bytes is not None else default_cache_bytes(str(objective.engine.device))
+        budget = (
+            speed.cache_bytes if speed.cache_bytes is not None else default_cache_bytes(str(objective.engine.device))
+        )
         objective.cache = PrefixCache(budget)
     engine = objective.engine
     start_forwards = (engine.block_forwards, engine.block_tokens)
     started = time.perf_counter()
-    emit(run.append(Started(resumed_evaluations=counts["evaluations"], resumed_cached=counts["cached"],
-                            planned_candidates=searcher.planned_evaluations())))
+    emit(
+        run.append(
+            Started(
+                resumed_evaluations=counts["evaluations"],
+                resumed_cached=counts["cached"],
+                planned_candidates=searcher.planned_evaluations(),
+            )
+        )
+    )
 
     needed = searcher.signals_needed()
     if needed:
@@ -110,8 +130,19 @@ def run_search(objective: Objective, searcher: Searcher, run: Run, listener: Lis
     last_usage = [started, engine.block_tokens]
 
     def record(removed: RemovalSet, value: float, seconds: float, aborted: bool = False, cached: bool = False):
-        emit(run.append(Candidate(n=counts["evaluations"], removed=sorted(removed), value=value,
-                                  seconds=round(seconds, 4), status=searcher.status, aborted=aborted, cached=cached)))
+        emit(
+            run.append(
+                Candidate(
+                    n=counts["evaluations"],
+                    removed=sorted(removed),
+                    value=value,
+                    seconds=round(seconds, 4),
+                    status=searcher.status,
+                    aborted=aborted,
+                    cached=cached,
+                )
+            )
+        )
         now = time.perf_counter()
         if now - last_usage[0] >= USAGE_EVERY_S:  # tokens through one block per second, divided by N blocks
             rate = (engine.block_tokens - last_usage[1]) / max(1, n) / (now - last_usage[0])
@@ -170,8 +201,13 @@ def run_search(objective: Objective, searcher: Searcher, run: Run, listener: Lis
         nonlocal importance
         if searcher.importance and searcher.importance != importance:
             importance = dict(searcher.importance)
-            emit(run.append(Importance(importance={str(i): v for i, v in sorted(importance.items())},
-                                       label=searcher.importance_label)))
+            emit(
+                run.append(
+                    Importance(
+                        importance={str(i): v for i, v in sorted(importance.items())}, label=searcher.importance_label
+                    )
+                )
+            )
 
     try:
         batch = searcher.ask()
@@ -202,5 +238,5 @@ def run_search(objective: Objective, searcher: Searcher, run: Run, listener: Lis
     if searcher.states:
         result["lowest_energy_states"] = [{"energy": e, "removed": s} for e, s in searcher.states]
     run.write_result(result)
-    emit(run.append(Finished(removed=result["removed"], value=value, evaluations=counts["evaluations"])))
+    emit(run.append(Finished(removed=sorted(chosen), value=value, evaluations=counts["evaluations"])))
     return result

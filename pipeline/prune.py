@@ -13,11 +13,11 @@ import shutil
 import threading
 import typing
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -39,9 +39,18 @@ from .memo import SharedMemo
 
 # (calibration source, samples, sequence length): the paper's settings on a GPU; on a CPU small
 # enough that greedy removing 3 blocks of the demo model takes a few minutes.
-GPU_CALIBRATION = {"ppl": ("c4", 64, 2048), "kl": ("c4", 64, 2048), "margin": ("commonsense", 128, 2048),
-                   "acc": ("commonsense", 128, 2048)}
-CPU_CALIBRATION = {"ppl": ("demo", 2, 256), "kl": ("demo", 2, 256), "margin": ("demo", 12, 512), "acc": ("demo", 12, 512)}
+GPU_CALIBRATION = {
+    "ppl": ("c4", 64, 2048),
+    "kl": ("c4", 64, 2048),
+    "margin": ("commonsense", 128, 2048),
+    "acc": ("commonsense", 128, 2048),
+}
+CPU_CALIBRATION = {
+    "ppl": ("demo", 2, 256),
+    "kl": ("demo", 2, 256),
+    "margin": ("demo", 12, 512),
+    "acc": ("demo", 12, 512),
+}
 PACKAGES = ("depthprune", "torch", "transformers", "numpy", "scipy", "datasets")
 
 
@@ -73,7 +82,9 @@ class PruneConfig:
     revision: str | None = None  # pinned on resume: the revision the run started with
     dtype: str | None = None  # bfloat16 | float16 | float32; None: the device's default (bf16 on GPU)
     device_map: str | None = None  # "auto", or a JSON object / .json file of accelerate's module -> device map
-    speed: dict = field(default_factory=dict)  # Speedups switches: prefix_cache, early_abort, shared_context, memo, cache_bytes
+    speed: dict = field(
+        default_factory=dict
+    )  # Speedups switches: prefix_cache, early_abort, shared_context, memo, cache_bytes
     eval_tasks: list[str] = field(default_factory=list)  # benchmarks scored on the result after the search
     eval_limit: int | None = None
     eval_seq_len: int | None = None  # None: 2048 or the model's maximum positions, whichever is smaller
@@ -85,7 +96,9 @@ class PruneConfig:
         for f in fields(self):
             value = getattr(self, f.name)
             if not has_type(value, hints[f.name]):
-                raise UserError(f"{f.name}={value!r} (from {where(source, f.name)}) should be {type_name(hints[f.name])}")
+                raise UserError(
+                    f"{f.name}={value!r} (from {where(source, f.name)}) should be {type_name(hints[f.name])}"
+                )
             low = _MINIMUM.get(f.name)
             if low is not None and value is not None and value < low:
                 raise UserError(f"{f.name}={value!r} (from {where(source, f.name)}) must be at least {low}")
@@ -97,8 +110,10 @@ class PruneConfig:
             if key not in hints:
                 raise UserError(f"unknown speed setting {key!r} (from {place}); known: {', '.join(hints)}")
             if not has_type(value, hints[key]) or (key == "cache_bytes" and value is not None and value < 0):
-                raise UserError(f"speed setting {key}={value!r} (from {place}) should be {type_name(hints[key])}"
-                                + (" ≥ 0" if key == "cache_bytes" else ""))
+                raise UserError(
+                    f"speed setting {key}={value!r} (from {place}) should be {type_name(hints[key])}"
+                    + (" ≥ 0" if key == "cache_bytes" else "")
+                )
         return Speedups(**self.speed)
 
     def calibration(self, device: str) -> tuple[str, int, int]:
@@ -107,9 +122,11 @@ class PruneConfig:
         if self.calib and self.calib_samples and self.calib_seq_len:
             return self.calib, self.calib_samples, self.calib_seq_len
         if self.objective not in table:
-            raise UserError(f"objective {self.objective!r} has no default calibration (a missing entry of "
-                            f"{'GPU' if table is GPU_CALIBRATION else 'CPU'}_CALIBRATION); give --calib, "
-                            f"--calib-samples and --calib-seq-len")
+            raise UserError(
+                f"objective {self.objective!r} has no default calibration (a missing entry of "
+                f"{'GPU' if table is GPU_CALIBRATION else 'CPU'}_CALIBRATION); give --calib, "
+                f"--calib-samples and --calib-seq-len"
+            )
         source, samples, seq_len = table[self.objective]
         return self.calib or source, self.calib_samples or samples, self.calib_seq_len or seq_len
 
@@ -149,8 +166,11 @@ def check_seq_len(lm: LoadedModel, seq_len: int, source: str) -> None:
     """A window/input length the model can take: 2 ≤ seq_len ≤ its maximum positions."""
     limit = max_positions(lm)
     if seq_len < 2 or (limit is not None and seq_len > limit):
-        raise UserError(f"sequence length {seq_len} (from {source}) must lie between 2 and {lm.spec}'s "
-                        f"{limit} positions" if limit else f"sequence length {seq_len} (from {source}) must be at least 2")
+        raise UserError(
+            f"sequence length {seq_len} (from {source}) must lie between 2 and {lm.spec}'s {limit} positions"
+            if limit
+            else f"sequence length {seq_len} (from {source}) must be at least 2"
+        )
 
 
 def calibration_hash(objective: Objective) -> str:
@@ -207,37 +227,77 @@ def validate(config: PruneConfig, source: str = FLAGS) -> None:
 
 def preliminary(config: PruneConfig) -> dict:
     """What run.json holds while the model loads (`prepare` completes it)."""
-    return {"config": asdict(config), "model": config.model, "objective": {"objective": config.objective},
-            "searcher": config.searcher, "k": config.k, "seed": config.seed, "versions": _versions(),
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "pid": os.getpid()}
+    return {
+        "config": asdict(config),
+        "model": config.model,
+        "objective": {"objective": config.objective},
+        "searcher": config.searcher,
+        "k": config.k,
+        "seed": config.seed,
+        "versions": _versions(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "pid": os.getpid(),
+    }
 
 
-def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[[str], None] = lambda _name: None,
-            source_of: str = FLAGS):
+def prepare(
+    config: PruneConfig,
+    lm: LoadedModel | None = None,
+    phase: Callable[[str], None] = lambda _name: None,
+    source_of: str = FLAGS,
+):
     """(model, objective, searcher, provenance) for a configuration; validates before any heavy work
     (`source_of`: where the configuration came from, named in errors). `phase(name)` is told when
     loading and calibrating begin."""
     validate(config, source_of)
     cls = searcher_class(config.searcher)
     phase("loading")
-    lm = lm or load_model(config.model, device=config.device, trust_remote_code=config.trust_remote_code,
-                          revision=config.revision, dtype=parse_dtype(config.dtype, "dtype of the run"),
-                          device_map=parse_device_map(config.device_map, "device_map of the run"))
-    space = Space(lm.n_blocks, config.k, resolve_protected(config.protect, lm.n_blocks, where(source_of, "protect")),
-                  source=where(source_of, "k"))
+    lm = lm or load_model(
+        config.model,
+        device=config.device,
+        trust_remote_code=config.trust_remote_code,
+        revision=config.revision,
+        dtype=parse_dtype(config.dtype, "dtype of the run"),
+        device_map=parse_device_map(config.device_map, "device_map of the run"),
+    )
+    space = Space(
+        lm.n_blocks,
+        config.k,
+        resolve_protected(config.protect, lm.n_blocks, where(source_of, "protect")),
+        source=where(source_of, "k"),
+    )
     data_dir = Path(config.data_dir) if config.data_dir else None
     source, samples, seq_len = config.calibration(lm.device)
     seq_len = resolve_seq_len(lm, config.calib_seq_len, seq_len, where(source_of, "calib_seq_len"))
     eval_seq_len = resolve_seq_len(lm, config.eval_seq_len, 2048, where(source_of, "eval_seq_len"))
-    options = {"shared_context": config.speedups().shared_context} if objective_class(config.objective).multiple_choice else {}
+    options: dict[str, typing.Any] = (
+        {"shared_context": config.speedups().shared_context}
+        if objective_class(config.objective).multiple_choice
+        else {}
+    )
     phase("calibrating")
-    objective = halving_on_oom(lambda size: build_objective(
-        config.objective, lm, calib=source, data_dir=data_dir, samples=samples, seq_len=seq_len, calib_seed=config.calib_seed,
-        batch_size=size, **options), config.batch_size, "capturing the calibration batches")
+    objective = halving_on_oom(
+        lambda size: build_objective(
+            config.objective,
+            lm,
+            calib=source,
+            data_dir=data_dir,
+            samples=samples,
+            seq_len=seq_len,
+            calib_seed=config.calib_seed,
+            batch_size=size,
+            **options,
+        ),
+        config.batch_size,
+        "capturing the calibration batches",
+    )
     biased = overlapping_tasks(objective.describe()["calib"], list(TASKS), data_dir)
     if biased:
-        warnings.warn(f"CALIBRATING ON EVALUATION DATA: {source!r} is the evaluation file of {', '.join(biased)}; "
-                      f"scores on {', '.join(biased)} will be biased", stacklevel=2)
+        warnings.warn(
+            f"CALIBRATING ON EVALUATION DATA: {source!r} is the evaluation file of {', '.join(biased)}; "
+            f"scores on {', '.join(biased)} will be biased",
+            stacklevel=2,
+        )
     searcher = cls(space, seed=config.seed, **config.options)
     provenance = preliminary(config) | {
         "model_id": lm.model_id,
@@ -246,8 +306,13 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[
         "protected": sorted(space.protected),
         "searcher_options": dict(searcher.options),
         "objective": objective.describe(),
-        "calibration": {"source": source, "samples": samples, "seq_len": seq_len, "seed": config.calib_seed,
-                        "hash": calibration_hash(objective)},
+        "calibration": {
+            "source": source,
+            "samples": samples,
+            "seq_len": seq_len,
+            "seed": config.calib_seed,
+            "hash": calibration_hash(objective),
+        },
         "eval_seq_len": eval_seq_len,
         "dtype": lm.dtype,
         "device": lm.device,
@@ -260,14 +325,28 @@ def prepare(config: PruneConfig, lm: LoadedModel | None = None, phase: Callable[
 def signal_makers(objective: Objective, lm: LoadedModel, seed: int, options: dict) -> SignalMakers:
     """How to compute each engine signal a searcher may ask for (the loop calls only those needed);
     `options`: the searcher's, for the MI estimator's token count and rank (fbs)."""
-    return {"proxy": lambda: block_proxies(objective),
-            "gradients": lambda: gate_gradients(objective, lm.tokenizer.pad_token_id),
-            "segment_mi": lambda: SegmentMI(objective, tokens=options.get("mi_tokens", 32768),
-                                            rank=options.get("mi_rank", 256), seed=seed)}
+    return {
+        "proxy": lambda: block_proxies(objective),
+        "gradients": lambda: gate_gradients(objective, lm.tokenizer.pad_token_id),
+        "segment_mi": lambda: SegmentMI(
+            objective, tokens=options.get("mi_tokens", 32768), rank=options.get("mi_rank", 256), seed=seed
+        ),
+    }
 
 
-def record_benchmark(run: Run, lm: LoadedModel, removed, tasks: list[str], *, limit: int | None, seq_len: int,
-                     data_dir: str | None, batch_size: int = 8, progress=None, listener: Listener | None = None) -> dict:
+def record_benchmark(
+    run: Run,
+    lm: LoadedModel,
+    removed,
+    tasks: list[str],
+    *,
+    limit: int | None,
+    seq_len: int,
+    data_dir: str | None,
+    batch_size: int = 8,
+    progress=None,
+    listener: Listener | None = None,
+) -> dict:
     """Score `removed` on benchmark `tasks` and append the scores to `run` as a `benchmarked` event;
     the phase and its progress are events too."""
     emit = listener or (lambda _event: None)
@@ -281,10 +360,28 @@ def record_benchmark(run: Run, lm: LoadedModel, removed, tasks: list[str], *, li
             emit(run.append(Phase(phase="benchmarking", done=len(finished), total=len(tasks), detail=label)))
 
     emit(run.append(Phase(phase="benchmarking", done=0, total=len(tasks), detail=", ".join(tasks))))
-    report = evaluate(lm, tasks, sorted(removed), limit=limit, seq_len=seq_len,
-                      data_dir=Path(data_dir) if data_dir else None, batch_size=batch_size, progress=step)
-    emit(run.append(Benchmarked(removed=report["removed"], tasks=report["tasks"], limit=limit, seq_len=seq_len,
-                                seconds=report["seconds"], model=model_settings(lm))))
+    report = evaluate(
+        lm,
+        tasks,
+        sorted(removed),
+        limit=limit,
+        seq_len=seq_len,
+        data_dir=Path(data_dir) if data_dir else None,
+        batch_size=batch_size,
+        progress=step,
+    )
+    emit(
+        run.append(
+            Benchmarked(
+                removed=report["removed"],
+                tasks=report["tasks"],
+                limit=limit,
+                seq_len=seq_len,
+                seconds=report["seconds"],
+                model=model_settings(lm),
+            )
+        )
+    )
     return report
 
 
@@ -295,8 +392,10 @@ def model_settings(lm: LoadedModel) -> dict:
 
 def benchmarked(run: Run, removed: list[int], suite: str | None = None) -> bool:
     """Whether `run` holds benchmark scores of `removed` (of the study suite `suite` when given)."""
-    return any(isinstance(e, Benchmarked) and e.removed == sorted(removed) and (suite is None or e.suite == suite)
-               for e in run.events())
+    return any(
+        isinstance(e, Benchmarked) and e.removed == sorted(removed) and (suite is None or e.suite == suite)
+        for e in run.events()
+    )
 
 
 def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher, provenance, listener, stop):
@@ -307,16 +406,34 @@ def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher,
         identity = {k: provenance[k] for k in ("model_id", "revision", "dtype", "objective")}
         shared = SharedMemo(run.path.parent, identity | {"device": provenance["device"].split(":")[0]})
     try:
-        result = run.result() or run_search(objective, searcher, run, listener, speed, shared, stop,
-                                            signal_makers(objective, lm, config.seed, searcher.options))
+        result = run.result() or run_search(
+            objective,
+            searcher,
+            run,
+            listener,
+            speed,
+            shared,
+            stop,
+            signal_makers(objective, lm, config.seed, searcher.options),
+        )
     except torch.OutOfMemoryError:
-        raise UserError(f"out of GPU memory evaluating a candidate (from --batch-size {config.batch_size}); "
-                        f"everything evaluated is stored: free GPU memory and continue with "
-                        f"depthprune prune --resume {run.path}") from None
+        raise UserError(
+            f"out of GPU memory evaluating a candidate (from --batch-size {config.batch_size}); "
+            f"everything evaluated is stored: free GPU memory and continue with "
+            f"depthprune prune --resume {run.path}"
+        ) from None
     if config.eval_tasks and not benchmarked(run, result["removed"]):
-        record_benchmark(run, lm, result["removed"], config.eval_tasks, limit=config.eval_limit,
-                         seq_len=provenance["eval_seq_len"], data_dir=config.data_dir, batch_size=config.batch_size,
-                         listener=listener)
+        record_benchmark(
+            run,
+            lm,
+            result["removed"],
+            config.eval_tasks,
+            limit=config.eval_limit,
+            seq_len=provenance["eval_seq_len"],
+            data_dir=config.data_dir,
+            batch_size=config.batch_size,
+            listener=listener,
+        )
     return result
 
 
@@ -325,8 +442,14 @@ def _phases(run: Run, listener: Listener | None) -> Callable[[str], None]:
     return lambda name: emit(run.append(Phase(phase=name)))
 
 
-def start(config: PruneConfig, runs_dir: Path, listener: Listener | None = None, lm: LoadedModel | None = None,
-          stop: threading.Event | None = None, name: str | None = None):
+def start(
+    config: PruneConfig,
+    runs_dir: Path,
+    listener: Listener | None = None,
+    lm: LoadedModel | None = None,
+    stop: threading.Event | None = None,
+    name: str | None = None,
+):
     """Create a run for `config` (named `name` when given) and search; returns (run, result)."""
     check_writable(runs_dir, "--runs-dir")
     validate(config)
@@ -341,8 +464,14 @@ def start(config: PruneConfig, runs_dir: Path, listener: Listener | None = None,
         return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)
 
 
-def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: threading.Event | None = None,
-           lm: LoadedModel | None = None, trust_remote_code: bool = False):
+def resume(
+    ref: str,
+    runs_dir: Path,
+    listener: Listener | None = None,
+    stop: threading.Event | None = None,
+    lm: LoadedModel | None = None,
+    trust_remote_code: bool = False,
+):
     """Continue a run from its stored configuration and events (a finished run returns its result).
     Trust comes from this invocation only (`trust_remote_code`), never from the stored run.json."""
     run = Run.open(ref, runs_dir, source="--resume")
@@ -371,7 +500,9 @@ def resume(ref: str, runs_dir: Path, listener: Listener | None = None, stop: thr
         if "model_id" in run.config:  # else the first session ended while loading: nothing to compare
             for key in ("model_id", "revision", "n_blocks", "dtype", "objective"):
                 if provenance[key] != run.config.get(key):
-                    raise UserError(f"run {run.id} (from --resume) cannot continue here: its {key} was "
-                                    f"{run.config.get(key)!r}, now {provenance[key]!r}; start a new run")
+                    raise UserError(
+                        f"run {run.id} (from --resume) cannot continue here: its {key} was "
+                        f"{run.config.get(key)!r}, now {provenance[key]!r}; start a new run"
+                    )
         run.update_config(provenance | {"started": run.config.get("started", provenance["started"])})
         return run, _search(config, lm, run, objective, searcher, provenance, listener, stop)

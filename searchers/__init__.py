@@ -16,8 +16,21 @@ from .genetic import Genetic
 from .simple import Beam, Exhaustive, Greedy, OneShot, RandomSearch, Tail, Window
 
 SEARCHERS: dict[str, type[Searcher]] = {
-    s.name: s
-    for s in [OneShot, Greedy, Beam, Genetic, Bayesian, CBO, FastBlockSelect, RandomSearch, Anneal, Window, Tail, Exhaustive]
+    s.name: s  # type: ignore[type-abstract]  # (the concrete subclasses)
+    for s in [
+        OneShot,
+        Greedy,
+        Beam,
+        Genetic,
+        Bayesian,
+        CBO,
+        FastBlockSelect,
+        RandomSearch,
+        Anneal,
+        Window,
+        Tail,
+        Exhaustive,
+    ]
 }
 PAPER_SEARCHERS = ("oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs")
 
@@ -28,4 +41,4 @@ def searcher_class(name: str) -> type[Searcher]:
     return SEARCHERS[name]
 
 
-__all__ = ["SEARCHERS", "PAPER_SEARCHERS", "RemovalSet", "Searcher", "Space", "searcher_class"]
+__all__ = ["PAPER_SEARCHERS", "SEARCHERS", "RemovalSet", "Searcher", "Space", "searcher_class"]

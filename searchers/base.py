@@ -13,11 +13,13 @@ from __future__ import annotations
 import math
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generator, Iterable
+from typing import Any, ClassVar, TypeVar
 
 from ..core.errors import UserError
 
+T = TypeVar("T")
 RemovalSet = frozenset
 Search = Generator[list[RemovalSet], dict[RemovalSet, float], RemovalSet]
 
@@ -35,8 +37,10 @@ class Space:
         if self.k <= 0:
             raise UserError(f"k={self.k} (from {self.source}) must be at least 1")
         if self.k >= len(self.allowed):
-            raise UserError(f"k={self.k} (from {self.source}) must be smaller than the {len(self.allowed)} removable blocks "
-                            f"({self.n_blocks} blocks, {len(self.protected)} protected)")
+            raise UserError(
+                f"k={self.k} (from {self.source}) must be smaller than the {len(self.allowed)} removable blocks "
+                f"({self.n_blocks} blocks, {len(self.protected)} protected)"
+            )
 
     @property
     def allowed(self) -> tuple[int, ...]:
@@ -135,8 +139,9 @@ class Searcher(ABC):
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if "defaults" in cls.__dict__:
-            raise TypeError(f"searcher {cls.__name__}: declare its options in `params` (default and domain), "
-                            f"not `defaults`")
+            raise TypeError(
+                f"searcher {cls.__name__}: declare its options in `params` (default and domain), not `defaults`"
+            )
         cls.defaults = {key: o.default for key, o in cls.params.items()}
 
     @classmethod
@@ -145,11 +150,15 @@ class Searcher(ABC):
         value and `source` (a flag, or the file and table the options were read from)."""
         for key, value in options.items():
             if key not in cls.params:
-                raise UserError(f"unknown option {key!r} for searcher {cls.name!r} (from {option_source(source, key)}); "
-                                f"options: {', '.join(sorted(cls.params)) or 'none'}")
+                raise UserError(
+                    f"unknown option {key!r} for searcher {cls.name!r} (from {option_source(source, key)}); "
+                    f"options: {', '.join(sorted(cls.params)) or 'none'}"
+                )
             if not cls.params[key].accepts(value):
-                raise UserError(f"bad value {value!r} for option {key!r} of searcher {cls.name!r} "
-                                f"(from {option_source(source, key)}): should be {cls.params[key].domain()}")
+                raise UserError(
+                    f"bad value {value!r} for option {key!r} of searcher {cls.name!r} "
+                    f"(from {option_source(source, key)}): should be {cls.params[key].domain()}"
+                )
 
     def __init__(self, space: Space, seed: int = 0, **options):
         self.validate_options({k: v for k, v in options.items() if k not in self.needs})
@@ -165,7 +174,7 @@ class Searcher(ABC):
         self.result: RemovalSet | None = None
         self.check()
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 (a hook: subclasses with options to check override it)
         """Refuse impossible options before any evaluation (raise UserError); default: nothing to check."""
 
     def signals_needed(self) -> tuple[str, ...]:
@@ -212,7 +221,9 @@ class Searcher(ABC):
         low = min(z.values())
         return {i: math.exp(-(zi - low) / tau) for i, zi in z.items()}
 
-    def weighted_sample(self, weights: dict[int, float], n: int, exclude=frozenset(), uniform: float = 0.0) -> list[int]:
+    def weighted_sample(
+        self, weights: dict[int, float], n: int, exclude=frozenset(), uniform: float = 0.0
+    ) -> list[int]:
         """n distinct blocks drawn sequentially without replacement (Plackett–Luce) from `weights`;
         with probability `uniform` a draw ignores the weights, and so does a draw whose remaining
         weights have all underflowed to 0 (a tiny τ)."""
@@ -247,19 +258,22 @@ class Searcher(ABC):
         return self._advance({s: scores[s] for s in self._pending})
 
     def _advance(self, scores) -> list[RemovalSet]:
+        assert self._gen is not None  # `ask` started the search
         try:
             self._pending = next(self._gen) if scores is None else self._gen.send(scores)
         except StopIteration as stop:
             self.result, self._pending = frozenset(stop.value), []
             if len(self.result) != self.space.k or self.result & self.space.protected:
-                raise RuntimeError(f"{self.name} returned an infeasible set {sorted(self.result)}")
+                raise RuntimeError(f"{self.name} returned an infeasible set {sorted(self.result)}") from None
         return self._pending
 
 
-def argmin(scores: dict, among: Iterable) -> object:
+def argmin(scores: dict, among: Iterable[T]) -> T:
     """The first element of `among` with the smallest score (ties keep the earlier one)."""
-    best = None
+    best: T | None = None
     for s in among:
         if best is None or scores[s] < scores[best]:
             best = s
+    if best is None:
+        raise ValueError("argmin over no candidates")
     return best

@@ -73,7 +73,7 @@ class Bayesian(Searcher):
 
     def _pool(self, seen, weights) -> list:
         best = sorted(seen, key=lambda s: seen[s])[:5]
-        pool = {}
+        pool: dict = {}
         for s in best:
             for out in sorted(s):
                 for into in self.space.allowed:
@@ -89,7 +89,14 @@ class Bayesian(Searcher):
         additive = np.array([sum(delta[i] for i in s) for s in sets])
         c = 1.0
         if len(sets) >= 3 and additive.var() > 0:
-            c = float(np.clip(np.dot(additive - additive.mean(), y - y.mean()) / np.dot(additive - additive.mean(), additive - additive.mean()), 0, 2))
+            c = float(
+                np.clip(
+                    np.dot(additive - additive.mean(), y - y.mean())
+                    / np.dot(additive - additive.mean(), additive - additive.mean()),
+                    0,
+                    2,
+                )
+            )
         prior = base + c * additive
         residual = y - prior
         scale = residual.std() or 1.0
@@ -109,6 +116,7 @@ class Bayesian(Searcher):
                 evidence = -0.5 * r @ alpha - np.log(np.diag(L)).sum()
                 if best_fit is None or evidence > best_fit[0]:
                     best_fit = (evidence, length, L, alpha)
+        assert best_fit is not None  # the grid of lengths is not empty
         _, length, L, alpha = best_fit
         k_star = np.exp(-np.abs(P[:, None, :] - X[None, :, :]).sum(-1) / length)
         mean = k_star @ alpha

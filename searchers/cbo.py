@@ -29,8 +29,14 @@ from .base import Searcher, argmin, count, switch
 class CBO(Searcher):
     name = "cbo"
     stochastic = True
-    params = {"first_order": switch(False), "rescore_top": count(1), "top_r": count(20),
-              "exact_limit": count(200_000_000), "restarts": count(20), "iterations": count(2000)}
+    params = {
+        "first_order": switch(False),
+        "rescore_top": count(1),
+        "top_r": count(20),
+        "exact_limit": count(200_000_000),
+        "restarts": count(20),
+        "iterations": count(2000),
+    }
     needs = ("gradients",)
 
     def search(self):
@@ -85,7 +91,9 @@ class CBO(Searcher):
         found: dict = {}
         diag = np.diag(H) + linear
         for restart in range(self.options["restarts"]):
-            current = set(sorted(allowed, key=lambda i: diag[i])[:k]) if restart == 0 else set(self.rng.sample(allowed, k))
+            current = (
+                set(sorted(allowed, key=lambda i: diag[i])[:k]) if restart == 0 else set(self.rng.sample(allowed, k))
+            )
             r = H[:, sorted(current)].sum(1)
             energy = float(sum(H[i, j] for i in current for j in current) + linear[list(current)].sum())
             tabu: dict = {}
@@ -96,8 +104,14 @@ class CBO(Searcher):
                     for into in allowed:
                         if into in current or tabu.get(into, -1) > step:
                             continue
-                        change = (-2 * r[out] + H[out, out] + 2 * (r[into] - H[out, into]) + H[into, into]
-                                  - linear[out] + linear[into])
+                        change = (
+                            -2 * r[out]
+                            + H[out, out]
+                            + 2 * (r[into] - H[out, into])
+                            + H[into, into]
+                            - linear[out]
+                            + linear[into]
+                        )
                         if best_move is None or change < best_move[0]:
                             best_move = (change, out, into)
                 if best_move is None:

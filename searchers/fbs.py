@@ -27,7 +27,8 @@ from .base import Searcher, choice, count
 
 def runs_of(blocks) -> list[tuple[int, int]]:
     """Maximal contiguous runs [a, b] of a set of block indices, in order."""
-    out, ordered = [], sorted(blocks)
+    out: list[tuple[int, int]] = []
+    ordered = sorted(blocks)
     for i in ordered:
         if out and out[-1][1] == i - 1:
             out[-1] = (out[-1][0], i)
@@ -38,8 +39,14 @@ def runs_of(blocks) -> list[tuple[int, int]]:
 
 class FastBlockSelect(Searcher):
     name = "fbs"
-    params = {"mode": choice("hybrid", "mi", "objective"), "alt_size": count(None, optional=True), "top_k": count(3),
-              "max_iter": count(10), "mi_tokens": count(32768, low=2), "mi_rank": count(256)}
+    params = {
+        "mode": choice("hybrid", "mi", "objective"),
+        "alt_size": count(None, optional=True),
+        "top_k": count(3),
+        "max_iter": count(10),
+        "mi_tokens": count(32768, low=2),
+        "mi_rank": count(256),
+    }
     needs = ("segment_mi",)
 
     def search(self):
@@ -67,8 +74,11 @@ class FastBlockSelect(Searcher):
                 tried.add((P, (a, b)))
                 length, rest = b - a + 1, P - set(range(a, b + 1))
                 usable = (P | alt) & set(self.space.allowed)
-                windows = [frozenset(range(c, c + length)) for c in range(self.space.n_blocks - length + 1)
-                           if c != a and all(t in usable and t not in rest for t in range(c, c + length))]
+                windows = [
+                    frozenset(range(c, c + length))
+                    for c in range(self.space.n_blocks - length + 1)
+                    if c != a and all(t in usable and t not in rest for t in range(c, c + length))
+                ]
                 windows = sorted(windows, key=lambda w: (sum(single[t] for t in w), min(w)))[: o["top_k"]]
                 if not windows:
                     continue

@@ -19,8 +19,15 @@ from .base import Searcher, argmin, count, fraction, positive
 class Genetic(Searcher):
     name = "ga"
     stochastic = True
-    params = {"population": count(16, low=2), "elitism": fraction(0.2, open_high=True), "mutation": fraction(0.15),
-              "generations": count(10), "tau": positive(1.0), "uniform_mix": fraction(0.25), "tournament": count(3)}
+    params = {
+        "population": count(16, low=2),
+        "elitism": fraction(0.2, open_high=True),
+        "mutation": fraction(0.15),
+        "generations": count(10),
+        "tau": positive(1.0),
+        "uniform_mix": fraction(0.25),
+        "tournament": count(3),
+    }
 
     def search(self):
         o = self.options

@@ -7,7 +7,7 @@ import math
 from itertools import combinations
 
 from ..core.errors import UserError
-from .base import Searcher, argmin, choice, count
+from .base import RemovalSet, Searcher, argmin, choice, count
 
 
 class OneShot(Searcher):
@@ -23,7 +23,9 @@ class OneShot(Searcher):
 
     def check(self):
         if self.options["scorer"] not in ("objective", "bi", "angular"):
-            raise UserError(f"unknown one-shot scorer {self.options['scorer']!r} (from --scorer); use objective, bi or angular")
+            raise UserError(
+                f"unknown one-shot scorer {self.options['scorer']!r} (from --scorer); use objective, bi or angular"
+            )
 
     def search(self):
         scorer = self.options["scorer"]
@@ -31,7 +33,8 @@ class OneShot(Searcher):
             _, self.importance = yield from self.single_damage()
         else:
             self.importance = {i: self.options["proxy"][scorer][i] for i in self.space.allowed}
-        ranked = sorted(self.space.allowed, key=lambda i: (self.importance[i], i))
+        importance = self.importance
+        ranked = sorted(self.space.allowed, key=lambda i: (importance[i], i))
         return frozenset(ranked[: self.space.k])
 
     def signals_needed(self):
@@ -77,7 +80,7 @@ class Beam(Searcher):
     params = {"width": count(5)}
 
     def search(self):
-        beam = [frozenset()]
+        beam: list[RemovalSet] = [frozenset()]
         self.select = self.options["width"]
         for r in range(self.space.k):
             self.status = f"depth {r + 1}/{self.space.k}"
@@ -106,8 +109,11 @@ class Window(Searcher):
 
     def windows(self) -> list:
         allowed = set(self.space.allowed)
-        return [frozenset(range(a, a + self.space.k)) for a in range(self.space.n_blocks - self.space.k + 1)
-                if all(i in allowed for i in range(a, a + self.space.k))]
+        return [
+            frozenset(range(a, a + self.space.k))
+            for a in range(self.space.n_blocks - self.space.k + 1)
+            if all(i in allowed for i in range(a, a + self.space.k))
+        ]
 
     def check(self):
         if not self.windows():
@@ -151,8 +157,10 @@ class Exhaustive(Searcher):
     def check(self):
         total = math.comb(len(self.space.allowed), self.space.k)
         if total > self.options["budget"]:
-            raise UserError(f"exhaustive search needs C({len(self.space.allowed)},{self.space.k}) = {total:,} "
-                            f"evaluations, over the budget of {self.options['budget']:,} (--budget)")
+            raise UserError(
+                f"exhaustive search needs C({len(self.space.allowed)},{self.space.k}) = {total:,} "
+                f"evaluations, over the budget of {self.options['budget']:,} (--budget)"
+            )
 
     def search(self):
         sets = [frozenset(c) for c in combinations(self.space.allowed, self.space.k)]

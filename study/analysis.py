@@ -61,17 +61,38 @@ def seed_means(rows: list[dict]) -> list[dict]:
 
 # 1. Tables 1/2 -----------------------------------------------------------------------------
 
+
 def results_table(rows: list[dict], dense: dict, model: str, k: int, objective: str) -> list[dict]:
     """The paper's Table 1/2 for one (model, k, objective): the dense model first, then each
     searcher (seed means), then the baselines; per-task metrics, averages and the objective value."""
     d = dense[model]
-    table = [{"searcher": "dense", "removed": [], **d["metrics"], "acc_avg": d["acc_avg"], "ppl_avg": d["ppl_avg"],
-              "value": None}]
+    table = [
+        {
+            "searcher": "dense",
+            "removed": [],
+            **d["metrics"],
+            "acc_avg": d["acc_avg"],
+            "ppl_avg": d["ppl_avg"],
+            "value": None,
+        }
+    ]
     chosen = [r for r in seed_means(rows) if (r["model"], r["k"], r["objective"]) == (model, k, objective)]
     for r in sorted(chosen, key=lambda r: r["baseline"]):
-        label = r["searcher"] + (" (baseline)" if r["baseline"] else "") + (f" ×{r['seeds']} seeds" if r["seeds"] > 1 else "")
-        table.append({"searcher": label, "removed": r["removed"], **r["metrics"], "acc_avg": r["acc_avg"],
-                      "ppl_avg": r["ppl_avg"], "value": r["value"]})
+        label = (
+            r["searcher"]
+            + (" (baseline)" if r["baseline"] else "")
+            + (f" ×{r['seeds']} seeds" if r["seeds"] > 1 else "")
+        )
+        table.append(
+            {
+                "searcher": label,
+                "removed": r["removed"],
+                **r["metrics"],
+                "acc_avg": r["acc_avg"],
+                "ppl_avg": r["ppl_avg"],
+                "value": r["value"],
+            }
+        )
     if any(r.get("decode_x") is not None for r in chosen):  # `depthprune speed --run` measured some cells
         measured: list[dict | None] = [None, *sorted(chosen, key=lambda r: r["baseline"])]
         for row, cell in zip(table, measured):
@@ -81,9 +102,10 @@ def results_table(rows: list[dict], dense: dict, model: str, k: int, objective: 
 
 # 2. Removed-layer masks (Figure 1) ---------------------------------------------------------
 
+
 def masks(rows: list[dict], model: str, k: int) -> list[tuple[str, str, frozenset]]:
     """(objective, searcher, removed set) for one (model, k), first seed, in grid order."""
-    first = {}
+    first: dict[tuple[str, str], dict] = {}
     for r in rows:
         if (r["model"], r["k"]) == (model, k):
             key = (r["objective"], r["searcher"])
@@ -105,12 +127,13 @@ def mask_text(entries, n_blocks: int) -> str:
 
 # 3. Rank agreement (Figure 2) --------------------------------------------------------------
 
+
 def rank_agreement(rows: list[dict]) -> dict:
     """Spearman ρ and Kendall τ-b between the perplexity ranking (1 = lowest ppl_avg) and the
     accuracy ranking (1 = highest acc_avg) of the given models; ties get average ranks. Positive:
     the rankings agree. None when fewer than three models or a ranking is constant."""
     pairs = [(r["ppl_avg"], r["acc_avg"]) for r in rows if r["ppl_avg"] is not None and r["acc_avg"] is not None]
-    out = {"n": len(pairs), "spearman": None, "kendall": None}
+    out: dict[str, float | None] = {"n": len(pairs), "spearman": None, "kendall": None}
     if len(pairs) < 3 or len({p for p, _ in pairs}) < 2 or len({a for _, a in pairs}) < 2:
         return out
     ppl = [p for p, _ in pairs]
@@ -122,29 +145,46 @@ def rank_agreement(rows: list[dict]) -> dict:
 
 # 4. Spread across searchers (Figure 3) -----------------------------------------------------
 
+
 def spread(values: list[float]) -> dict:
     """Range, mean and population variance σ² (ddof = 0, the paper's convention) of `values`."""
     values = [v for v in values if v is not None]
     if not values:
         return {"n": 0, "min": None, "max": None, "range": None, "mean": None, "var": None}
-    return {"n": len(values), "min": min(values), "max": max(values), "range": max(values) - min(values),
-            "mean": statistics.fmean(values), "var": statistics.pvariance(values)}
+    return {
+        "n": len(values),
+        "min": min(values),
+        "max": max(values),
+        "range": max(values) - min(values),
+        "mean": statistics.fmean(values),
+        "var": statistics.pvariance(values),
+    }
 
 
 # 5. Search cost (Table 3) ------------------------------------------------------------------
+
 
 def cost_table(rows: list[dict], model: str, k: int) -> list[dict]:
     """Wall time, evaluations and block-forwards per (objective, searcher), seed means. `evaluations`
     counts candidates the objective computed in this cell, `served_by_memo` those another run had
     already computed (shared memo): the search's cost is their sum, whatever ran before it."""
-    return [{"objective": r["objective"], "searcher": r["searcher"], "seconds": r["seconds"],
-             "evaluations": r["evaluations"], "served_by_memo": r.get("cached_from_memo"),
-             "candidates": None if r["evaluations"] is None else r["evaluations"] + (r.get("cached_from_memo") or 0),
-             "block_forwards": r["block_forwards"]}
-            for r in seed_means(rows) if (r["model"], r["k"]) == (model, k)]
+    return [
+        {
+            "objective": r["objective"],
+            "searcher": r["searcher"],
+            "seconds": r["seconds"],
+            "evaluations": r["evaluations"],
+            "served_by_memo": r.get("cached_from_memo"),
+            "candidates": None if r["evaluations"] is None else r["evaluations"] + (r.get("cached_from_memo") or 0),
+            "block_forwards": r["block_forwards"],
+        }
+        for r in seed_means(rows)
+        if (r["model"], r["k"]) == (model, k)
+    ]
 
 
 # 6. Beyond the paper -----------------------------------------------------------------------
+
 
 def jaccard_matrix(entries, baselines=frozenset()) -> dict:
     """Pairwise Jaccard overlap of removed sets, and its mean within one objective vs across
@@ -156,10 +196,14 @@ def jaccard_matrix(entries, baselines=frozenset()) -> dict:
     for (o1, s1, a), (o2, s2, b) in combinations(entries, 2):
         if s1 != s2:
             means[(s1 in baselines or s2 in baselines, o1 == o2)].append(jaccard(a, b))
-    return {"labels": labels, "matrix": matrix, "within_objective": _mean(means[(False, True)]),
-            "across_objectives": _mean(means[(False, False)]),
-            "baseline_within_objective": _mean(means[(True, True)]),
-            "baseline_across_objectives": _mean(means[(True, False)])}
+    return {
+        "labels": labels,
+        "matrix": matrix,
+        "within_objective": _mean(means[(False, True)]),
+        "across_objectives": _mean(means[(False, False)]),
+        "baseline_within_objective": _mean(means[(True, True)]),
+        "baseline_across_objectives": _mean(means[(True, False)]),
+    }
 
 
 def variance_decomposition(rows: list[dict], metric: str) -> dict | None:
@@ -176,9 +220,15 @@ def variance_decomposition(rows: list[dict], metric: str) -> dict | None:
     if total == 0:
         return None
     ss_obj = sum(len(searchers) * (statistics.fmean(cells[o, s] for s in searchers) - grand) ** 2 for o in objectives)
-    ss_search = sum(len(objectives) * (statistics.fmean(cells[o, s] for o in objectives) - grand) ** 2 for s in searchers)
-    return {"objective": ss_obj / total, "searcher": ss_search / total,
-            "interaction": max(0.0, 1 - (ss_obj + ss_search) / total), "n": len(cells)}
+    ss_search = sum(
+        len(objectives) * (statistics.fmean(cells[o, s] for o in objectives) - grand) ** 2 for s in searchers
+    )
+    return {
+        "objective": ss_obj / total,
+        "searcher": ss_search / total,
+        "interaction": max(0.0, 1 - (ss_obj + ss_search) / total),
+        "n": len(cells),
+    }
 
 
 def seed_variation(rows: list[dict]) -> list[dict]:
@@ -188,8 +238,14 @@ def seed_variation(rows: list[dict]) -> list[dict]:
     for (model, k, objective, searcher), rs in group(rows, "model", "k", "objective", "searcher").items():
         if len(rs) < 2:
             continue
-        row = {"model": model, "k": k, "objective": objective, "searcher": searcher, "seeds": len(rs),
-               "distinct_sets": len({frozenset(r["removed"]) for r in rs})}
+        row = {
+            "model": model,
+            "k": k,
+            "objective": objective,
+            "searcher": searcher,
+            "seeds": len(rs),
+            "distinct_sets": len({frozenset(r["removed"]) for r in rs}),
+        }
         for key in ("value", "acc_avg", "ppl_avg"):
             values = [r[key] for r in rs if r[key] is not None]
             row[key] = (statistics.fmean(values), statistics.stdev(values)) if len(values) > 1 else None

@@ -85,8 +85,9 @@ class StudyConfig:
     batch_size: int = 8
     calibration: dict = field(default_factory=dict)  # objective -> {source, samples, seq_len}
     options: dict = field(default_factory=dict)  # searcher -> {hyperparameter: value}
-    evaluation: dict = field(default_factory=lambda: {"tasks": ["demo-text", "demo-mc"], "limit": None, "windows": None,
-                                                       "seq_len": 512})
+    evaluation: dict = field(
+        default_factory=lambda: {"tasks": ["demo-text", "demo-mc"], "limit": None, "windows": None, "seq_len": 512}
+    )
     executor: dict = field(default_factory=lambda: {"kind": "local", "workers": None, "address": ""})
 
     def cells(self) -> list[Cell]:
@@ -102,11 +103,26 @@ class StudyConfig:
 
     def prune_config(self, cell: Cell) -> PruneConfig:
         calib = self.calibration.get(cell.objective, {})
-        options = {**(BASELINE_OPTIONS.get(cell.searcher, {}) if cell.baseline else {}), **self.options.get(cell.searcher, {})}
-        return PruneConfig(model=cell.model, objective=cell.objective, searcher=cell.searcher, k=cell.k, seed=cell.seed,
-                           protect=list(self.protect), calib=calib.get("source"), calib_samples=calib.get("samples"),
-                           calib_seq_len=calib.get("seq_len"), data_dir=self.data_dir, batch_size=self.batch_size,
-                           options=options, device=self.device, dtype=self.dtype)
+        options = {
+            **(BASELINE_OPTIONS.get(cell.searcher, {}) if cell.baseline else {}),
+            **self.options.get(cell.searcher, {}),
+        }
+        return PruneConfig(
+            model=cell.model,
+            objective=cell.objective,
+            searcher=cell.searcher,
+            k=cell.k,
+            seed=cell.seed,
+            protect=list(self.protect),
+            calib=calib.get("source"),
+            calib_samples=calib.get("samples"),
+            calib_seq_len=calib.get("seq_len"),
+            data_dir=self.data_dir,
+            batch_size=self.batch_size,
+            options=options,
+            device=self.device,
+            dtype=self.dtype,
+        )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -171,7 +187,7 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
     """Validate a study table (from TOML or flags); `source` names where it came from in errors."""
     data = {key: value for key, value in _typed(data, _TOP, source).items() if value is not None}
     if "name" not in data:
-        raise UserError(f"{source}: the study needs a name (name = \"...\")")
+        raise UserError(f'{source}: the study needs a name (name = "...")')
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", data["name"]):
         raise UserError(f"{source}: study name {data['name']!r} must be letters, digits, - and _ (≤ 64)")
     config = StudyConfig(name=data["name"])
@@ -185,8 +201,9 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
     config.searchers = _names(data.get("searchers", config.searchers), list(SEARCHERS), "searcher", source)
     config.baselines = _names(data.get("baselines", config.baselines), list(SEARCHERS), "baseline", source)
     if set(config.searchers) & set(config.baselines):
-        raise UserError(f"{source}: {sorted(set(config.searchers) & set(config.baselines))} listed both as searcher "
-                        f"and baseline")
+        raise UserError(
+            f"{source}: {sorted(set(config.searchers) & set(config.baselines))} listed both as searcher and baseline"
+        )
     config.k = _ints(data.get("k", config.k), "k", source, minimum=1)
     config.seeds = _ints(data.get("seeds", config.seeds), "seed", source, minimum=0)
     if not config.k or not config.seeds:
@@ -210,15 +227,25 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
     for objective, table in data.get("calibration", {}).items():
         where = f"{source} [calibration.{objective}]"
         if objective not in OBJECTIVES or not isinstance(table, dict):
-            raise UserError(f"{source}: [calibration.{objective}] is not an objective table; objectives: {', '.join(OBJECTIVES)}")
+            raise UserError(
+                f"{source}: [calibration.{objective}] is not an objective table; objectives: {', '.join(OBJECTIVES)}"
+            )
         config.calibration[objective] = _minimums(_typed(table, _CALIBRATION, where), _MINIMUMS, where)
     for searcher, table in data.get("options", {}).items():
         if searcher not in SEARCHERS or not isinstance(table, dict):
-            raise UserError(f"{source}: [options.{searcher}] is not a searcher table; searchers: {', '.join(SEARCHERS)}")
+            raise UserError(
+                f"{source}: [options.{searcher}] is not a searcher table; searchers: {', '.join(SEARCHERS)}"
+            )
         SEARCHERS[searcher].validate_options(table, f"{source} [options.{searcher}]")
         config.options[searcher] = table
-    evaluation = {**config.evaluation, **_minimums(_typed(data.get("evaluation", {}), _EVALUATION, f"{source} [evaluation]"),
-                                                    _MINIMUMS, f"{source} [evaluation]")}
+    evaluation = {
+        **config.evaluation,
+        **_minimums(
+            _typed(data.get("evaluation", {}), _EVALUATION, f"{source} [evaluation]"),
+            _MINIMUMS,
+            f"{source} [evaluation]",
+        ),
+    }
     _names(evaluation["tasks"], list(TASKS), "evaluation task", f"{source} [evaluation]")
     config.evaluation = evaluation
     executor = {**config.executor, **_typed(data.get("executor", {}), _EXECUTOR, f"{source} [executor]")}

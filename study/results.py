@@ -46,12 +46,27 @@ def collect(config: StudyConfig, runs_dir: Path) -> dict:
             continue
         metrics, acc_avg, ppl_avg = summarize(scores["tasks"])
         n_blocks[cell.model] = scores["n_blocks"]
-        rows.append({"model": cell.model, "k": cell.k, "objective": cell.objective, "searcher": cell.searcher,
-                     "baseline": cell.baseline, "seed": cell.seed, "run": name, "removed": result["removed"],
-                     "value": result["value"], "seconds": result["seconds"], "evaluations": result["evaluations"],
-                     "cached_from_memo": result.get("cached_from_memo", 0),
-                     "block_forwards": result.get("block_forwards"), "metrics": metrics, "acc_avg": acc_avg,
-                     "ppl_avg": ppl_avg, "decode_x": speed_summary(latest_speed(run) if run else None)["decode_x"]})
+        rows.append(
+            {
+                "model": cell.model,
+                "k": cell.k,
+                "objective": cell.objective,
+                "searcher": cell.searcher,
+                "baseline": cell.baseline,
+                "seed": cell.seed,
+                "run": name,
+                "removed": result["removed"],
+                "value": result["value"],
+                "seconds": result["seconds"],
+                "evaluations": result["evaluations"],
+                "cached_from_memo": result.get("cached_from_memo", 0),
+                "block_forwards": result.get("block_forwards"),
+                "metrics": metrics,
+                "acc_avg": acc_avg,
+                "ppl_avg": ppl_avg,
+                "decode_x": speed_summary(latest_speed(run) if run else None)["decode_x"],
+            }
+        )
     dense = {}
     for model in config.models:
         scores = store.scores.get((model, ()))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 from ..core.errors import UserError
 from ..core.events import Benchmarked
@@ -22,7 +22,7 @@ from ..core.runs import Run, append_line, complete_lines, write_json_atomic
 from ..pipeline.prune import PruneConfig, benchmarked, check_seq_len, resolve_protected, resume, start, validate
 from ..searchers import Space
 from .config import StudyConfig
-from .executors import make_executor
+from .executors import Job, make_executor
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
@@ -34,7 +34,9 @@ def study_dir(runs_dir: Path, name: str) -> Path:
 def suite_key(config: StudyConfig) -> str:
     """Identity of the evaluation suite (tasks, limits, seq_len): scores on another suite are not reused."""
     e = config.evaluation
-    return hashlib.sha256(json.dumps([sorted(e["tasks"]), e["limit"], e["windows"], e["seq_len"]]).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps([sorted(e["tasks"]), e["limit"], e["windows"], e["seq_len"]]).encode()
+    ).hexdigest()[:16]
 
 
 class EvaluationStore:
@@ -69,14 +71,15 @@ def _model(config: PruneConfig):
     key = (config.model, config.device, config.dtype, config.trust_remote_code)
     if key not in _loaded:
         _loaded.clear()
-        _loaded[key] = load_model(config.model, device=config.device, dtype=config.dtype,
-                                  trust_remote_code=config.trust_remote_code)
+        _loaded[key] = load_model(
+            config.model, device=config.device, dtype=config.dtype, trust_remote_code=config.trust_remote_code
+        )
     return _loaded[key]
 
 
-def search_cell(config: dict, runs_dir: str, name: str) -> dict:
-    """Run (or resume) one cell's search; returns its result."""
-    config = PruneConfig(**config)
+def search_cell(fields: dict, runs_dir: str, name: str) -> dict:
+    """Run (or resume) one cell's search (`fields`: its PruneConfig as a dict); returns its result."""
+    config = PruneConfig(**fields)
     lm = _model(config)
     path = Path(runs_dir) / name
     if (path / "run.json").is_file():
@@ -86,26 +89,50 @@ def search_cell(config: dict, runs_dir: str, name: str) -> dict:
     return {"name": name, "removed": result["removed"], "value": result["value"]}
 
 
-def evaluate_model(config: dict, removed: list[int], evaluation: dict) -> dict:
+def evaluate_model(fields: dict, removed: list[int], evaluation: dict) -> dict:
     """Score one (model, removed set) on the suite: perplexity tasks on their first `windows`
     windows (default `limit`), multiple-choice tasks on their first `limit` items."""
     from ..core.evaluate import evaluate
     from ..core.tasks import get_task
 
-    config = PruneConfig(**config)
-    tasks, seconds, report = {}, 0.0, {}
+    config = PruneConfig(**fields)
+    tasks: dict[str, dict] = {}
+    seconds, report = 0.0, {}
     for kind, limit in (("ppl", evaluation["windows"] or evaluation["limit"]), ("mc", evaluation["limit"])):
         names = [t for t in evaluation["tasks"] if get_task(t).kind == kind]
         if names:
-            report = evaluate(_model(config), names, removed, limit=limit, seq_len=evaluation["seq_len"],
-                              data_dir=Path(config.data_dir) if config.data_dir else None, batch_size=config.batch_size)
+            report = evaluate(
+                _model(config),
+                names,
+                removed,
+                limit=limit,
+                seq_len=evaluation["seq_len"],
+                data_dir=Path(config.data_dir) if config.data_dir else None,
+                batch_size=config.batch_size,
+            )
             tasks |= report["tasks"]
             seconds += report["seconds"]
-    return {"model": config.model, "removed": sorted(removed), "tasks": {t: tasks[t] for t in evaluation["tasks"]},
-            "seconds": round(seconds, 3), "n_blocks": report["n_blocks"]}
+    return {
+        "model": config.model,
+        "removed": sorted(removed),
+        "tasks": {t: tasks[t] for t in evaluation["tasks"]},
+        "seconds": round(seconds, 3),
+        "n_blocks": report["n_blocks"],
+    }
 
 
-SEARCH_KEYS = ("model", "objective", "searcher", "k", "seed", "protect", "calib", "calib_samples", "calib_seq_len", "options")
+SEARCH_KEYS = (
+    "model",
+    "objective",
+    "searcher",
+    "k",
+    "seed",
+    "protect",
+    "calib",
+    "calib_samples",
+    "calib_seq_len",
+    "options",
+)
 
 
 def check_cell(config: StudyConfig, cell, path: Path) -> None:
@@ -117,8 +144,10 @@ def check_cell(config: StudyConfig, cell, path: Path) -> None:
     wanted = asdict(config.prune_config(cell))
     for key in SEARCH_KEYS:
         if stored.get(key) != wanted[key]:
-            raise UserError(f"study {config.name!r}: cell {path.name} was run with {key} = {stored.get(key)!r}, the "
-                            f"study now asks for {wanted[key]!r}; give the changed study a new name")
+            raise UserError(
+                f"study {config.name!r}: cell {path.name} was run with {key} = {stored.get(key)!r}, the "
+                f"study now asks for {wanted[key]!r}; give the changed study a new name"
+            )
 
 
 def check_study(config: StudyConfig, cells) -> None:
@@ -145,6 +174,7 @@ def check_study(config: StudyConfig, cells) -> None:
 
 # -- the study loop ----------------------------------------------------------------------------
 
+
 def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = None) -> dict:
     """Search every pending cell, then evaluate every distinct pruned model; returns counts."""
     tick = progress or (lambda *_: None)
@@ -161,18 +191,20 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
     try:
         done = len(cells) - len(pending)
         tick("search", done, len(cells))
-        jobs = [(search_cell, (asdict(config.prune_config(c)), str(runs_dir), names[c])) for c in pending]
+        jobs: list[Job] = [(search_cell, (asdict(config.prune_config(c)), str(runs_dir), names[c])) for c in pending]
         for _ in executor.run(jobs):
             done += 1
             tick("search", done, len(cells))
 
         store = EvaluationStore(folder / "evaluations.jsonl", suite_key(config))
-        found = {c: Run.open(runs_dir / names[c]).result()["removed"] for c in cells}
+        found = {c: (Run.open(runs_dir / names[c]).result() or {})["removed"] for c in cells}
         wanted = {(c.model, ()) for c in cells} | {(c.model, tuple(found[c])) for c in cells}
         todo = sorted(w for w in wanted if w not in store.scores)
         any_cell = {c.model: c for c in cells}
-        jobs = [(evaluate_model, (asdict(config.prune_config(any_cell[model])), list(removed), config.evaluation))
-                for model, removed in todo]
+        jobs = [
+            (evaluate_model, (asdict(config.prune_config(any_cell[model])), list(removed), config.evaluation))
+            for model, removed in todo
+        ]
         evaluated = len(wanted) - len(todo)
         tick("evaluate", evaluated, len(wanted))
         for row in executor.run(jobs):
@@ -187,8 +219,21 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
         run = Run.open(runs_dir / names[c])
         if not benchmarked(run, row["removed"], store.suite):
             with run.writing():
-                run.append(Benchmarked(removed=sorted(row["removed"]), tasks=row["tasks"],
-                                       limit=config.evaluation["limit"], seq_len=config.evaluation["seq_len"],
-                                       seconds=row["seconds"], suite=store.suite))
-    return {"study": config.name, "cells": len(cells), "searched": len(pending), "models_evaluated": len(wanted),
-            "evaluations_run": len(todo), "path": str(folder)}
+                run.append(
+                    Benchmarked(
+                        removed=sorted(row["removed"]),
+                        tasks=row["tasks"],
+                        limit=config.evaluation["limit"],
+                        seq_len=config.evaluation["seq_len"],
+                        seconds=row["seconds"],
+                        suite=store.suite,
+                    )
+                )
+    return {
+        "study": config.name,
+        "cells": len(cells),
+        "searched": len(pending),
+        "models_evaluated": len(wanted),
+        "evaluations_run": len(todo),
+        "path": str(folder),
+    }

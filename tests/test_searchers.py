@@ -86,8 +86,18 @@ def test_additive_landscapes_are_solved_exactly(name):
 
 
 # fraction of the gap between the median k-set and the optimum each searcher must close by default
-REQUIRED_FRACTION = {"greedy": 0.8, "beam": 0.9, "exhaustive": 1.0, "ga": 0.9, "bo": 0.9, "anneal": 0.9,
-                     "random": 0.7, "cbo": 0.9, "oneshot": 0.4, "fbs": 0.4}
+REQUIRED_FRACTION = {
+    "greedy": 0.8,
+    "beam": 0.9,
+    "exhaustive": 1.0,
+    "ga": 0.9,
+    "bo": 0.9,
+    "anneal": 0.9,
+    "random": 0.7,
+    "cbo": 0.9,
+    "oneshot": 0.4,
+    "fbs": 0.4,
+}
 
 
 @pytest.mark.parametrize("name", sorted(REQUIRED_FRACTION))
@@ -148,13 +158,19 @@ def test_stochastic_searchers_finish_on_spaces_smaller_than_their_budgets(name):
 
 
 def test_option_values_are_checked():
-    for name, options in [("beam", {"width": 0}), ("beam", {"width": 2.5}), ("ga", {"tournament": 0}),
-                          ("cbo", {"first_order": "yes"}), ("ga", {"mutation": -1.0})]:
+    for name, options in [
+        ("beam", {"width": 0}),
+        ("beam", {"width": 2.5}),
+        ("ga", {"tournament": 0}),
+        ("cbo", {"first_order": "yes"}),
+        ("ga", {"mutation": -1.0}),
+    ]:
         with pytest.raises(UserError, match="bad value"):
             SEARCHERS[name].validate_options(options)
 
 
 # -- declared option domains ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", sorted(SEARCHERS))
 def test_every_declared_default_lies_in_its_domain_and_a_value_outside_is_refused_naming_the_source(name):
@@ -162,14 +178,27 @@ def test_every_declared_default_lies_in_its_domain_and_a_value_outside_is_refuse
     cls.validate_options(dict(cls.defaults))
     for key, option in cls.params.items():
         bad = {int: 0, float: -1.0, bool: "yes", str: "nope"}[option.kind]
-        with pytest.raises(UserError, match=rf"'{key}' of searcher '{name}' \(from runs/x/run\.json config\.options\.{key}\): "
-                                            rf"should be "):
+        with pytest.raises(
+            UserError,
+            match=rf"'{key}' of searcher '{name}' \(from runs/x/run\.json config\.options\.{key}\): "
+            rf"should be ",
+        ):
             cls.validate_options({key: bad}, "runs/x/run.json config.options")
 
 
-@pytest.mark.parametrize("name,options", [("ga", {"tau": 0}), ("bo", {"tau": -1}), ("anneal", {"final_ratio": 0}),
-                                          ("ga", {"mutation": 1.5}), ("ga", {"elitism": 1.0}), ("ga", {"tau": float("inf")}),
-                                          ("fbs", {"mi_rank": 0}), ("beam", {"width": True})])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("ga", {"tau": 0}),
+        ("bo", {"tau": -1}),
+        ("anneal", {"final_ratio": 0}),
+        ("ga", {"mutation": 1.5}),
+        ("ga", {"elitism": 1.0}),
+        ("ga", {"tau": float("inf")}),
+        ("fbs", {"mi_rank": 0}),
+        ("beam", {"width": True}),
+    ],
+)
 def test_values_outside_the_domain_are_refused(name, options):
     with pytest.raises(UserError, match="should be"):
         SEARCHERS[name].validate_options(options)
@@ -187,6 +216,7 @@ def test_a_tiny_positive_tau_is_in_the_domain_and_searches_without_overflow(name
 
 # -- planned evaluations are exact -----------------------------------------------------------------
 
+
 def count_like_the_loop(searcher, landscape) -> int:
     """Candidates the search loop computes (memo of scored sets, memo off across runs, no early
     abort): every distinct set asked for, then the result's own re-scoring if it is new."""
@@ -198,11 +228,26 @@ def count_like_the_loop(searcher, landscape) -> int:
     return len(seen) + (searcher.result not in seen)
 
 
-PLANNED = [(name, n, k, options) for n, k in [(6, 1), (6, 2), (7, 3), (9, 4)]
-           for name, options in [("oneshot", {}), ("oneshot", {"scorer": "bi"}), ("greedy", {}), ("beam", {"width": 2}),
-                                 ("beam", {}), ("bo", {"trials": 12}), ("cbo", {}), ("cbo", {"rescore_top": 4}),
-                                 ("fbs", {}), ("fbs", {"mode": "mi"}), ("random", {"budget": 9}), ("window", {}),
-                                 ("tail", {}), ("exhaustive", {})]]
+PLANNED = [
+    (name, n, k, options)
+    for n, k in [(6, 1), (6, 2), (7, 3), (9, 4)]
+    for name, options in [
+        ("oneshot", {}),
+        ("oneshot", {"scorer": "bi"}),
+        ("greedy", {}),
+        ("beam", {"width": 2}),
+        ("beam", {}),
+        ("bo", {"trials": 12}),
+        ("cbo", {}),
+        ("cbo", {"rescore_top": 4}),
+        ("fbs", {}),
+        ("fbs", {"mode": "mi"}),
+        ("random", {"budget": 9}),
+        ("window", {}),
+        ("tail", {}),
+        ("exhaustive", {}),
+    ]
+]
 
 
 @pytest.mark.parametrize("name,n,k,options", PLANNED)
@@ -228,14 +273,24 @@ def test_a_real_run_ends_at_its_planned_count(name, k, options, tmp_path):
     from depthprune.core.events import Started
     from depthprune.pipeline.prune import PruneConfig, start
 
-    config = PruneConfig(model="tiny:llama:6", objective="ppl", searcher=name, k=k, calib="demo", calib_samples=1,
-                         calib_seq_len=32, options=options, speed={"memo": False})
+    config = PruneConfig(
+        model="tiny:llama:6",
+        objective="ppl",
+        searcher=name,
+        k=k,
+        calib="demo",
+        calib_samples=1,
+        calib_seq_len=32,
+        options=options,
+        speed={"memo": False},
+    )
     run, result = start(config, tmp_path)
     (started,) = [e for e in run.events() if isinstance(e, Started)]
     assert started.planned_candidates == result["evaluations"]
 
 
 # -- engine signals against their definitions --------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def tiny_objective():
@@ -295,7 +350,9 @@ def test_segment_mi_estimator_recovers_the_mi_of_a_known_gaussian():
     truth = -d / 2 * math.log(1 - rho**2)
     estimate = SegmentMI.mutual_information(None, SegmentMI._reduce(x @ mix, d), SegmentMI._reduce(y, d))
     assert estimate == pytest.approx(truth, rel=0.02)
-    independent = SegmentMI.mutual_information(None, SegmentMI._reduce(x, d), SegmentMI._reduce(rng.standard_normal((n, d)), d))
+    independent = SegmentMI.mutual_information(
+        None, SegmentMI._reduce(x, d), SegmentMI._reduce(rng.standard_normal((n, d)), d)
+    )
     assert independent == pytest.approx(0.0, abs=0.01)
 
 
@@ -312,10 +369,14 @@ def test_block_proxies_are_the_cosine_of_each_blocks_input_and_output(tiny_objec
     cos = {i: [] for i in range(objective.n_blocks - 1)}
     for batch in objective.batches:
         with torch.no_grad():
-            hidden = lm.model(batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True).hidden_states
+            hidden = lm.model(
+                batch.input_ids, attention_mask=batch.attention_mask, output_hidden_states=True
+            ).hidden_states
         keep = batch.token_mask()
         for i in cos:
-            cos[i].append(torch.nn.functional.cosine_similarity(hidden[i][keep], hidden[i + 1][keep], dim=-1).clamp(-1, 1))
+            cos[i].append(
+                torch.nn.functional.cosine_similarity(hidden[i][keep], hidden[i + 1][keep], dim=-1).clamp(-1, 1)
+            )
     for i, parts in cos.items():
         c = torch.cat(parts).double()
         assert proxies["bi"][i] == pytest.approx(float(1 - c.mean()), abs=1e-5)

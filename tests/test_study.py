@@ -7,7 +7,8 @@ import json
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from depthprune.core.errors import UserError
 from depthprune.core.runs import Run
@@ -24,6 +25,7 @@ def models(pairs):
 
 
 # -- analyses ----------------------------------------------------------------------------------
+
 
 def test_spearman_and_kendall_match_a_worked_example():
     # ppl ranks 1,2,3,4; accuracy ranks (1 = highest) 1,4,2,3: Σd² = 6, ρ = 1 − 6·6/(4·15) = 0.4;
@@ -74,8 +76,10 @@ def test_spread_is_the_population_variance_of_the_papers_figure_3():
 
 def test_variance_decomposition_of_a_two_by_two_grid():
     # cells 1, 3 (ppl) and 5, 7 (margin): grand mean 4, SS_total 20, SS_objective 16, SS_searcher 4.
-    rows = [{"objective": o, "searcher": s, "acc_avg": v}
-            for (o, s), v in {("ppl", "a"): 1, ("ppl", "b"): 3, ("margin", "a"): 5, ("margin", "b"): 7}.items()]
+    rows = [
+        {"objective": o, "searcher": s, "acc_avg": v}
+        for (o, s), v in {("ppl", "a"): 1, ("ppl", "b"): 3, ("margin", "a"): 5, ("margin", "b"): 7}.items()
+    ]
     out = A.variance_decomposition(rows, "acc_avg")
     assert out["objective"] == pytest.approx(0.8) and out["searcher"] == pytest.approx(0.2)
     assert out["interaction"] == pytest.approx(0.0)
@@ -83,8 +87,12 @@ def test_variance_decomposition_of_a_two_by_two_grid():
 
 
 def test_jaccard_matrix_separates_within_and_across_objectives():
-    entries = [("ppl", "a", frozenset({1, 2})), ("ppl", "b", frozenset({1, 3})),
-               ("margin", "a", frozenset({7, 8})), ("margin", "b", frozenset({7, 8}))]
+    entries = [
+        ("ppl", "a", frozenset({1, 2})),
+        ("ppl", "b", frozenset({1, 3})),
+        ("margin", "a", frozenset({7, 8})),
+        ("margin", "b", frozenset({7, 8})),
+    ]
     out = A.jaccard_matrix(entries)
     assert out["matrix"][0][1] == pytest.approx(1 / 3) and out["matrix"][2][3] == 1.0
     assert out["within_objective"] == pytest.approx((1 / 3 + 1) / 2)
@@ -92,10 +100,25 @@ def test_jaccard_matrix_separates_within_and_across_objectives():
 
 
 def test_seed_variation_and_seed_means():
-    rows = [{"model": "m", "k": 2, "objective": "ppl", "searcher": "ga", "baseline": False, "seed": s,
-             "removed": r, "value": v, "acc_avg": a, "ppl_avg": 10.0, "seconds": 1.0, "evaluations": 5,
-             "block_forwards": 9, "metrics": {"t": a}}
-            for s, r, v, a in [(0, [1, 2], 1.0, 50.0), (1, [1, 3], 3.0, 40.0)]]
+    rows = [
+        {
+            "model": "m",
+            "k": 2,
+            "objective": "ppl",
+            "searcher": "ga",
+            "baseline": False,
+            "seed": s,
+            "removed": r,
+            "value": v,
+            "acc_avg": a,
+            "ppl_avg": 10.0,
+            "seconds": 1.0,
+            "evaluations": 5,
+            "block_forwards": 9,
+            "metrics": {"t": a},
+        }
+        for s, r, v, a in [(0, [1, 2], 1.0, 50.0), (1, [1, 3], 3.0, 40.0)]
+    ]
     (var,) = A.seed_variation(rows)
     assert var["value"] == pytest.approx((2.0, math.sqrt(2))) and var["distinct_sets"] == 2
     (mean,) = A.seed_means(rows)
@@ -103,9 +126,14 @@ def test_seed_variation_and_seed_means():
 
 
 def test_summarize_reads_primary_metrics_in_percent():
-    metrics, acc, ppl = A.summarize({"wikitext2": {"ppl": 20.0}, "lambada": {"ppl": 30.0},
-                                     "arc_easy": {"acc": 0.5, "acc_norm": 0.25, "primary": "acc"},
-                                     "hellaswag": {"acc": 0.1, "acc_norm": 0.3, "primary": "acc_norm"}})
+    metrics, acc, ppl = A.summarize(
+        {
+            "wikitext2": {"ppl": 20.0},
+            "lambada": {"ppl": 30.0},
+            "arc_easy": {"acc": 0.5, "acc_norm": 0.25, "primary": "acc"},
+            "hellaswag": {"acc": 0.1, "acc_norm": 0.3, "primary": "acc_norm"},
+        }
+    )
     assert metrics == {"wikitext2": 20.0, "lambada": 30.0, "arc_easy": 50.0, "hellaswag": 30.0}
     assert acc == 40.0 and ppl == 25.0
 
@@ -119,24 +147,28 @@ def test_mask_text_marks_removed_layers_with_a_glyph():
 
 # -- configuration ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("table, message", [
-    ({}, "needs a name"),
-    ({"name": "a b"}, "must be letters"),
-    ({"name": "s", "searcher": ["greedy"]}, "unknown key 'searcher'"),
-    ({"name": "s", "k": [0]}, "k 0 should be an integer ≥ 1"),
-    ({"name": "s", "k": "4"}, "k = '4' should be list"),
-    ({"name": "s", "searchers": ["greedy", "greedy"]}, "listed twice"),
-    ({"name": "s", "searchers": ["nope"]}, "unknown searcher 'nope'"),
-    ({"name": "s", "objectives": ["ppl", "bleu"]}, "unknown objective 'bleu'"),
-    ({"name": "s", "options": {"ga": {"population": 0}}}, "bad value 0 for option 'population'"),
-    ({"name": "s", "options": {"ga": {"popsize": 3}}}, "unknown option 'popsize'"),
-    ({"name": "s", "evaluation": {"tasks": ["mmlu"]}}, "unknown evaluation task 'mmlu'"),
-    ({"name": "s", "evaluation": {"limit": True}}, "limit = True should be an integer"),
-    ({"name": "s", "executor": {"kind": "slurm"}}, "kind 'slurm'"),
-    ({"name": "s", "calibration": {"bleu": {}}}, "[calibration.bleu]"),
-    ({"name": "s", "searchers": ["tail"], "baselines": ["tail"]}, "both as searcher and baseline"),
-    ({"name": "s", "data_dir": "/no/such/dir"}, "data_dir '/no/such/dir'"),
-])
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({}, "needs a name"),
+        ({"name": "a b"}, "must be letters"),
+        ({"name": "s", "searcher": ["greedy"]}, "unknown key 'searcher'"),
+        ({"name": "s", "k": [0]}, "k 0 should be an integer ≥ 1"),
+        ({"name": "s", "k": "4"}, "k = '4' should be list"),
+        ({"name": "s", "searchers": ["greedy", "greedy"]}, "listed twice"),
+        ({"name": "s", "searchers": ["nope"]}, "unknown searcher 'nope'"),
+        ({"name": "s", "objectives": ["ppl", "bleu"]}, "unknown objective 'bleu'"),
+        ({"name": "s", "options": {"ga": {"population": 0}}}, "bad value 0 for option 'population'"),
+        ({"name": "s", "options": {"ga": {"popsize": 3}}}, "unknown option 'popsize'"),
+        ({"name": "s", "evaluation": {"tasks": ["mmlu"]}}, "unknown evaluation task 'mmlu'"),
+        ({"name": "s", "evaluation": {"limit": True}}, "limit = True should be an integer"),
+        ({"name": "s", "executor": {"kind": "slurm"}}, "kind 'slurm'"),
+        ({"name": "s", "calibration": {"bleu": {}}}, "[calibration.bleu]"),
+        ({"name": "s", "searchers": ["tail"], "baselines": ["tail"]}, "both as searcher and baseline"),
+        ({"name": "s", "data_dir": "/no/such/dir"}, "data_dir '/no/such/dir'"),
+    ],
+)
 def test_bad_study_tables_name_the_value_and_the_source(table, message):
     with pytest.raises(UserError) as err:
         parse_study(table, "study.toml")
@@ -146,16 +178,36 @@ def test_bad_study_tables_name_the_value_and_the_source(table, message):
 def test_malformed_toml_names_the_file(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text("name = 'x'\nk = [4,\n")
-    with pytest.raises(UserError, match="s.toml: malformed TOML"):
+    with pytest.raises(UserError, match=r"s\.toml: malformed TOML"):
         load_study(path)
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.sampled_from(["name", "models", "objectives", "searchers", "k", "seeds", "protect",
-                                        "batch_size", "evaluation", "executor", "options", "bogus"]),
-                       st.recursive(st.none() | st.booleans() | st.integers(-3, 40) | st.text(max_size=6),
-                                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
-                                    max_leaves=6)))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "models",
+                "objectives",
+                "searchers",
+                "k",
+                "seeds",
+                "protect",
+                "batch_size",
+                "evaluation",
+                "executor",
+                "options",
+                "bogus",
+            ]
+        ),
+        st.recursive(
+            st.none() | st.booleans() | st.integers(-3, 40) | st.text(max_size=6),
+            lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+            max_leaves=6,
+        ),
+    )
+)
 def test_the_config_parser_accepts_or_names_the_problem(table):
     """Any TOML-shaped table either parses into a valid grid or raises one UserError."""
     try:
@@ -168,11 +220,18 @@ def test_the_config_parser_accepts_or_names_the_problem(table):
 
 # -- a whole study on a tiny model -----------------------------------------------------------------
 
+
 def tiny_study(**changes) -> StudyConfig:
-    table = {"name": "tiny", "models": ["tiny:llama:8"], "objectives": ["ppl", "margin"],
-             "searchers": ["oneshot", "greedy", "ga"], "k": [2, 3], "seeds": [0, 1],
-             "options": {"ga": {"population": 4, "generations": 2}},
-             "evaluation": {"tasks": ["demo-text", "demo-mc"], "limit": 12, "windows": 2, "seq_len": 64}}
+    table = {
+        "name": "tiny",
+        "models": ["tiny:llama:8"],
+        "objectives": ["ppl", "margin"],
+        "searchers": ["oneshot", "greedy", "ga"],
+        "k": [2, 3],
+        "seeds": [0, 1],
+        "options": {"ga": {"population": 4, "generations": 2}},
+        "evaluation": {"tasks": ["demo-text", "demo-mc"], "limit": 12, "windows": 2, "seq_len": 64},
+    }
     return parse_study(table | changes, "test")
 
 
@@ -185,8 +244,7 @@ def finished_study(tmp_path_factory):
 
 
 def outcome(config, runs_dir):
-    return {c.run_name(config.name): Run.open(runs_dir / c.run_name(config.name)).result()
-            for c in config.cells()}
+    return {c.run_name(config.name): Run.open(runs_dir / c.run_name(config.name)).result() for c in config.cells()}
 
 
 def test_a_study_runs_every_cell_and_evaluates_every_distinct_model(finished_study):
@@ -222,9 +280,17 @@ def test_the_report_holds_every_analysis_in_every_format(finished_study, tmp_pat
     assert not data["missing"] and len(data["rows"]) == len(config.cells())
     paths = {fmt: write_report(config, data, fmt, tmp_path) for fmt in FORMATS}
     md = paths["md"].read_text()
-    for heading in ("models pruned for `ppl`", "models pruned for `margin`", ": removed layers\n",
-                    "perplexity rank vs accuracy rank", "spread across searchers", "search cost",
-                    "Jaccard overlap", "variance decomposition", "seed-to-seed variation"):
+    for heading in (
+        "models pruned for `ppl`",
+        "models pruned for `margin`",
+        ": removed layers\n",
+        "perplexity rank vs accuracy rank",
+        "spread across searchers",
+        "search cost",
+        "Jaccard overlap",
+        "variance decomposition",
+        "seed-to-seed variation",
+    ):
         assert md.count(heading) == 2, heading  # one per budget
     assert "| dense |" in md and "random (baseline) ×2 seeds" in md and "tail (baseline)" in md
     assert (tmp_path / "masks-tiny-llama-8-k2.png").stat().st_size > 1000
@@ -232,8 +298,11 @@ def test_the_report_holds_every_analysis_in_every_format(finished_study, tmp_pat
     group = report["groups"][0]
     assert group["tables"]["ppl"][0]["searcher"] == "dense"
     for row in group["tables"]["ppl"][1:]:
-        cell = [r for r in data["rows"] if (r["objective"], r["searcher"], r["k"], r["seed"]) ==
-                ("ppl", row["searcher"].split()[0], group["k"], 0)][0]
+        cell = next(
+            r
+            for r in data["rows"]
+            if (r["objective"], r["searcher"], r["k"], r["seed"]) == ("ppl", row["searcher"].split()[0], group["k"], 0)
+        )
         assert len(row["removed"]) == group["k"] and row["removed"] == cell["removed"]
     csv_lines = paths["csv"].read_text().strip().split("\n")
     assert len(csv_lines) == 1 + 1 + len(config.cells())  # header, dense, cells
@@ -280,9 +349,28 @@ def test_sigterm_stops_a_study_and_running_it_again_finishes_it(tmp_path):
     import sys
     import time
 
-    argv = [sys.executable, "-m", "depthprune.cli", "study", "--name", "long", "--models", "tiny:llama:12",
-            "--objectives", "ppl", "--searchers", "exhaustive", "--k", "4", "--eval-tasks", "demo-text",
-            "--eval-limit", "1", "--runs-dir", str(tmp_path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "depthprune.cli",
+        "study",
+        "--name",
+        "long",
+        "--models",
+        "tiny:llama:12",
+        "--objectives",
+        "ppl",
+        "--searchers",
+        "exhaustive",
+        "--k",
+        "4",
+        "--eval-tasks",
+        "demo-text",
+        "--eval-limit",
+        "1",
+        "--runs-dir",
+        str(tmp_path),
+    ]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     cell = tmp_path / "long--tiny-llama-12-ppl-exhaustive-k4-s0"
     events = cell / "events.jsonl"
@@ -302,6 +390,7 @@ def test_sigterm_stops_a_study_and_running_it_again_finishes_it(tmp_path):
 
 
 # -- one calibration set per (model, objective); checks before the first cell; analyses apart --------
+
 
 def test_every_cell_of_a_model_objective_group_records_the_same_calibration_hash(finished_study):
     config, runs_dir, _ = finished_study
@@ -328,8 +417,17 @@ def test_the_search_seed_never_draws_the_calibration_items(seed, tmp_path, monke
         return real(source, data_dir, n, seed)
 
     monkeypatch.setattr(objectives, "calibration_questions", recording)
-    config = PruneConfig(model="tiny:llama:4", objective="margin", searcher="ga", k=1, seed=seed, calib="demo",
-                         calib_samples=4, calib_seq_len=64, options={"population": 2, "generations": 1})
+    config = PruneConfig(
+        model="tiny:llama:4",
+        objective="margin",
+        searcher="ga",
+        k=1,
+        seed=seed,
+        calib="demo",
+        calib_samples=4,
+        calib_seq_len=64,
+        options={"population": 2, "generations": 1},
+    )
     run, _ = start(config, tmp_path)
     assert drawn == [0] and run.config["calibration"]["seed"] == 0
 
@@ -344,30 +442,47 @@ def test_a_refused_rerun_leaves_the_study_file_untouched(finished_study):
     assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("changes,message", [
-    ({"k": [2, 10]}, r"k=10 \(from study 'tiny' k = 10 for tiny:llama:8\) must be smaller"),
-    ({"evaluation": {"tasks": ["demo-text"], "seq_len": 4096}}, r"sequence length 4096 \(from study 'tiny' \[evaluation\] seq_len\)"),
-    ({"calibration": {"ppl": {"seq_len": 5000}}}, r"\[calibration.ppl\] seq_len"),
-])
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"k": [2, 10]}, r"k=10 \(from study 'tiny' k = 10 for tiny:llama:8\) must be smaller"),
+        (
+            {"evaluation": {"tasks": ["demo-text"], "seq_len": 4096}},
+            r"sequence length 4096 \(from study 'tiny' \[evaluation\] seq_len\)",
+        ),
+        ({"calibration": {"ppl": {"seq_len": 5000}}}, r"\[calibration.ppl\] seq_len"),
+    ],
+)
 def test_model_dependent_study_settings_are_refused_before_the_first_cell(changes, message, tmp_path):
     with pytest.raises(UserError, match=message):
         run_study(tiny_study(**changes), tmp_path)
     assert not any(tmp_path.iterdir()), "nothing may be written before the grid is known to be valid"
 
 
-@pytest.mark.parametrize("table,message", [({"evaluation": {"limit": 0}}, "limit = 0 should be at least 1"),
-                                           ({"evaluation": {"seq_len": -5}}, "seq_len = -5 should be at least 2"),
-                                           ({"calibration": {"ppl": {"samples": 0}}}, "samples = 0 should be at least 1"),
-                                           ({"options": {"ga": {"tau": 0}}}, r"test \[options.ga\].tau"),
-                                           ({"options": {"anneal": {"final_ratio": 0}}}, r"\[options.anneal\].final_ratio")])
+@pytest.mark.parametrize(
+    "table,message",
+    [
+        ({"evaluation": {"limit": 0}}, "limit = 0 should be at least 1"),
+        ({"evaluation": {"seq_len": -5}}, "seq_len = -5 should be at least 2"),
+        ({"calibration": {"ppl": {"samples": 0}}}, "samples = 0 should be at least 1"),
+        ({"options": {"ga": {"tau": 0}}}, r"test \[options.ga\].tau"),
+        ({"options": {"anneal": {"final_ratio": 0}}}, r"\[options.anneal\].final_ratio"),
+    ],
+)
 def test_evaluation_calibration_and_option_values_are_checked_when_the_study_is_read(table, message):
     with pytest.raises(UserError, match=message):
         parse_study({"name": "s", **table}, "test")
 
 
 def test_jaccard_means_are_over_searchers_and_baselines_are_reported_apart():
-    entries = [("ppl", "a", frozenset({1, 2})), ("ppl", "b", frozenset({1, 3})), ("ppl", "random", frozenset({5, 6})),
-               ("margin", "a", frozenset({1, 2})), ("margin", "b", frozenset({7, 8})), ("margin", "random", frozenset({1, 2}))]
+    entries = [
+        ("ppl", "a", frozenset({1, 2})),
+        ("ppl", "b", frozenset({1, 3})),
+        ("ppl", "random", frozenset({5, 6})),
+        ("margin", "a", frozenset({1, 2})),
+        ("margin", "b", frozenset({7, 8})),
+        ("margin", "random", frozenset({1, 2})),
+    ]
     out = A.jaccard_matrix(entries, frozenset({"random"}))
     assert out["within_objective"] == pytest.approx((1 / 3 + 0.0) / 2)  # ppl a-b, margin a-b
     assert out["across_objectives"] == pytest.approx((0.0 + 1 / 3) / 2)  # ppl a-margin b, ppl b-margin a
@@ -378,9 +493,26 @@ def test_jaccard_means_are_over_searchers_and_baselines_are_reported_apart():
 
 
 def test_the_cost_table_shows_memo_served_candidates_apart():
-    rows = [{"model": "m", "k": 2, "objective": "ppl", "searcher": s, "baseline": False, "seed": 0, "removed": [1, 2],
-             "value": 1.0, "acc_avg": None, "ppl_avg": None, "seconds": 1.0, "evaluations": e, "cached_from_memo": c,
-             "block_forwards": 10, "metrics": {}} for s, e, c in [("greedy", 11, 0), ("beam", 4, 7)]]
+    rows = [
+        {
+            "model": "m",
+            "k": 2,
+            "objective": "ppl",
+            "searcher": s,
+            "baseline": False,
+            "seed": 0,
+            "removed": [1, 2],
+            "value": 1.0,
+            "acc_avg": None,
+            "ppl_avg": None,
+            "seconds": 1.0,
+            "evaluations": e,
+            "cached_from_memo": c,
+            "block_forwards": 10,
+            "metrics": {},
+        }
+        for s, e, c in [("greedy", 11, 0), ("beam", 4, 7)]
+    ]
     cost = {c["searcher"]: c for c in A.cost_table(rows, "m", 2)}
     assert (cost["beam"]["evaluations"], cost["beam"]["served_by_memo"], cost["beam"]["candidates"]) == (4, 7, 11)
     assert cost["greedy"]["candidates"] == 11

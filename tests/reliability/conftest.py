@@ -36,6 +36,8 @@ def single_thread_env() -> dict:
 
 def pytest_terminal_summary(terminalreporter):
     if TALLY:
-        terminalreporter.write_line(f"reliability: {TALLY['bad inputs']} bad inputs, {TALLY['kill points']} kill points, "
-                                    f"{TALLY['random kill cycles']} random kill cycles, "
-                                    f"{TALLY['real faults']} real-fault cases, {TALLY['property cases']} property cases")
+        terminalreporter.write_line(
+            f"reliability: {TALLY['bad inputs']} bad inputs, {TALLY['kill points']} kill points, "
+            f"{TALLY['random kill cycles']} random kill cycles, "
+            f"{TALLY['real faults']} real-fault cases, {TALLY['property cases']} property cases"
+        )

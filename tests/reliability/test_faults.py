@@ -18,10 +18,37 @@ from depthprune.core.runs import list_runs
 from depthprune.core.surgery import export_pruned
 from depthprune.pipeline.prune import PruneConfig, resume, start
 
-CONFIG = PruneConfig(model="tiny:llama:8", objective="ppl", searcher="greedy", k=3, seed=3, calib="demo",
-                     calib_samples=2, calib_seq_len=64, batch_size=1)
-ARGS = ["prune", "--model", "tiny:llama:8", "--searcher", "greedy", "--k", "3", "--seed", "3", "--calib", "demo",
-        "--calib-samples", "2", "--calib-seq-len", "64", "--batch-size", "1", "--json"]
+CONFIG = PruneConfig(
+    model="tiny:llama:8",
+    objective="ppl",
+    searcher="greedy",
+    k=3,
+    seed=3,
+    calib="demo",
+    calib_samples=2,
+    calib_seq_len=64,
+    batch_size=1,
+)
+ARGS = [
+    "prune",
+    "--model",
+    "tiny:llama:8",
+    "--searcher",
+    "greedy",
+    "--k",
+    "3",
+    "--seed",
+    "3",
+    "--calib",
+    "demo",
+    "--calib-samples",
+    "2",
+    "--calib-seq-len",
+    "64",
+    "--batch-size",
+    "1",
+    "--json",
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +57,19 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.parametrize("sig,kept", [("TERM", 5), ("HUP", 5), ("INT", 4)])
-def test_a_signal_stops_between_candidates_and_the_run_resumes_to_the_same_result(sig, kept, reference, tmp_path,
-                                                                                 single_thread_env):
+def test_a_signal_stops_between_candidates_and_the_run_resumes_to_the_same_result(
+    sig, kept, reference, tmp_path, single_thread_env
+):
     """SIGTERM/SIGHUP arriving during the 5th candidate: it is recorded, then the search stops; Ctrl-C
     (SIGINT) stops at once, dropping only the candidate in flight."""
     env = single_thread_env | {"DEPTHPRUNE_FAULT": f"evaluate:5:{sig}"}
-    proc = subprocess.run([sys.executable, "-m", "depthprune.cli", *ARGS, "--runs-dir", str(tmp_path)],
-                          capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "depthprune.cli", *ARGS, "--runs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert proc.returncode == 130, proc.stderr
     assert "Traceback" not in proc.stderr and "depthprune prune --resume" in proc.stderr
     (run,) = list_runs(tmp_path)
@@ -70,7 +103,9 @@ def test_a_refused_probe_stops_before_the_model_is_loaded(code, tmp_path, monkey
         start(CONFIG, tmp_path / "runs")
 
 
-def test_disk_full_mid_search_stops_with_one_line_and_keeps_everything_written(reference, tmp_path, monkeypatch, capsys):
+def test_disk_full_mid_search_stops_with_one_line_and_keeps_everything_written(
+    reference, tmp_path, monkeypatch, capsys
+):
     real_fsync, calls = os.fsync, {"n": 0}
 
     def fsync(fd):  # the 12th durable write fails as on a full disk (after half of it reached the file)
@@ -158,9 +193,13 @@ def test_a_second_writer_process_is_refused_naming_the_holders_pid(tmp_path, sin
     (run.path / "result.json").unlink()
     with run.writing():
         assert run.state == "running" and run.writer_pid() == os.getpid()
-        proc = subprocess.run([sys.executable, "-m", "depthprune.cli", "prune", "--resume", run.id,
-                               "--runs-dir", str(tmp_path)], capture_output=True, text=True, timeout=300,
-                              env=single_thread_env)
+        proc = subprocess.run(
+            [sys.executable, "-m", "depthprune.cli", "prune", "--resume", run.id, "--runs-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=single_thread_env,
+        )
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert f"run {run.id} is being written by process {os.getpid()}" in lines[0]
@@ -172,7 +211,9 @@ def small_filesystem(tmp_path):
     """A real 24 KiB tmpfs (root only); skipped, with the reason, where mounting is refused."""
     mount = tmp_path / "small"
     mount.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(mount)], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24k", "tmpfs", str(mount)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here (needs root and mount rights): {proc.stderr.strip()}")
     try:
@@ -181,15 +222,32 @@ def small_filesystem(tmp_path):
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def test_a_real_full_disk_mid_search_is_one_line_no_partial_line_and_resumable(small_filesystem, tmp_path, monkeypatch,
-                                                                                 capsys, tally):
+def test_a_real_full_disk_mid_search_is_one_line_no_partial_line_and_resumable(
+    small_filesystem, tmp_path, monkeypatch, capsys, tally
+):
     """A beam search on a 24 KiB filesystem fills it: one `error:` line naming the file and ENOSPC, exit
     2, no traceback, every file on it ends with a complete line; moved to a roomy disk the run resumes
     to the result of an uninterrupted search."""
     from ..test_cli import run_cli
 
-    args = ["prune", "--model", "tiny:llama:8", "--searcher", "beam", "--k", "3", "--calib", "demo", "--calib-samples",
-            "1", "--calib-seq-len", "32", "--batch-size", "1", "--json"]
+    args = [
+        "prune",
+        "--model",
+        "tiny:llama:8",
+        "--searcher",
+        "beam",
+        "--k",
+        "3",
+        "--calib",
+        "demo",
+        "--calib-samples",
+        "1",
+        "--calib-seq-len",
+        "32",
+        "--batch-size",
+        "1",
+        "--json",
+    ]
     code, _, err = run_cli(monkeypatch, capsys, *args, "--runs-dir", str(small_filesystem / "runs"))
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "No space left on device" in lines[0], err
@@ -204,10 +262,24 @@ def test_a_real_full_disk_mid_search_is_one_line_no_partial_line_and_resumable(s
     roomy = tmp_path / "roomy"
     shutil.copytree(small_filesystem / "runs", roomy)
     _, result = resume(run.id, roomy)
-    reference = start(PruneConfig(model="tiny:llama:8", objective="ppl", searcher="beam", k=3, calib="demo",
-                                  calib_samples=1, calib_seq_len=32, batch_size=1), tmp_path / "reference")[1]
-    assert (result["removed"], result["value"], result["evaluations"]) == \
-        (reference["removed"], pytest.approx(reference["value"], rel=1e-6), reference["evaluations"])
+    reference = start(
+        PruneConfig(
+            model="tiny:llama:8",
+            objective="ppl",
+            searcher="beam",
+            k=3,
+            calib="demo",
+            calib_samples=1,
+            calib_seq_len=32,
+            batch_size=1,
+        ),
+        tmp_path / "reference",
+    )[1]
+    assert (result["removed"], result["value"], result["evaluations"]) == (
+        reference["removed"],
+        pytest.approx(reference["value"], rel=1e-6),
+        reference["evaluations"],
+    )
     tally["real faults"] += 1
 
 

@@ -16,8 +16,17 @@ import pytest
 from depthprune.core.runs import Run, list_runs
 from depthprune.pipeline.prune import PruneConfig, resume, start
 
-CONFIG = PruneConfig(model="tiny:llama:8", objective="ppl", searcher="greedy", k=3, seed=3, calib="demo",
-                     calib_samples=2, calib_seq_len=64, batch_size=1)
+CONFIG = PruneConfig(
+    model="tiny:llama:8",
+    objective="ppl",
+    searcher="greedy",
+    k=3,
+    seed=3,
+    calib="demo",
+    calib_samples=2,
+    calib_seq_len=64,
+    batch_size=1,
+)
 SEED = 20261130
 PER_KIND = {"evaluate": 5, "append": 5, "torn-append": 5, "appended": 5}
 
@@ -44,16 +53,24 @@ def reference(tmp_path_factory):
 
 def kill_points(reference) -> list[str]:
     rng = random.Random(SEED)
-    limits = {"evaluate": len(reference["evaluations"]), "append": reference["appends"],
-              "torn-append": reference["appends"], "appended": reference["appends"]}
-    points = [f"{kind}:{n}" for kind, count in PER_KIND.items() for n in sorted(rng.sample(range(1, limits[kind] + 1), count))]
+    limits = {
+        "evaluate": len(reference["evaluations"]),
+        "append": reference["appends"],
+        "torn-append": reference["appends"],
+        "appended": reference["appends"],
+    }
+    points = [
+        f"{kind}:{n}" for kind, count in PER_KIND.items() for n in sorted(rng.sample(range(1, limits[kind] + 1), count))
+    ]
     return points + ["rename:2"]  # rename 1 is run.json (no run yet); 2 is result.json
 
 
 @pytest.fixture(scope="module")
 def forkserver():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["depthprune.pipeline.prune", "depthprune.core.tiny", "transformers.models.llama.modeling_llama"])
+    ctx.set_forkserver_preload(
+        ["depthprune.pipeline.prune", "depthprune.core.tiny", "transformers.models.llama.modeling_llama"]
+    )
     return ctx
 
 
@@ -86,8 +103,18 @@ def test_kill_points_are_spread_over_evaluations_event_writes_and_result_writing
 
 # -- the memo race and memo counts across resume -----------------------------------------------
 
-MEMO_CONFIG = PruneConfig(model="tiny:llama:6", objective="ppl", searcher="beam", k=2, seed=0, calib="demo",
-                          calib_samples=1, calib_seq_len=32, batch_size=1, options={"width": 2})
+MEMO_CONFIG = PruneConfig(
+    model="tiny:llama:6",
+    objective="ppl",
+    searcher="beam",
+    k=2,
+    seed=0,
+    calib="demo",
+    calib_samples=1,
+    calib_seq_len=32,
+    batch_size=1,
+    options={"width": 2},
+)
 FILLER = PruneConfig(**{**MEMO_CONFIG.__dict__, "searcher": "greedy", "options": {}})  # fills the shared memo
 
 
@@ -103,7 +130,8 @@ def _counts(result: dict) -> tuple:
 
 
 def test_a_kill_between_the_runs_event_and_the_shared_memo_leaves_the_counts_of_an_uninterrupted_run(
-        forkserver, tmp_path, tally):
+    forkserver, tmp_path, tally
+):
     """Fault point `memo`: the candidate is in the run's events, not yet in the shared memo. On resume
     it is the run's own computed candidate, not a memo hit (the other order of the two writes gave
     evaluations n-1 and cached_from_memo 1)."""
@@ -138,14 +166,51 @@ def test_cached_from_memo_survives_a_resume(forkserver, tmp_path, tally):
 # -- random-time SIGKILL / resume cycles -------------------------------------------------------
 
 CYCLE_CONFIGS = {
-    "greedy": PruneConfig(model="tiny:llama:6", objective="ppl", searcher="greedy", k=2, calib="demo", calib_samples=1,
-                          calib_seq_len=32, batch_size=1),
-    "beam": PruneConfig(model="tiny:llama:6", objective="ppl", searcher="beam", k=3, calib="demo", calib_samples=1,
-                        calib_seq_len=32, batch_size=1, options={"width": 2}),
-    "ga": PruneConfig(model="tiny:llama:6", objective="ppl", searcher="ga", k=2, seed=1, calib="demo", calib_samples=1,
-                      calib_seq_len=32, batch_size=1, options={"population": 6, "generations": 3}),
-    "bo": PruneConfig(model="tiny:llama:6", objective="ppl", searcher="bo", k=2, seed=2, calib="demo", calib_samples=1,
-                      calib_seq_len=32, batch_size=1, options={"trials": 10, "initial": 4, "pool": 40}),
+    "greedy": PruneConfig(
+        model="tiny:llama:6",
+        objective="ppl",
+        searcher="greedy",
+        k=2,
+        calib="demo",
+        calib_samples=1,
+        calib_seq_len=32,
+        batch_size=1,
+    ),
+    "beam": PruneConfig(
+        model="tiny:llama:6",
+        objective="ppl",
+        searcher="beam",
+        k=3,
+        calib="demo",
+        calib_samples=1,
+        calib_seq_len=32,
+        batch_size=1,
+        options={"width": 2},
+    ),
+    "ga": PruneConfig(
+        model="tiny:llama:6",
+        objective="ppl",
+        searcher="ga",
+        k=2,
+        seed=1,
+        calib="demo",
+        calib_samples=1,
+        calib_seq_len=32,
+        batch_size=1,
+        options={"population": 6, "generations": 3},
+    ),
+    "bo": PruneConfig(
+        model="tiny:llama:6",
+        objective="ppl",
+        searcher="bo",
+        k=2,
+        seed=2,
+        calib="demo",
+        calib_samples=1,
+        calib_seq_len=32,
+        batch_size=1,
+        options={"trials": 10, "initial": 4, "pool": 40},
+    ),
 }
 CYCLES_PER_SEARCHER = 10
 TIMED_CHILD = """
@@ -166,7 +231,9 @@ def test_sigkill_at_random_times_then_resume_gives_the_uninterrupted_run(forkser
     rng = random.Random(SEED)
     for name, config in CYCLE_CONFIGS.items():
         t = time.perf_counter()
-        child = forkserver.Process(target=exec, args=(TIMED_CHILD, {"config": config, "runs_dir": tmp_path / name / "ref"}))
+        child = forkserver.Process(
+            target=exec, args=(TIMED_CHILD, {"config": config, "runs_dir": tmp_path / name / "ref"})
+        )
         child.start()
         child.join(300)
         duration = time.perf_counter() - t

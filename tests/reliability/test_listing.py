@@ -9,8 +9,16 @@ from depthprune.pipeline.prune import PruneConfig, start
 
 from ..test_cli import run_cli
 
-CONFIG = PruneConfig(model="tiny:llama", objective="ppl", searcher="oneshot", k=1, calib="demo", calib_samples=1,
-                     calib_seq_len=32, options={"scorer": "bi"})
+CONFIG = PruneConfig(
+    model="tiny:llama",
+    objective="ppl",
+    searcher="oneshot",
+    k=1,
+    calib="demo",
+    calib_samples=1,
+    calib_seq_len=32,
+    options={"scorer": "bi"},
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +49,22 @@ def test_runs_ls_lists_the_readable_runs_and_names_each_unreadable_one(fmt, runs
 def test_eval_latest_uses_a_readable_run_and_commands_on_the_damaged_run_refuse(runs_dir, monkeypatch, capsys, tally):
     runs, good, damaged, _ = runs_dir
     assert [r.id for r in list_runs(runs)] == [good.id]
-    code, out, err = run_cli(monkeypatch, capsys, "eval", "--run", "latest", "--runs-dir", str(runs), "--tasks",
-                             "demo-text", "--seq-len", "32", "--limit", "1", "--json")
+    code, out, err = run_cli(
+        monkeypatch,
+        capsys,
+        "eval",
+        "--run",
+        "latest",
+        "--runs-dir",
+        str(runs),
+        "--tasks",
+        "demo-text",
+        "--seq-len",
+        "32",
+        "--limit",
+        "1",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["removed"] == good.result()["removed"]
     code, _, err = run_cli(monkeypatch, capsys, "runs", "show", str(damaged.path))

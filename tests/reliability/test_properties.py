@@ -18,8 +18,13 @@ CONFIG = {"model": "tiny:llama", "objective": {"objective": "ppl"}, "searcher": 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 blocks = st.lists(st.integers(0, 63), max_size=6, unique=True)
-candidate = st.builds(lambda n, r, v, s: Candidate(n=n, removed=r, value=v, seconds=s),
-                      st.integers(0, 99), blocks, st.floats(0, 100, allow_nan=False), st.floats(0, 10, allow_nan=False))
+candidate = st.builds(
+    lambda n, r, v, s: Candidate(n=n, removed=r, value=v, seconds=s),
+    st.integers(0, 99),
+    blocks,
+    st.floats(0, 100, allow_nan=False),
+    st.floats(0, 10, allow_nan=False),
+)
 events = st.lists(st.one_of(candidate, st.just(Started()), st.just(Stopped(evaluations=3))), max_size=8)
 
 
@@ -74,7 +79,7 @@ def test_a_file_cut_at_any_byte_reads_back_its_complete_lines(tally, valid, frac
 
 
 @SETTINGS
-@given(st.lists(st.integers(-10**6, 10**6), max_size=10))
+@given(st.lists(st.integers(-(10**6), 10**6), max_size=10))
 def test_parse_indices_reads_back_any_list_of_integers(tally, indices):
     tally["property cases"] += 1
     assert parse_indices(", ".join(map(str, indices)), "--remove") == indices
@@ -90,9 +95,11 @@ def test_parse_indices_on_any_text_gives_integers_or_a_user_error(tally, text):
         assert "(from --remove)" in str(exc) and "\n" not in str(exc)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
-                           max_leaves=8)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @SETTINGS

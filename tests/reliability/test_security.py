@@ -15,13 +15,17 @@ from depthprune.core.surgery import export_pruned
 from depthprune.pipeline.prune import PruneConfig, resume, start
 
 PACKAGE = Path(__file__).resolve().parents[2]
-CONFIG = PruneConfig(model="tiny:llama", objective="ppl", searcher="greedy", k=1, calib="demo", calib_samples=1,
-                     calib_seq_len=32)
+CONFIG = PruneConfig(
+    model="tiny:llama", objective="ppl", searcher="greedy", k=1, calib="demo", calib_samples=1, calib_seq_len=32
+)
 
 
 def _digest(directory: Path) -> dict:
-    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_no_pickle_and_every_torch_load_is_weights_only():
@@ -36,7 +40,9 @@ def test_no_pickle_and_every_torch_load_is_weights_only():
 
 def test_remote_code_is_off_by_default_and_the_error_says_how_to_allow_it(tmp_path):
     assert PruneConfig(model="m", objective="ppl", searcher="greedy", k=1).trust_remote_code is False
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "fancy", "auto_map": {"AutoConfig": "c.FancyConfig"}}))
+    (tmp_path / "config.json").write_text(
+        json.dumps({"model_type": "fancy", "auto_map": {"AutoConfig": "c.FancyConfig"}})
+    )
     with pytest.raises(UserError, match=r"needs custom code; pass --trust-remote-code if you trust it"):
         load_model(str(tmp_path), device="cpu")
 
@@ -93,11 +99,22 @@ def _crafted_model(directory: Path, marker: Path) -> Path:
     """A model directory whose config names its own code (auto_map); importing that code writes `marker`."""
     directory.mkdir()
     code = f"import pathlib\npathlib.Path({str(marker)!r}).write_text('remote code ran')\n"
-    code += "from transformers import PretrainedConfig\n\nclass FancyConfig(PretrainedConfig):\n    model_type = 'fancy'\n"
+    code += (
+        "from transformers import PretrainedConfig\n\nclass FancyConfig(PretrainedConfig):\n    model_type = 'fancy'\n"
+    )
     (directory / "configuration_fancy.py").write_text(code)
     (directory / "modeling_fancy.py").write_text(code)
-    (directory / "config.json").write_text(json.dumps({"model_type": "fancy", "auto_map": {
-        "AutoConfig": "configuration_fancy.FancyConfig", "AutoModelForCausalLM": "modeling_fancy.FancyForCausalLM"}}))
+    (directory / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "fancy",
+                "auto_map": {
+                    "AutoConfig": "configuration_fancy.FancyConfig",
+                    "AutoModelForCausalLM": "modeling_fancy.FancyForCausalLM",
+                },
+            }
+        )
+    )
     return directory
 
 
@@ -120,8 +137,11 @@ def test_a_stored_trust_remote_code_never_runs_a_repositorys_code(command, tmp_p
     if command == "resume":
         (run.path / "result.json").unlink()
     _point_run_at(run, model)
-    argv = (["export", str(run.path), "--out", str(tmp_path / "out")] if command == "export"
-            else ["prune", "--resume", str(run.path)])
+    argv = (
+        ["export", str(run.path), "--out", str(tmp_path / "out")]
+        if command == "export"
+        else ["prune", "--resume", str(run.path)]
+    )
     code, _, err = run_cli(monkeypatch, capsys, *argv)
     assert code == 2 and "--trust-remote-code" in err, err
     assert not marker.exists(), "the model repository's code ran although --trust-remote-code was not given"
