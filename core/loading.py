@@ -235,7 +235,8 @@ def weight_bytes(directory: Path, dtype: torch.dtype) -> int:
     for f in directory.glob("*.safetensors"):
         try:
             with safe_open(f, framework="pt") as st:
-                total += sum(math.prod(st.get_slice(k).get_shape()) for k in st.keys())  # noqa: SIM118 (safe_open has no __iter__) * dtype.itemsize
+                names = st.keys()  # safe_open has no __iter__
+                total += sum(math.prod(st.get_slice(k).get_shape()) for k in names) * dtype.itemsize
         except (OSError, SafetensorError):  # an unreadable file is reported by the loader itself
             total += f.stat().st_size
     return total + sum(f.stat().st_size for f in directory.glob("*.bin"))
