@@ -235,7 +235,15 @@ def test_bad_heal_inputs_give_one_line_and_exit_2(args, message, tmp_path, monke
     run.mkdir(parents=True)
     (run / "run.json").write_text(
         json.dumps(
-            {"schema": 1, "id": "unfinished", "model": "tiny:llama", "objective": {"objective": "ppl"}, "config": {}}
+            {
+                "schema": 1,
+                "id": "unfinished",
+                "model": "tiny:llama",
+                "objective": {"objective": "ppl"},
+                "searcher": "greedy",
+                "k": 2,
+                "config": {},
+            }
         )
     )
     (run / "events.jsonl").write_text("")
