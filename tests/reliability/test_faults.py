@@ -3,6 +3,7 @@ model too big for RAM, and a second writer."""
 
 import errno
 import os
+import signal
 import subprocess
 import sys
 
@@ -69,6 +70,8 @@ def test_a_signal_stops_between_candidates_and_the_run_resumes_to_the_same_resul
         text=True,
         env=env,
         timeout=300,
+        # a shell's background job inherits SIGINT ignored, and Python then keeps it ignored: default it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert proc.returncode == 130, proc.stderr
     assert "Traceback" not in proc.stderr and "depthprune prune --resume" in proc.stderr
