@@ -85,7 +85,7 @@ class PruneConfig:
     speed: dict = field(
         default_factory=dict
     )  # Speedups switches: prefix_cache, early_abort, shared_context, memo, cache_bytes
-    eval_tasks: list[str] = field(default_factory=list)  # benchmarks scored on the result after the search
+    eval_tasks: list[str] = field(default_factory=list)  # benchmarks scored on the result and the dense model
     eval_limit: int | None = None
     eval_seq_len: int | None = None  # None: 2048 or the model's maximum positions, whichever is smaller
 
@@ -351,15 +351,16 @@ def record_benchmark(
     the phase and its progress are events too."""
     emit = listener or (lambda _event: None)
     finished: list[str] = []
+    whose = "" if removed else "dense · "  # the phase says when the reference is being scored
 
     def step(label: str, done: int, total: int) -> None:
         if progress is not None:
             progress(label, done, total)
         if done >= total and label not in finished:  # one phase event per completed task
             finished.append(label)
-            emit(run.append(Phase(phase="benchmarking", done=len(finished), total=len(tasks), detail=label)))
+            emit(run.append(Phase(phase="benchmarking", done=len(finished), total=len(tasks), detail=whose + label)))
 
-    emit(run.append(Phase(phase="benchmarking", done=0, total=len(tasks), detail=", ".join(tasks))))
+    emit(run.append(Phase(phase="benchmarking", done=0, total=len(tasks), detail=whose + ", ".join(tasks))))
     report = evaluate(
         lm,
         tasks,
@@ -422,11 +423,11 @@ def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher,
             f"everything evaluated is stored: free GPU memory and continue with "
             f"depthprune prune --resume {run.path}"
         ) from None
-    if config.eval_tasks and not benchmarked(run, result["removed"]):
+    for removed in unbenchmarked(config, run, result["removed"]):
         record_benchmark(
             run,
             lm,
-            result["removed"],
+            removed,
             config.eval_tasks,
             limit=config.eval_limit,
             seq_len=provenance["eval_seq_len"],
@@ -435,6 +436,14 @@ def _search(config: PruneConfig, lm: LoadedModel, run: Run, objective, searcher,
             listener=listener,
         )
     return result
+
+
+def unbenchmarked(config: PruneConfig, run: Run, removed: list[int]) -> list[list[int]]:
+    """The removal sets still to score on `config.eval_tasks`: the result, then the dense model (no block
+    removed, the reference every pruned score is read against), each once per run."""
+    if not config.eval_tasks:
+        return []
+    return [r for r in (sorted(removed), []) if not benchmarked(run, r)]
 
 
 def _phases(run: Run, listener: Listener | None) -> Callable[[str], None]:
@@ -492,7 +501,7 @@ def resume(
     run.refuse_if_linked()
     check_writable(run.path, "--resume")
     existing = run.result()
-    if existing is not None and (not config.eval_tasks or benchmarked(run, existing["removed"])):
+    if existing is not None and not unbenchmarked(config, run, existing["removed"]):
         return run, existing
     config.revision = run.config.get("revision")
     with run.writing():

@@ -308,6 +308,19 @@ def test_every_searcher_runs_on_the_real_demo_model(name, demo, tmp_path):
     assert list_runs(tmp_path)[0].state == "finished"
 
 
+def test_a_search_with_eval_tasks_benchmarks_its_result_and_the_dense_model_once(tmp_path):
+    config = PruneConfig(
+        model="tiny:llama:6", objective="ppl", searcher="tail", k=2, **SMALL, eval_tasks=["demo-text"], eval_limit=2
+    )
+    run, result = start(config, tmp_path / "runs")
+    scored = [e.removed for e in run.events() if e.kind == "benchmarked"]
+    assert scored == [result["removed"], []]  # the result, then its reference
+    details = [e.detail for e in run.events() if e.kind == "phase" and e.phase == "benchmarking"]
+    assert details[-1].startswith("dense · ")
+    resume(run.id, tmp_path / "runs")
+    assert [e.removed for e in run.events() if e.kind == "benchmarked"] == scored  # nothing scored twice
+
+
 def test_resume_refuses_a_model_directory_whose_weights_changed(tmp_path):
     from depthprune.core.loading import load_model
     from depthprune.core.surgery import export_pruned

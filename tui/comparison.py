@@ -1,6 +1,7 @@
 """The Compare table: marked runs side by side as rows of fields, one column per run (plain Python).
 
-Each row holds one raw value per run and the cells shown for them. Numbers other than the
+Each row holds one raw value per run and the cells shown for them. Every benchmark row is followed
+by the same metric of the dense model where the runs benchmarked it (their reference). Numbers other than the
 baseline's carry their signed delta to the baseline's value, "(+0.52)". Removed-block masks are
 aligned by layer index: character i of the mask is block i, `REMOVED_GLYPH` when removed, `KEPT_GLYPH`
 when kept. "differences only" keeps the rows whose raw values are
@@ -39,6 +40,10 @@ class RunSummary:
     def tasks(self) -> dict[str, dict]:
         found = self.view.configurations.get(self.removed)
         return found.tasks if found else {}
+
+    def dense_tasks(self) -> dict[str, dict]:
+        """The dense model's benchmark scores stored in this run (its reference), {} without them."""
+        return self.view.dense.tasks if self.view.dense else {}
 
     def speed(self) -> dict:
         """Pruned/dense speed ratios of the latest `speed` event for this run's removal set (None values without one)."""
@@ -132,6 +137,9 @@ def compare(runs: list[RunSummary], baseline: int = 0) -> list[CompareRow]:
         metrics = [r.tasks().get(task) for r in runs]
         name = next(primary_metric(m)[0] for m in metrics if m)
         rows.append(_numeric_row(f"{task} {name}", [m.get(name) if m else None for m in metrics], baseline))
+        dense = [r.dense_tasks().get(task) for r in runs]
+        if any(dense):  # the reference of the row above, as each run measured it
+            rows.append(_numeric_row(f"{task} {name} dense", [m.get(name) if m else None for m in dense], baseline))
     speeds = [r.speed() for r in runs]
     if any(s["decode_x"] is not None for s in speeds):  # measured by `depthprune speed --run`
         for key, label in (

@@ -256,17 +256,27 @@ class RunView:
             return 0.0
         return (now if writer_alive else self.last_t) - self.first_t
 
+    @property
+    def dense(self) -> Configuration | None:
+        """The dense model (no block removed) once benchmarked: the reference row of every table."""
+        found = self.configurations.get(())
+        return found if found is not None and found.tasks else None
+
     def top(self, n: int) -> list[Configuration]:
-        """The scored configurations with the n lowest values among those of the shown set's size,
-        plus every benchmarked one, ordered by (size descending, value)."""
+        """The dense model when benchmarked, then the scored configurations with the n lowest values
+        among those of the shown set's size, plus every other benchmarked one, ordered by (size
+        descending, value)."""
         shown = self.best or self.partial
         size = len(shown.removed) if shown else self.k
         scored = sorted(
             (c for c in self.configurations.values() if c.value is not None and len(c.removed) == size),
             key=lambda c: c.value,
         )[:n]
-        extra = [c for c in self.configurations.values() if c.tasks and c not in scored]
-        return sorted(scored + extra, key=lambda c: (-len(c.removed), c.value if c.value is not None else float("inf")))
+        extra = [c for c in self.configurations.values() if c.tasks and c.removed and c not in scored]
+        ranked = sorted(
+            scored + extra, key=lambda c: (-len(c.removed), c.value if c.value is not None else float("inf"))
+        )
+        return ([self.dense] if self.dense else []) + ranked
 
     def task_columns(self) -> list[tuple[str, str]]:
         """(task, the metric it is reported by) for every task benchmarked on some configuration,

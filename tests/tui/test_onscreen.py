@@ -112,6 +112,27 @@ def test_benchmarks_after_the_search_show_running_with_their_phase_and_stop_says
         run_app(app, scenario)
 
 
+def test_while_a_process_works_the_title_turns_and_elapsed_counts_between_events(recorded_runs):
+    run = Run.open("20260101-000000-tiny-llama-8-ppl-greedy-k2", recorded_runs)
+    with open(run.path / "events.jsonl", "a") as f:
+        f.write(json.dumps({"type": "phase", "v": 2, "t": 1.0e9, "phase": "loading"}) + "\n")
+    now = [2.0e9]
+    app = DepthpruneApp(recorded_runs, attach=run, clock=lambda: now[0])
+
+    async def scenario(pilot):
+        live = app.screen
+        first, elapsed = text(live.query_one("#title")), text(live.query_one("#progress"))
+        assert re.search(r"RUNNING · \S loading", first)
+        now[0] += 61.25  # no event arrives: a model loading for a minute
+        await pilot.pause(0.6)
+        later = text(live.query_one("#title"))
+        assert later != first and re.search(r"RUNNING · \S loading", later)  # the spinner moved
+        assert text(live.query_one("#progress")) != elapsed  # and so did elapsed
+
+    with run.writing():  # this process plays the child loading the model
+        run_app(app, scenario)
+
+
 def test_user_strings_are_shown_literally(recorded_runs, fixtures):
     model = "[red]x[/red]:llama:"
     fixtures.write_run(recorded_runs, "20260101-000300-odd", fixtures.greedy_events(8, 2), model=model)

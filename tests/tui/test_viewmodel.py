@@ -109,6 +109,16 @@ def test_evaluated_metrics_join_their_configuration():
     assert [c.removed for c in view.top(1)] == [(1, 2), (0, 1)]  # the benchmarked set is kept beyond the top 1
 
 
+def test_the_benchmarked_dense_model_is_the_first_row():
+    mc = {"demo-mc": {"acc": 0.5, "primary": "acc", "items": 10}}
+    view = RunView(CONFIG)
+    view.fold([evaluation([0, 1], 14.0), evaluation([1, 2], 13.0), ev("benchmarked", removed=[1, 2], tasks=mc)])
+    assert view.dense is None and [c.removed for c in view.top(5)] == [(1, 2), (0, 1)]
+    view.fold([ev("benchmarked", removed=[], tasks={"demo-mc": {**mc["demo-mc"], "acc": 0.75}})])
+    assert view.dense.tasks["demo-mc"]["acc"] == 0.75
+    assert [c.removed for c in view.top(1)] == [(), (1, 2)]  # the reference first, beyond the top n
+
+
 def test_tail_reads_only_completed_lines(tmp_path):
     path = tmp_path / "events.jsonl"
     tail = EventTail(path)
@@ -162,6 +172,16 @@ def test_compare_marks_missing_metrics_and_exports_rows():
     csv = export(rows, runs, "csv").splitlines()
     assert csv[0] == "field,A a,A delta,B b,B delta"
     assert "value,10.0,,10.0,0.0" in csv  # numbers as numbers, the delta in its own column
+
+
+def test_compare_follows_each_benchmark_with_the_dense_reference_of_each_run():
+    mc = lambda acc: {"demo-mc": {"acc": acc, "primary": "acc", "items": 10}}
+    runs = [summary("a", [1, 2], 10.0, mc(0.5)), summary("b", [1, 3], 12.5, mc(0.25))]
+    assert "demo-mc acc dense" not in [r.label for r in compare(runs)]  # no run measured its dense model
+    runs[1].view.fold([ev("benchmarked", removed=[], tasks=mc(0.75))])
+    labels = [r.label for r in compare(runs)]
+    assert labels[labels.index("demo-mc acc") + 1] == "demo-mc acc dense"
+    assert next(r for r in compare(runs) if r.label == "demo-mc acc dense").cells == ["—", "0.75"]
 
 
 def test_mask_character_i_is_block_i():

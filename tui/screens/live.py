@@ -30,6 +30,8 @@ from ..widgets.table import RowTable
 from .confirm import Confirm
 
 FPS = 15
+TICK = 0.25  # seconds between redraws while a process writes the run (elapsed time, the spinner)
+SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"  # one frame per TICK beside the phase while a process works
 STOPPED_EXIT = 130  # `depthprune prune`'s exit status when it was stopped
 TOP = 12  # configurations in the table
 
@@ -111,6 +113,7 @@ class LiveScreen(Screen):
             self.apply(update)
         self.frame()
         self.set_interval(1 / FPS, self.frame)
+        self.set_interval(TICK, self.tick)
         self.follow()
         self.query_one("#bars").focus()
 
@@ -136,6 +139,11 @@ class LiveScreen(Screen):
         if update.result is not None:
             self.result = update.result
         self.dirty = True
+
+    def tick(self) -> None:
+        """Redraw while a process writes the run, even between its events (a model can load for minutes)."""
+        if self.writer_alive:
+            self.dirty = True
 
     def frame(self) -> None:
         if self.dirty and not self.paused:
@@ -171,7 +179,7 @@ class LiveScreen(Screen):
         )
         phase = view.phase_text(self.writer_alive)
         if phase:
-            title.append(f" · {phase}")
+            title.append(f" · {SPINNER[int(self.app.clock() / TICK) % len(SPINNER)]} {phase}")
         if self.paused:
             title.append("  PAUSED (p resumes)", "reverse")
         self.query_one("#title", Static).update(title)
@@ -250,7 +258,10 @@ class LiveScreen(Screen):
         else:
             table.clear()
         for config in self.view.top(TOP):
-            cells = [blocks(config.removed), "—" if config.value is None else f"{config.value:.5g}"]
+            cells = [
+                blocks(config.removed) if config.removed else "dense",
+                "—" if config.value is None else f"{config.value:.5g}",
+            ]
             for task, metric in tasks:
                 value = config.tasks.get(task, {}).get(metric)
                 cells.append("—" if value is None else f"{value:.4g}")
