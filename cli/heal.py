@@ -25,6 +25,8 @@ from .common import (
     stdout,
 )
 
+LOSS_POINTS = 200  # at most this many LoRA losses go into a run as `healing` phase events (its loss curve)
+
 
 @contextmanager
 def _progress():
@@ -155,22 +157,30 @@ def heal_cmd(
     lm = load_model_with_status(model, device, trust_remote_code)
     request.check(lm.n_blocks)
 
-    def work(on_checkpoint=None):
-        with _progress() as progress:
-            return heal(lm, request, progress=progress, on_checkpoint=on_checkpoint, provenance=provenance)
+    def work(on_step=None):
+        with _progress() as bars:
+
+            def progress(label: str, done: int, total: int, loss: float | None = None) -> None:
+                bars(label, done, total, loss)
+                if on_step is not None and label == "lora" and loss is not None:
+                    on_step(done, total, loss)
+
+            return heal(lm, request, progress=progress, provenance=provenance)
 
     if source_run is None:
         record = work()
     else:
+        every = max(1, request.lora.steps // LOSS_POINTS)
+
+        def on_step(step: int, total: int, loss: float) -> None:
+            if step % every == 0 or step == total:
+                source_run.append(Phase(phase="healing", done=step, total=total, detail="lora", loss=loss))
+
         with source_run.writing():
             source_run.append(
                 Phase(phase="healing", done=0, total=request.lora.steps if method == "lora" else None, detail=method)
             )
-            record = work(
-                lambda step, losses: source_run.append(
-                    Phase(phase="healing", done=step, total=request.lora.steps, detail=f"lora loss {losses[-1]:.4f}")
-                )
-            )
+            record = work(on_step)
             source_run.append(
                 Healed(
                     method=method,

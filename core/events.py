@@ -59,13 +59,15 @@ class Started(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Phase(Event):
-    """The run's process entered `phase` (one of `PHASES`); `done`/`total` count its steps when known."""
+    """The run's process entered `phase` (one of `PHASES`); `done`/`total` count its steps when known;
+    `loss` is the training loss at step `done` of a phase that trains (healing with LoRA)."""
 
     kind: ClassVar[str] = "phase"
     phase: str
     done: int | None = None
     total: int | None = None
     detail: str = ""
+    loss: float | None = None
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:

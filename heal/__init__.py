@@ -8,3 +8,5 @@
 Both read their calibration windows from `heal.data` and are driven by `heal.pipeline`, which
 measures before/after metrics, writes the checkpoint through the export path and records the run event.
 """
+
+METHODS = ("linear", "lora")  # here, not in heal.pipeline, so that choosing one imports no torch

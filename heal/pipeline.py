@@ -21,11 +21,10 @@ from ..core.evaluate import evaluate
 from ..core.loading import LoadedModel
 from ..core.surgery import export_pruned, validate_removed
 from ..core.tasks import get_task
+from . import METHODS
 from .data import calibration_windows
 from .linear import check_fusable, heal_linear
 from .lora import LoraSettings, heal_lora
-
-METHODS = ("linear", "lora")
 
 
 @dataclass

@@ -48,6 +48,7 @@ ACTIONS = (
     Action("runs.resume", "r", "resume", "Resume", "Resume the stopped or interrupted run", "runs"),
     Action("runs.evaluate", "v", "evaluate", "Eval", "Evaluate the run's result on benchmarks", "runs"),
     Action("runs.export", "e", "export", "Export", "Export the run's pruned model", "runs"),
+    Action("runs.heal", "h", "heal", "Heal", "Heal the run's pruned model (linear or LoRA)", "runs"),
     Action("runs.sort", "s", "sort", "Sort", "Sort by the next column", "runs", show=False),
     Action("runs.reverse", "S", "reverse", "Reverse", "Reverse the sort order", "runs", show=False),
     Action("runs.filter", "slash", "filter", "Filter", "Filter runs by text", "runs"),

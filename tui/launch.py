@@ -101,6 +101,17 @@ def export_argv(run: Run, runs_dir: Path, out: str) -> list[str]:
     return cli("export", str(run.path), "--runs-dir", str(runs_dir), "--out", out)
 
 
+def heal_argv(run: Run, runs_dir: Path, values: dict[str, str]) -> list[str]:
+    """`depthprune heal --run RUN`: the healed checkpoint goes to <run>/healed-<method>, its before/after
+    metrics and losses become a `healed` event of the run. `values`: method, steps, tasks, limit, data_dir."""
+    argv = cli("heal", "--run", str(run.path), "--runs-dir", str(runs_dir), "--method", values["method"].strip())
+    argv += ["--eval-tasks", values["tasks"].strip()]
+    for flag, key in (("--steps", "steps"), ("--eval-limit", "limit"), ("--data-dir", "data_dir")):
+        if values[key].strip() and not (key == "steps" and values["method"].strip() != "lora"):
+            argv += [flag, values[key].strip()]
+    return argv
+
+
 def stop(run: Run, sig: int = signal.SIGTERM) -> int | None:
     """Send `sig` to the process writing `run`; its PID, or None when nobody writes it."""
     pid = run.writer_pid()

@@ -14,15 +14,18 @@ Definitions used throughout the UI:
   ...), else the searcher's own score (`importance` event, with its label); lower = more removable;
 * *phase*: what the run's process does now (`phase` events: loading, calibrating, signals,
   searching, benchmarking, ...); the search's `finished`/`stopped` does not end later phases;
+* *heal loss curve*: the LoRA training loss by step of the latest heal, from its `healing` phase
+  events while it trains (steps a resumed heal repeats are replaced), then its `healed` event's losses;
 * *ETA*: of the current phase only — searching: mean seconds per non-cached candidate × candidates
-  still planned; benchmarking: mean seconds per finished task × tasks left; None when unknown.
+  still planned; any other phase that counts its steps (benchmarking, healing): mean seconds per
+  step done × steps left; None when unknown.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.events import Benchmarked, Candidate, Event, Finished, Importance, Phase, Started, Stopped, Usage
+from ..core.events import Benchmarked, Candidate, Event, Finished, Healed, Importance, Phase, Started, Stopped, Usage
 
 SINGLE = "single"  # importance scale: objective with the block alone removed
 SEARCHER = "searcher"  # importance scale: the searcher's `importance` events
@@ -71,7 +74,7 @@ def describe(event: Event) -> str:
 
 
 def summary_fields(event: Event) -> dict:
-    """The short scalar fields of an event kind the UI has no own view for (exported, healed, speed, ...)."""
+    """The short scalar fields of an event kind the UI has no own view for (exported, speed, ...)."""
     out = {}
     for name, value in vars(event).items():
         if name == "t" or (isinstance(value, (dict, list)) and len(str(value)) > 60):
@@ -109,7 +112,10 @@ class RunView:
         self.usage: Usage | None = None
         self.peak_rss = 0
         self.peak_gpu = 0
-        self.others: list[Event] = []  # events of kinds without an own pane (exported, healed, speed, ...)
+        self.heals: dict[str, Healed] = {}  # the latest `healed` event per method
+        self.heal_losses: dict[int, float] = {}  # step -> LoRA loss of the latest heal (see the module docstring)
+        self.healing_done = True  # no heal since the last `healed` event (a new heal starts a new curve)
+        self.others: list[Event] = []  # events of kinds without an own pane (exported, speed, ...)
         self.first_t: float | None = None
         self.last_t: float | None = None
         self.log: list[str] = []  # one line per folded event, oldest first
@@ -137,6 +143,8 @@ class RunView:
             if self.phase is None or self.phase.phase != event.phase:
                 self.phase_started = event.t
             self.phase = event
+            if event.phase == "healing":
+                self._healing(event)
         elif isinstance(event, Candidate):
             self._candidate(event)
         elif isinstance(event, Importance):
@@ -151,12 +159,27 @@ class RunView:
             self._configuration(self.result).value = event.value
         elif isinstance(event, Benchmarked):
             self._configuration(tuple(event.removed)).tasks.update(event.tasks)
+        elif isinstance(event, Healed):
+            self.heals[event.method] = event
+            self.heal_losses = dict(enumerate(event.losses, 1)) if event.losses else self.heal_losses
+            self.healing_done = True
         elif isinstance(event, Usage):
             self.usage = event
             self.peak_rss = max(self.peak_rss, event.peak_rss_bytes)
             self.peak_gpu = max(self.peak_gpu, event.gpu_peak_bytes or 0)
         else:
             self.others.append(event)
+
+    def _healing(self, event: Phase) -> None:
+        if self.healing_done:
+            self.heal_losses, self.healing_done = {}, False
+        if event.loss is not None and event.done is not None:
+            self.heal_losses[event.done] = event.loss
+
+    @property
+    def heal_curve(self) -> list[float]:
+        """The heal loss curve, in step order."""
+        return [self.heal_losses[step] for step in sorted(self.heal_losses)]
 
     def _configuration(self, removed: tuple[int, ...]) -> Configuration:
         return self.configurations.setdefault(removed, Configuration(removed))
@@ -224,7 +247,8 @@ class RunView:
             return ""  # the process is past the search, between phases
         step = f" {p.done}/{p.total}" if p.total is not None and p.done is not None else ""
         detail = f" · {p.detail}" if p.detail else ""
-        return f"{p.phase}{step}{detail}"
+        loss = f" · loss {p.loss:.4f}" if p.loss is not None else ""
+        return f"{p.phase}{step}{detail}{loss}"
 
     def progress(self) -> tuple[int, int | None]:
         """(candidates done, planned): planned is None when unknown, or when it was exceeded (the
@@ -245,7 +269,7 @@ class RunView:
             if planned is None or not self.timed:
                 return None
             return self.model_seconds / self.timed * max(0, planned - done)
-        if p.phase == "benchmarking" and p.total and p.done and self.phase_started is not None:
+        if p.phase != "searching" and p.total and p.done and self.phase_started is not None:
             return (now - self.phase_started) / p.done * max(0, p.total - p.done)
         return None
 

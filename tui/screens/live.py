@@ -24,7 +24,7 @@ from ..actions import bindings
 from ..follow import RunFollower, RunUpdate
 from ..launch import resume_argv, stop
 from ..machine import size, strip_text
-from ..viewmodel import SEARCHER, RunView, summary_fields
+from ..viewmodel import SEARCHER, RunView, primary_metric, summary_fields
 from ..widgets.bars import ImportanceBars
 from ..widgets.table import RowTable
 from .confirm import Confirm
@@ -49,10 +49,32 @@ def blocks(removed) -> str:
     return " ".join(map(str, removed)) if removed else "none"
 
 
+def heal_lines(view: RunView) -> list[Text]:
+    """Per heal method of the run: how long it took and where the checkpoint is, then each held-out
+    task's metric before (pruned) -> after (healed) with the change."""
+    lines = []
+    for method, healed in view.heals.items():
+        lines.append(Text.assemble(("healed", "bold"), f" {method} in {healed.seconds:.1f} s → {healed.out or '?'}"))
+        for task, after in healed.after.items():
+            name, value = primary_metric(after)
+            before = healed.before.get(task, {}).get(name)
+            change = "" if before is None else f"{before:.4g} → "
+            delta = "" if before is None else f" ({value - before:+.3g})"
+            lines.append(Text(f"  {task} {name} {change}{value:.4g}{delta}"))
+    return lines
+
+
 def stop_question(run_id: str, phase: str | None, outcome: str | None) -> tuple[str, int]:
     """(what stopping does now, the signal that does it), by the run's phase: the search stops between
     two candidates on SIGTERM (before the first one while the model loads); benchmarks after the
     search only end on SIGINT, and their scores are then not recorded."""
+    if phase == "healing":
+        return (
+            f"Stop run {run_id}?\nThe search is over and stored; this ends the heal now (no checkpoint is "
+            f"written; a LoRA heal continues from its last saved step with depthprune heal --run {run_id} "
+            f"--method lora --resume).",
+            signal.SIGINT,
+        )
     if phase == "benchmarking" or outcome == "finished":
         return (
             f"Stop run {run_id}?\nThe search is over and stored; this ends the benchmark evaluation now "
@@ -101,6 +123,8 @@ class LiveScreen(Screen):
                 yield Static(id="progress")
                 yield Static(id="curve-title", classes="pane-title")
                 yield Sparkline([], id="curve")
+                yield Static(id="heal-title", classes="pane-title")
+                yield Sparkline([], id="heal-curve")
                 yield RowTable(id="configs", cursor_type="row", zebra_stripes=True, header_height=2)
         log = Log(id="log", max_lines=2000)
         log.display = False
@@ -239,14 +263,22 @@ class LiveScreen(Screen):
             )
         for event in {e.kind: e for e in view.others}.values():
             lines.append(Text(f"{event.kind}: " + ", ".join(f"{k}={v}" for k, v in summary_fields(event).items())))
+        lines += heal_lines(view)
         self.query_one("#progress", Static).update(Text("\n").join(lines))
         curve = view.best_curve
         self.query_one("#curve-title", Static).update(
             Text(f"best k-set so far over {len(curve)} candidates" if curve else "best k-set so far: none yet")
         )
-        sparkline = self.query_one(Sparkline)
+        sparkline = self.query_one("#curve", Sparkline)
         sparkline.display = bool(curve)
         sparkline.data = list(curve)  # a new list: the reactive ignores the same object
+        losses = view.heal_curve
+        heal_title = self.query_one("#heal-title", Static)
+        heal_title.display = bool(losses)
+        heal_title.update(Text(f"heal loss over {len(losses)} steps · last {losses[-1]:.4f}" if losses else ""))
+        heal_curve = self.query_one("#heal-curve", Sparkline)
+        heal_curve.display = bool(losses)
+        heal_curve.data = losses
 
     def render_table(self) -> None:
         table = self.query_one("#configs", DataTable)

@@ -21,7 +21,7 @@ from ...core.errors import UserError
 from ...core.runs import Run
 from ..actions import bindings
 from ..comparison import REMOVED_GLYPH
-from ..launch import eval_argv, export_argv, resume_argv
+from ..launch import eval_argv, export_argv, heal_argv, resume_argv
 from ..runs_index import RunsIndex
 from ..screens.live import blocks
 from ..widgets.table import RowTable
@@ -68,7 +68,9 @@ def sort_key(value):
     )
 
 
-def check_eval(values: dict) -> dict[str, str]:
+def check_tasks_and_counts(values: dict, minimums: dict[str, int]) -> dict[str, str]:
+    """Errors of the fields `tasks` (known benchmark names, at least one) and of the integer fields
+    named in `minimums` (empty, or an integer at least its minimum)."""
     from ...core.parsing import parse_list
     from ...core.tasks import get_task
 
@@ -81,10 +83,29 @@ def check_eval(values: dict) -> dict[str, str]:
             get_task(task, "tasks")
         except UserError as exc:
             errors["tasks"] = str(exc)
-    for name, minimum in (("limit", 1), ("seq_len", 2)):
+    for name, minimum in minimums.items():
         text = values[name].strip()
         if text and (not text.isdigit() or int(text) < minimum):
             errors[name] = f"{text!r} is not an integer ≥ {minimum}"
+    return errors
+
+
+def check_eval(values: dict) -> dict[str, str]:
+    return check_tasks_and_counts(values, {"limit": 1, "seq_len": 2})
+
+
+def check_heal(run: Run, values: dict) -> dict[str, str]:
+    """The heal form: a known method whose output directory <run>/healed-<method> is free, then the
+    evaluation fields (held-out tasks scored before and after) and the LoRA steps."""
+    from ...heal import METHODS
+
+    errors = check_tasks_and_counts(values, {"limit": 1, "steps": 1})
+    method = values["method"].strip()
+    out = run.path / f"healed-{method}"
+    if method not in METHODS:
+        errors["method"] = f"{method!r} is not one of {', '.join(METHODS)}"
+    elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+        errors["method"] = f"{str(out)!r} exists and is not empty (healed with {method} already)"
     return errors
 
 
@@ -334,3 +355,23 @@ class RunsScreen(Screen):
                 self.show_jobs()
 
         self.app.push_screen(FormModal(f"Export {run.id}", [("out", "Output dir", default)], check), go)
+
+    def action_heal(self) -> None:
+        run = self._finished()
+        if run is None:
+            return
+        stored = run.config.get("config") or {}
+        fields = [
+            ("method", "Method", "linear"),
+            ("steps", "LoRA steps", "200"),
+            ("tasks", "Held-out tasks", ",".join(stored.get("eval_tasks") or []) or "demo-text"),
+            ("limit", "Limit (items)", str(stored.get("eval_limit") or "")),
+            ("data_dir", "Data dir", str(self.app.data_dir or stored.get("data_dir") or "")),
+        ]
+
+        def go(values: dict | None) -> None:
+            if values:
+                self.app.start_child(heal_argv(run, self.app.runs_dir, values), f"heal {run.id}", run.id)
+                self.show_jobs()
+
+        self.app.push_screen(FormModal(f"Heal {run.id}", fields, lambda values: check_heal(run, values)), go)
