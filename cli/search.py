@@ -93,7 +93,12 @@ def _names(registry) -> str:
 @app.command("prune")
 def prune_cmd(
     model: str = typer.Option(D.model, "--model", "-m", help=ModelOpt.help),
-    objective: str = typer.Option(D.objective, "--objective", "-O", help=_names(OBJECTIVES)),
+    objective: str = typer.Option(
+        D.objective,
+        "--objective",
+        "-O",
+        help=_names(OBJECTIVES) + " | mix:ppl=0.5,margin=0.5 (weighted, dense-relative)",
+    ),
     searcher: str = typer.Option(D.searcher, "--searcher", "-s", help=_names(SEARCHERS)),
     k: int = typer.Option(D.k, "--k", "-k", help="number of blocks to remove"),
     seed: int = typer.Option(D.seed, "--seed", help="searcher seed"),

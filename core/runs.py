@@ -168,7 +168,7 @@ class Run:
         when = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         base = (
             name
-            or f"{when}-{slug(config['model'])}-{config['objective']['objective']}-{config['searcher']}-k{config['k']}"
+            or f"{when}-{slug(config['model'])}-{slug(config['objective']['objective'])}-{config['searcher']}-k{config['k']}"
         )
         for n in range(1 if name else 1000):
             path = runs_dir / (base if n == 0 else f"{base}-{n}")

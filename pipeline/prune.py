@@ -30,7 +30,7 @@ from ..core.runs import Run, check_writable
 from ..core.scoring import halving_on_oom
 from ..core.tasks import TASKS, get_task
 from ..core.typecheck import has_type, type_name
-from ..objectives import build_objective, objective_class
+from ..objectives import build_mix, build_objective, is_mix, mix_terms, objective_class
 from ..objectives.base import Objective
 from ..objectives.signals import SegmentMI, block_proxies, gate_gradients
 from ..searchers import Space, searcher_class
@@ -116,19 +116,40 @@ class PruneConfig:
                 )
         return Speedups(**self.speed)
 
-    def calibration(self, device: str) -> tuple[str, int, int]:
-        """(source, samples, seq_len): the configured ones, else the defaults for the device."""
+    def calibrations(self, device: str, source: str = FLAGS) -> dict[str, tuple[str, int, int]]:
+        """(source, samples, seq_len) of each objective the search calibrates — the objective, or each
+        term of a mix — the configured ones, else the defaults for the device. For a mix, `calib` is
+        one source for every term or `term=source,...` pairs (a term without one takes its default)."""
+        terms = mix_terms(self.objective)
+        sources = dict.fromkeys(terms, self.calib)
+        if self.calib and "=" in self.calib:
+            if not is_mix(self.objective):
+                raise UserError(
+                    f"calib={self.calib!r} (from {where(source, 'calib')}): term=source pairs are for a mix objective"
+                )
+            sources = dict.fromkeys(terms)
+            for part in self.calib.split(","):
+                term, _sep, chosen = part.partition("=")
+                if term.strip() not in sources:
+                    raise UserError(
+                        f"calib={self.calib!r} (from {where(source, 'calib')}): {term.strip()!r} is not a term of "
+                        f"{self.objective!r}"
+                    )
+                sources[term.strip()] = chosen.strip() or None
+        return {term: self._calibration(term, sources[term], device) for term in terms}
+
+    def _calibration(self, objective: str, calib: str | None, device: str) -> tuple[str, int, int]:
         table = GPU_CALIBRATION if device.startswith("cuda") else CPU_CALIBRATION
-        if self.calib and self.calib_samples and self.calib_seq_len:
-            return self.calib, self.calib_samples, self.calib_seq_len
-        if self.objective not in table:
+        if calib and self.calib_samples and self.calib_seq_len:
+            return calib, self.calib_samples, self.calib_seq_len
+        if objective not in table:
             raise UserError(
-                f"objective {self.objective!r} has no default calibration (a missing entry of "
+                f"objective {objective!r} has no default calibration (a missing entry of "
                 f"{'GPU' if table is GPU_CALIBRATION else 'CPU'}_CALIBRATION); give --calib, "
                 f"--calib-samples and --calib-seq-len"
             )
-        source, samples, seq_len = table[self.objective]
-        return self.calib or source, self.calib_samples or samples, self.calib_seq_len or seq_len
+        default, samples, seq_len = table[objective]
+        return calib or default, self.calib_samples or samples, self.calib_seq_len or seq_len
 
 
 _MINIMUM = {"k": 1, "batch_size": 1, "calib_samples": 1, "calib_seq_len": 2, "eval_limit": 1, "eval_seq_len": 2}
@@ -219,7 +240,7 @@ def validate(config: PruneConfig, source: str = FLAGS) -> None:
     searcher_class(config.searcher).validate_options(config.options, where(source, "options"))
     for name in config.eval_tasks:
         get_task(name, where(source, "eval_tasks"))
-    config.calibration("cpu")
+    config.calibrations("cpu", source)
     if config.device is not None:
         check_device(config.device, where(source, "device"))
     config.speedups(source)
@@ -267,17 +288,29 @@ def prepare(
         source=where(source_of, "k"),
     )
     data_dir = Path(config.data_dir) if config.data_dir else None
-    source, samples, seq_len = config.calibration(lm.device)
-    seq_len = resolve_seq_len(lm, config.calib_seq_len, seq_len, where(source_of, "calib_seq_len"))
+    calibrations = {
+        name: (source, samples, resolve_seq_len(lm, config.calib_seq_len, seq_len, where(source_of, "calib_seq_len")))
+        for name, (source, samples, seq_len) in config.calibrations(lm.device, source_of).items()
+    }
     eval_seq_len = resolve_seq_len(lm, config.eval_seq_len, 2048, where(source_of, "eval_seq_len"))
-    options: dict[str, typing.Any] = (
-        {"shared_context": config.speedups().shared_context}
-        if objective_class(config.objective).multiple_choice
-        else {}
-    )
-    phase("calibrating")
-    objective = halving_on_oom(
-        lambda size: build_objective(
+    shared_context = config.speedups().shared_context
+
+    def build(size: int) -> Objective:
+        if is_mix(config.objective):
+            return build_mix(
+                config.objective,
+                lm,
+                calibrations,
+                data_dir=data_dir,
+                calib_seed=config.calib_seed,
+                batch_size=size,
+                shared_context=shared_context,
+            )
+        source, samples, seq_len = calibrations[config.objective]
+        options: dict[str, typing.Any] = (
+            {"shared_context": shared_context} if objective_class(config.objective).multiple_choice else {}
+        )
+        return build_objective(
             config.objective,
             lm,
             calib=source,
@@ -287,17 +320,23 @@ def prepare(
             calib_seed=config.calib_seed,
             batch_size=size,
             **options,
-        ),
-        config.batch_size,
-        "capturing the calibration batches",
-    )
-    biased = overlapping_tasks(objective.describe()["calib"], list(TASKS), data_dir)
-    if biased:
-        warnings.warn(
-            f"CALIBRATING ON EVALUATION DATA: {source!r} is the evaluation file of {', '.join(biased)}; "
-            f"scores on {', '.join(biased)} will be biased",
-            stacklevel=2,
         )
+
+    phase("calibrating")
+    objective = halving_on_oom(build, config.batch_size, "capturing the calibration batches")
+    described = objective.describe()
+    for calibrated in described.get("terms", [described]):
+        biased = overlapping_tasks(calibrated["calib"], list(TASKS), data_dir)
+        if biased:
+            warnings.warn(
+                f"CALIBRATING ON EVALUATION DATA: {calibrated['calib']!r} is the evaluation file of "
+                f"{', '.join(biased)}; scores on {', '.join(biased)} will be biased",
+                stacklevel=2,
+            )
+    drawn = {
+        name: {"source": source, "samples": samples, "seq_len": seq_len}
+        for name, (source, samples, seq_len) in calibrations.items()
+    }
     searcher = cls(space, seed=config.seed, **config.options)
     provenance = preliminary(config) | {
         "model_id": lm.model_id,
@@ -305,11 +344,9 @@ def prepare(
         "n_blocks": lm.n_blocks,
         "protected": sorted(space.protected),
         "searcher_options": dict(searcher.options),
-        "objective": objective.describe(),
+        "objective": described,
         "calibration": {
-            "source": source,
-            "samples": samples,
-            "seq_len": seq_len,
+            **drawn.get(config.objective, {"terms": drawn}),
             "seed": config.calib_seed,
             "hash": calibration_hash(objective),
         },

@@ -137,3 +137,40 @@ def test_acc_renders_each_task_family_as_lm_eval_does():
     )
     wino = lm_eval_item(Question("w", "winogrande", "Ann thanked Bo because _ helped.", ("Ann", "Bo"), 1))
     assert wino.contexts == ("Ann thanked Bo because Ann", "Ann thanked Bo because Bo") and wino.gold == 1
+
+
+def test_a_mix_is_the_weighted_sum_of_its_terms_relative_to_the_dense_model(lm):
+    from depthprune.objectives import build_mix
+    from depthprune.objectives.mix import SCALE_FLOOR, Mix
+
+    calibrations = {"ppl": ("demo", 3, 64), "margin": ("demo", 4, 128)}
+    mix = build_mix("mix:ppl=0.25,margin=2", lm, calibrations, shared_context=False)
+    assert isinstance(mix, Mix) and len(mix.batches) == sum(len(o.batches) for _, o in mix.terms)
+    ppl = build_objective("ppl", lm, calib="demo", samples=3, seq_len=64)  # built apart, as references
+    margin = build_objective("margin", lm, calib="demo", samples=4, seq_len=128, shared_context=False)
+    scale = lambda o: max(abs(o(())), SCALE_FLOOR)
+    assert mix(()) == pytest.approx(0.0, abs=1e-9)  # every term is 0 for the dense model
+    for removed in [(2,), (0, 5)]:
+        expected = 0.25 * (ppl(removed) - ppl(())) / scale(ppl) + 2 * (margin(removed) - margin(())) / scale(margin)
+        assert mix(removed) == pytest.approx(expected, rel=1e-6)
+    assert [t["weight"] for t in mix.describe()["terms"]] == [0.25, 2.0]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("mix:ppl=0.5,nope=1", "unknown term 'nope'"),
+        ("mix:ppl=0.5,ppl=1", "term 'ppl' given twice"),
+        ("mix:ppl=-1", "weight '-1' of ppl must be a number > 0"),
+        ("mix:ppl=nan", "weight 'nan' of ppl must be a number > 0"),
+        ("mix:ppl", "each term is name=weight"),
+        ("mix:mix:ppl=1", "unknown term 'mix:ppl'"),
+    ],
+)
+def test_a_bad_mix_is_one_line_naming_the_spec(spec, message):
+    from depthprune.core.errors import UserError
+    from depthprune.objectives import objective_class
+
+    with pytest.raises(UserError, match=message) as caught:
+        objective_class(spec)
+    assert "\n" not in str(caught.value) and repr(spec) in str(caught.value)

@@ -52,6 +52,37 @@ def test_searches_run_under_every_objective(objective, tmp_path):
     assert len(result["removed"]) == 2 and run.config["objective"]["objective"] == objective
 
 
+def test_a_mix_searches_with_a_source_per_term_and_resumes_to_the_same_result(tmp_path):
+    config = PruneConfig(
+        model="tiny:llama:6",
+        objective="mix:ppl=0.5,margin=0.5",
+        searcher="greedy",
+        k=2,
+        calib="ppl=demo,margin=demo",
+        calib_samples=3,
+        calib_seq_len=64,
+    )
+    import threading
+
+    _, reference = start(config, tmp_path / "uninterrupted")
+    stop = threading.Event()
+    seen = []
+
+    def stop_after_four(event):
+        seen.append(event.kind)
+        if seen.count("candidate") == 4:
+            stop.set()
+
+    with pytest.raises(SearchStopped):
+        start(config, tmp_path / "runs", listener=stop_after_four, stop=stop)
+    (run,) = list_runs(tmp_path / "runs")
+    assert run.id.endswith("-mix-ppl-0-5-margin-0-5-greedy-k2")  # a plain directory name
+    assert set(run.config["calibration"]["terms"]) == {"ppl", "margin"}
+    assert [t["objective"] for t in run.config["objective"]["terms"]] == ["ppl", "margin"]
+    result = resume(run.id, tmp_path / "runs")[1]  # the mix is rebuilt from run.json and must match
+    assert result["removed"] == reference["removed"] and result["value"] == pytest.approx(reference["value"], rel=1e-9)
+
+
 def test_cbo_works_on_the_margin_objective_and_refuses_accuracy(tmp_path):
     margin = PruneConfig(
         model="tiny:llama",

@@ -57,6 +57,14 @@ ROWS = [
     ("absent GPU", [*PRUNE, "--device", "cuda:0"], "device 'cuda:0' (from --device) is not available"),
     ("budget zero", [*PRUNE, "--searcher", "random", "--budget", "0"], "--budget"),
     ("unknown eval task", [*PRUNE, "--eval-tasks", "nosuch"], "unknown task 'nosuch' (from --eval-tasks)"),
+    ("mix unknown term", [*PRUNE, "--objective", "mix:ppl=1,bleu=1"], "unknown term 'bleu'"),
+    ("mix bad weight", [*PRUNE, "--objective", "mix:ppl=0,margin=1"], "weight '0' of ppl must be a number > 0"),
+    ("calib pairs without a mix", [*PRUNE, "--calib", "ppl=demo"], "term=source pairs are for a mix objective"),
+    (
+        "calib pair of no term",
+        [*PRUNE, "--objective", "mix:ppl=1,margin=1", "--calib", "kl=demo"],
+        "'kl' is not a term of 'mix:ppl=1,margin=1'",
+    ),
     # data files
     ("empty calibration text", [*PRUNE[:-6], "--calib", "{w}/empty.txt"], "{w}/empty.txt' (from --calib) is empty"),
     ("binary calibration text", [*PRUNE[:-6], "--calib", "{w}/binary.txt"], "{w}/binary.txt' (from --calib) is binary"),
@@ -673,8 +681,8 @@ def test_every_registered_objective_has_default_calibrations_and_a_missing_one_i
 
     assert set(OBJECTIVES) == set(CPU_CALIBRATION) == set(GPU_CALIBRATION)
     with pytest.raises(UserError, match="'new' has no default calibration"):
-        PruneConfig(objective="new").calibration("cpu")
-    assert PruneConfig(objective="new", calib="demo", calib_samples=2, calib_seq_len=32).calibration("cpu") == (
+        PruneConfig(objective="new").calibrations("cpu")
+    assert PruneConfig(objective="new", calib="demo", calib_samples=2, calib_seq_len=32).calibrations("cpu")["new"] == (
         "demo",
         2,
         32,
