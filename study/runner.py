@@ -16,6 +16,7 @@ no checkpoint is written). A finished heal is never redone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -361,6 +362,8 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
             store.add(row)
             healed += 1
             tick("heal", healed, len(heals))
+        with contextlib.suppress(OSError):  # when empty: only LoRA heals keep a state, each removing its own
+            (folder / "heal-state").rmdir()
     finally:
         executor.close()
     for c in cells:

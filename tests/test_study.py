@@ -614,6 +614,7 @@ def test_a_study_heals_every_distinct_removed_set_and_scores_it_on_the_suite(hea
     results = outcome(config, runs_dir)
     distinct = {tuple(r["removed"]) for r in results.values()}
     assert summary["heals"] == summary["heals_run"] == len(distinct) >= 2
+    assert sorted(p.name for p in (runs_dir / "studies" / config.name).iterdir()) == ["evaluations.jsonl", "study.json"]
     data = collect(config, runs_dir)
     for name, events in healed_events(config, runs_dir).items():
         (event,) = events
