@@ -34,7 +34,7 @@ from torch import nn
 
 from ..core.engine import Engine
 from ..core.errors import UserError
-from ..core.families import get_path
+from ..core.families import Family, get_path
 from ..core.loading import LoadedModel
 from .data import CalibrationWindows
 
@@ -50,13 +50,20 @@ def segments(removed) -> list[tuple[int, int]]:
     return out
 
 
+def family_refusal(family: Family) -> str | None:
+    """Why linear healing cannot be fused exactly into `family`'s blocks (the family table's rule), or None."""
+    if family.mlp_out is None:
+        return "its MLP output passes a norm (post_feedforward_layernorm) before the residual add"
+    return None
+
+
 def check_fusable(lm: LoadedModel, removed) -> list[tuple[int, int]]:
     """The segments of `removed`, or a UserError when linear healing cannot be fused exactly."""
-    if lm.family.mlp_out is None:
+    refusal = family_refusal(lm.family)
+    if refusal:
         raise UserError(
             f"linear healing cannot be fused exactly into {lm.family.model_type} (model {lm.spec!r}): "
-            f"its MLP output passes a norm (post_feedforward_layernorm) before the residual add; "
-            f"use --method lora"
+            f"{refusal}; use --method lora"
         )
     segs = segments(removed)
     if not segs:

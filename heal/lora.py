@@ -130,10 +130,9 @@ def heal_lora(
     *,
     resume: bool = False,
     progress: Callable[..., None] | None = None,
-    on_checkpoint: Callable[[int, list[float]], None] | None = None,
 ) -> dict:
     """Train, merge and unload LoRA adapters on `lm.model` in place (the removed blocks stay in the
-    model, untouched: export removes them). `on_checkpoint(step, losses)` after each checkpoint."""
+    model, untouched: export removes them). `progress("lora", step, steps, loss=...)` after each step."""
     settings.check()
     peft = _peft()
     removed = sorted(removed)
@@ -173,8 +172,6 @@ def heal_lora(
             progress("lora", state.step, settings.steps, loss=state.losses[-1])
         if state.step % settings.save_every == 0 or state.step == settings.steps:
             save_state(state_dir, params, optimizer, state, fingerprint)
-            if on_checkpoint:
-                on_checkpoint(state.step, state.losses)
     with torch.no_grad():
         wrapped.merge_and_unload()
     lm.model.eval()

@@ -22,7 +22,7 @@ from ..core.loading import LoadedModel
 from ..core.surgery import export_pruned, validate_removed
 from ..core.tasks import get_task
 from . import METHODS
-from .data import calibration_windows
+from .data import CalibrationWindows, calibration_windows
 from .linear import check_fusable, heal_linear
 from .lora import LoraSettings, heal_lora
 
@@ -88,22 +88,28 @@ def _metrics(lm: LoadedModel, request: HealRequest, removed, progress) -> dict:
     return report["tasks"]
 
 
-def heal(
-    lm: LoadedModel,
-    request: HealRequest,
-    *,
-    progress: Callable | None = None,
-    on_checkpoint: Callable[[int, list[float]], None] | None = None,
-    provenance: dict | None = None,
-) -> dict:
-    """Heal `lm` (in place) and export it to `request.out`; the heal record written into depthprune.json."""
+def calibrate(lm: LoadedModel, request: HealRequest) -> tuple[tuple[int, ...], CalibrationWindows]:
+    """Validate `request` for `lm` (the fusion rule for `linear`) and read its calibration windows,
+    disjoint from `request.eval_tasks`; (removed blocks sorted, windows)."""
     removed = request.check(lm.n_blocks)
     if request.method == "linear":
         check_fusable(lm, removed)
     calib = calibration_windows(
         lm.tokenizer, request.calib, request.data_dir, request.calib_samples, request.calib_seq_len, request.eval_tasks
     )
-    before = _metrics(lm, request, removed, progress)
+    return removed, calib
+
+
+def apply(
+    lm: LoadedModel,
+    request: HealRequest,
+    removed,
+    calib: CalibrationWindows,
+    *,
+    progress: Callable | None = None,
+) -> dict:
+    """Heal `lm.model` in place by `request.method` (the removed blocks stay in it, skipped);
+    {"settings": the method's details, "steps", "losses", "seconds": wall time of the method}."""
     started = time.perf_counter()
     if request.method == "linear":
         details = heal_linear(
@@ -125,23 +131,35 @@ def heal(
             request.state_dir,
             resume=request.resume,
             progress=progress,
-            on_checkpoint=on_checkpoint,
         )
         steps, losses = details["steps"], details.pop("losses")
-    seconds = round(time.perf_counter() - started, 3)
+    return {"settings": details, "steps": steps, "losses": losses, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def heal(
+    lm: LoadedModel,
+    request: HealRequest,
+    *,
+    progress: Callable | None = None,
+    provenance: dict | None = None,
+) -> dict:
+    """Heal `lm` (in place) and export it to `request.out`; the heal record written into depthprune.json."""
+    removed, calib = calibrate(lm, request)
+    before = _metrics(lm, request, removed, progress)
+    done = apply(lm, request, removed, calib, progress=progress)
     after = _metrics(lm, request, removed, progress)
     record = {
         "method": request.method,
         "removed": list(removed),
         "calibration": calib.describe(),
         "data_hash": calib.sha256,
-        "settings": details,
-        "steps": steps,
-        "losses": losses,
+        "settings": done["settings"],
+        "steps": done["steps"],
+        "losses": done["losses"],
         "eval": {"tasks": request.eval_tasks, "limit": request.eval_limit, "seq_len": request.eval_seq_len},
         "before": before,
         "after": after,
-        "seconds": seconds,
+        "seconds": done["seconds"],
     }
     info = export_pruned(lm, removed, request.out, {**(provenance or {}), "heal": record})
     shutil.rmtree(request.state_dir, ignore_errors=True)

@@ -128,19 +128,23 @@ def mask_text(entries, n_blocks: int) -> str:
 # 3. Rank agreement (Figure 2) --------------------------------------------------------------
 
 
+def rank_correlation(xs: list[float], ys: list[float]) -> dict:
+    """Spearman ρ and Kendall τ-b of two paired lists (ties get average ranks); each None when
+    fewer than three pairs or either list is constant."""
+    out: dict[str, float | None] = {"n": len(xs), "spearman": None, "kendall": None}
+    if len(xs) < 3 or len(set(xs)) < 2 or len(set(ys)) < 2:
+        return out
+    out["spearman"] = float(spearmanr(xs, ys).statistic)
+    out["kendall"] = float(kendalltau(xs, ys).statistic)
+    return out
+
+
 def rank_agreement(rows: list[dict]) -> dict:
     """Spearman ρ and Kendall τ-b between the perplexity ranking (1 = lowest ppl_avg) and the
     accuracy ranking (1 = highest acc_avg) of the given models; ties get average ranks. Positive:
     the rankings agree. None when fewer than three models or a ranking is constant."""
     pairs = [(r["ppl_avg"], r["acc_avg"]) for r in rows if r["ppl_avg"] is not None and r["acc_avg"] is not None]
-    out: dict[str, float | None] = {"n": len(pairs), "spearman": None, "kendall": None}
-    if len(pairs) < 3 or len({p for p, _ in pairs}) < 2 or len({a for _, a in pairs}) < 2:
-        return out
-    ppl = [p for p, _ in pairs]
-    neg_acc = [-a for _, a in pairs]
-    out["spearman"] = float(spearmanr(ppl, neg_acc).statistic)
-    out["kendall"] = float(kendalltau(ppl, neg_acc).statistic)
-    return out
+    return rank_correlation([p for p, _ in pairs], [-a for _, a in pairs])
 
 
 # 4. Spread across searchers (Figure 3) -----------------------------------------------------
@@ -251,3 +255,56 @@ def seed_variation(rows: list[dict]) -> list[dict]:
             row[key] = (statistics.fmean(values), statistics.stdev(values)) if len(values) > 1 else None
         out.append(row)
     return out
+
+
+# 7. Pruned vs healed -----------------------------------------------------------------------
+
+HIGHER_IS_BETTER = {"acc_avg": True, "ppl_avg": False}
+
+
+def heal_table(rows: list[dict], methods: list[str]) -> list[dict]:
+    """One row per cell: its removed set and the suite averages pruned and healed by each method
+    (`{method}_acc_avg`, `{method}_ppl_avg`; None where that heal is not stored yet)."""
+    out = []
+    for r in rows:
+        row = {k: r[k] for k in ("objective", "searcher", "seed", "removed", "acc_avg", "ppl_avg")}
+        for m in methods:
+            healed = r.get("healed", {}).get(m) or {}
+            row |= {f"{m}_acc_avg": healed.get("acc_avg"), f"{m}_ppl_avg": healed.get("ppl_avg")}
+        out.append(row)
+    return out
+
+
+def best_after_healing(rows: list[dict], method: str, metric: str) -> dict | None:
+    """Does healing by `method` change which removed set is best by `metric` (acc_avg: highest is
+    best, ppl_avg: lowest)? The candidates are the distinct removed sets of `rows` with both a pruned
+    and a healed value (cells that found the same set are one candidate; ties go to the smaller set
+    in sorted order). `pruned` / `healed`: the best set pruned and the best set healed, each with the
+    cells that found it and both its values; `changed`: whether they differ; `spearman` / `kendall`:
+    rank correlation of the candidates' pruned and healed values (`rank_correlation`). None when no
+    set has both values."""
+    sets: dict[tuple, dict] = {}
+    for r in rows:
+        healed = (r.get("healed", {}).get(method) or {}).get(metric)
+        if r[metric] is None or healed is None:
+            continue
+        entry = sets.setdefault(tuple(sorted(r["removed"])), {"cells": [], "pruned": r[metric], "healed": healed})
+        entry["cells"].append(f"{r['objective']} {r['searcher']}" + (f" s{r['seed']}" if r["seed"] else ""))
+    if not sets:
+        return None
+    sign = -1 if HIGHER_IS_BETTER[metric] else 1
+
+    def best(stage: str) -> dict:
+        removed = min(sets, key=lambda s: (sign * sets[s][stage], s))
+        return {"removed": list(removed), **sets[removed]}
+
+    pruned, healed = best("pruned"), best("healed")
+    keys = list(sets)
+    return {
+        "method": method,
+        "metric": metric,
+        "pruned": pruned,
+        "healed": healed,
+        "changed": pruned["removed"] != healed["removed"],
+        **rank_correlation([sets[s]["pruned"] for s in keys], [sets[s]["healed"] for s in keys]),
+    }

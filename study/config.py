@@ -10,6 +10,8 @@ Schema (every key optional except `name`; unknown keys are errors naming the fil
     k = [4, 7]
     seeds = [0]                          # seed-dependent searchers run every seed, the others seed 0 only
     protect = []                         # blocks never removed (negative counts from the end)
+    heal = ["linear"]                    # heal every cell's removed set: linear | lora (default [] = none);
+                                         # linear needs protect = [0, ...] and a family where fusion is exact
     data_dir = "../shared/data"          # relative paths are relative to the TOML file
     device = "cpu"                       # default: cuda when available
     batch_size = 8
@@ -40,6 +42,7 @@ from pathlib import Path
 from ..core.errors import UserError
 from ..core.runs import slug
 from ..core.tasks import TASKS
+from ..heal import METHODS as HEAL_METHODS
 from ..objectives import OBJECTIVES
 from ..pipeline.prune import PruneConfig
 from ..searchers import SEARCHERS
@@ -79,6 +82,7 @@ class StudyConfig:
     k: list[int] = field(default_factory=lambda: [4, 7])
     seeds: list[int] = field(default_factory=lambda: [0])
     protect: list[int] = field(default_factory=list)
+    heal: list[str] = field(default_factory=list)  # heal methods applied to every cell's removed set
     data_dir: str | None = None
     device: str | None = None
     dtype: str | None = None  # bfloat16 | float16 | float32; None: the device's default
@@ -209,6 +213,7 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
     if not config.k or not config.seeds:
         raise UserError(f"{source}: k and seeds need at least one value")
     config.protect = _ints(data.get("protect", []), "protected block", source)
+    config.heal = _names(data.get("heal", []), list(HEAL_METHODS), "heal method", source)
     if "data_dir" in data:
         path = Path(data["data_dir"]).expanduser()
         path = path if path.is_absolute() or base is None else base / path

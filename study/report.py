@@ -50,6 +50,7 @@ def build(config, data: dict) -> dict:
                 "jaccard": A.jaccard_matrix(entries, frozenset(config.baselines)),
                 "variance": {m: A.variance_decomposition(searched, m) for m in ("acc_avg", "ppl_avg", "log_ppl_avg")},
                 "seeds": A.seed_variation(rs),
+                "healing": _healing(rs, config.heal),
             }
         )
     return {
@@ -61,6 +62,7 @@ def build(config, data: dict) -> dict:
             "baselines": config.baselines,
             "k": config.k,
             "seeds": config.seeds,
+            "heal": config.heal,
         },
         "evaluation": config.evaluation,
         "calibration": config.calibration,
@@ -68,6 +70,36 @@ def build(config, data: dict) -> dict:
         "groups": groups,
         "missing": data["missing"],
     }
+
+
+def _healing(rows: list[dict], methods: list[str]) -> dict | None:
+    """Pruned vs healed for one (model, k): the per-cell table and, per method and suite average,
+    whether healing changes which removed set is best."""
+    if not methods:
+        return None
+    best = [A.best_after_healing(rows, m, metric) for m in methods for metric in A.HIGHER_IS_BETTER]
+    return {"table": A.heal_table(rows, methods), "best": [b for b in best if b is not None]}
+
+
+def best_line(b: dict) -> str:
+    """One sentence answering whether healing by `b["method"]` changes the best removed set."""
+
+    def named(entry: dict) -> str:
+        return f"{entry['removed']} ({', '.join(entry['cells'])})"
+
+    p, h = b["pruned"], b["healed"]
+    if b["changed"]:
+        verdict = (
+            f"yes: best pruned {named(p)} {_cell(p['pruned'])} (healed {_cell(p['healed'])}), best healed "
+            f"{named(h)} {_cell(h['healed'])} (pruned {_cell(h['pruned'])})"
+        )
+    else:
+        verdict = f"no: {named(p)} is best pruned ({_cell(p['pruned'])}) and healed ({_cell(p['healed'])})"
+    rho = "undefined" if b["spearman"] is None else f"{b['spearman']:.3g}"
+    return (
+        f"- {b['method']}, {b['metric']}: {verdict}; Spearman ρ of the pruned and healed rankings {rho} "
+        f"over {b['n']} removed sets"
+    )
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -201,6 +233,26 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
                 ],
             )
         )
+        if g["healing"]:
+            methods = report["grid"]["heal"]
+            averages = [f"{stage}{m}" for m in ("acc_avg", "ppl_avg") for stage in ["", *(f"{x}_" for x in methods)]]
+            out.append(
+                (
+                    f"{head}: pruned vs healed (suite averages; `{methods[0]}_acc_avg` is the healed accuracy)",
+                    ["objective", "searcher", "seed", "removed", *averages],
+                    [
+                        [r["objective"], r["searcher"], r["seed"], r["removed"], *(r[a] for a in averages)]
+                        for r in g["healing"]["table"]
+                    ],
+                )
+            )
+            out.append(
+                (
+                    f"{head}: does healing change which removed set is best?",
+                    [best_line(b) for b in g["healing"]["best"]] or ["no removed set has a healed score yet"],
+                    None,
+                )
+            )
         if g["seeds"]:
             out.append(
                 (
@@ -264,9 +316,11 @@ def to_html(report: dict, figures: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def to_csv(data: dict) -> str:
-    """One flat row per cell (plus the dense models): the raw numbers behind every table."""
+def to_csv(data: dict, heal: list[str]) -> str:
+    """One flat row per cell (plus the dense models): the raw numbers behind every table, with the
+    suite averages after each heal method in `heal` (`linear_acc_avg`, ...)."""
     tasks = list(dict.fromkeys(t for r in data["rows"] for t in r["metrics"]))
+    healed = [f"{m}_{a}" for m in heal for a in ("acc_avg", "ppl_avg")]
     columns = [
         "model",
         "k",
@@ -279,6 +333,7 @@ def to_csv(data: dict) -> str:
         "acc_avg",
         "ppl_avg",
         *tasks,
+        *healed,
         "seconds",
         "evaluations",
         "block_forwards",
@@ -301,6 +356,7 @@ def to_csv(data: dict) -> str:
                 d["acc_avg"],
                 d["ppl_avg"],
                 *[d["metrics"].get(t) for t in tasks],
+                *["" for _ in healed],
                 "",
                 "",
                 "",
@@ -308,7 +364,8 @@ def to_csv(data: dict) -> str:
             ]
         )
     for r in data["rows"]:
-        row = {**r, **r["metrics"], "removed": " ".join(map(str, r["removed"]))}
+        after = {f"{m}_{a}": v[a] for m, v in r.get("healed", {}).items() for a in ("acc_avg", "ppl_avg")}
+        row = {**r, **r["metrics"], **after, "removed": " ".join(map(str, r["removed"]))}
         writer.writerow([row.get(c) for c in columns])
     return buf.getvalue()
 
@@ -327,7 +384,7 @@ def write_report(config, data: dict, fmt: str, out: Path) -> Path:
         "md": lambda: to_markdown(report, figures),
         "html": lambda: to_html(report, figures),
         "json": lambda: json.dumps({**report, "rows": data["rows"]}, indent=2, default=sorted),
-        "csv": lambda: to_csv(data),
+        "csv": lambda: to_csv(data, config.heal),
     }[fmt]()
     path = out / f"report.{fmt}"
     path.write_text(text)

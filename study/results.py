@@ -31,8 +31,25 @@ def open_study(ref: str, runs_dir: Path) -> tuple[StudyConfig, Path]:
     return parse_study(data, str(path)), folder
 
 
+def _healed(store: EvaluationStore, model: str, removed: list[int], methods: list[str]) -> dict:
+    """{method: {"metrics", "acc_avg", "ppl_avg", "seconds"}} of the stored heals of `removed`."""
+    out = {}
+    for method in methods:
+        row = store.healed.get((model, tuple(removed), method))
+        if row is not None:
+            metrics, acc_avg, ppl_avg = summarize(row["tasks"])
+            out[method] = {
+                "metrics": metrics,
+                "acc_avg": acc_avg,
+                "ppl_avg": ppl_avg,
+                "seconds": row["heal"]["seconds"],
+            }
+    return out
+
+
 def collect(config: StudyConfig, runs_dir: Path) -> dict:
-    """{"rows": [...], "dense": {model: {...}}, "n_blocks": {model: n}, "missing": [run names]}."""
+    """{"rows": [...], "dense": {model: {...}}, "n_blocks": {model: n}, "missing": [run names]}; a row's
+    `healed` holds its removed set's suite scores after each of the study's heal methods (when stored)."""
     store = EvaluationStore(study_dir(runs_dir, config.name) / "evaluations.jsonl", suite_key(config))
     rows, missing, n_blocks = [], [], {}
     for cell in config.cells():
@@ -65,6 +82,7 @@ def collect(config: StudyConfig, runs_dir: Path) -> dict:
                 "acc_avg": acc_avg,
                 "ppl_avg": ppl_avg,
                 "decode_x": speed_summary(latest_speed(run) if run else None)["decode_x"],
+                "healed": _healed(store, cell.model, result["removed"], config.heal),
             }
         )
     dense = {}

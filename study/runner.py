@@ -6,19 +6,27 @@ Study files live in `<runs_dir>/studies/<name>/`: `study.json` (the configuratio
 every start once every cell's settings have been checked) and `evaluations.jsonl` (append-only: one line per (model, removed set), tagged with
 the suite it was scored on). The scores are also appended to each cell's run as `evaluated` events,
 so `runs`, the TUI and reports see them.
+
+With `heal = [...]` in the study, every distinct pruned model is then healed by each method (the heal
+defaults: `heal.pipeline.HealRequest`, calibrated on the built-in text, which no evaluation task reads)
+and scored on the same suite; the healed scores are lines of the same `evaluations.jsonl` tagged with
+their method, and each cell's run gets a `healed` event (before: pruned, after: healed, on the suite;
+no checkpoint is written). A finished heal is never redone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import importlib.util
 import json
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 from ..core.errors import UserError
-from ..core.events import Benchmarked
-from ..core.runs import Run, append_line, complete_lines, write_json_atomic
+from ..core.events import Benchmarked, Healed
+from ..core.runs import Run, append_line, complete_lines, slug, write_json_atomic
 from ..pipeline.prune import PruneConfig, benchmarked, check_seq_len, resolve_protected, resume, start, validate
 from ..searchers import Space
 from .config import StudyConfig
@@ -40,23 +48,32 @@ def suite_key(config: StudyConfig) -> str:
 
 
 class EvaluationStore:
-    """{(model, removed): task metrics} for one suite, backed by an append-only JSON-lines file."""
+    """For one suite, backed by an append-only JSON-lines file: `scores` {(model, removed): row} of the
+    pruned models and `healed` {(model, removed, method): row} of the healed ones (rows with `heal`)."""
 
     def __init__(self, path: Path, suite: str):
         self.path, self.suite = path, suite
         self.scores: dict[tuple[str, tuple[int, ...]], dict] = {}
+        self.healed: dict[tuple[str, tuple[int, ...], str], dict] = {}
         for line in complete_lines(path):
             try:
                 row = json.loads(line)
                 if row["suite"] == suite:
-                    self.scores[(row["model"], tuple(row["removed"]))] = row
+                    self._keep(row)
             except (KeyError, TypeError, ValueError, RecursionError):
                 continue  # a damaged line costs a re-evaluation, nothing else
+
+    def _keep(self, row: dict) -> None:
+        key = (row["model"], tuple(row["removed"]))
+        if row.get("heal") is None:
+            self.scores[key] = row
+        else:
+            self.healed[(*key, row["heal"]["method"])] = row
 
     def add(self, row: dict) -> None:
         row = {"suite": self.suite, **row}
         append_line(self.path, json.dumps(row))
-        self.scores[(row["model"], tuple(row["removed"]))] = row
+        self._keep(row)
 
 
 # -- work units (run in executor workers: plain functions of plain arguments) -------------------
@@ -89,20 +106,19 @@ def search_cell(fields: dict, runs_dir: str, name: str) -> dict:
     return {"name": name, "removed": result["removed"], "value": result["value"]}
 
 
-def evaluate_model(fields: dict, removed: list[int], evaluation: dict) -> dict:
-    """Score one (model, removed set) on the suite: perplexity tasks on their first `windows`
+def _suite(lm, config: PruneConfig, removed: list[int], evaluation: dict) -> dict:
+    """Score `lm` with `removed` skipped on the suite: perplexity tasks on their first `windows`
     windows (default `limit`), multiple-choice tasks on their first `limit` items."""
     from ..core.evaluate import evaluate
     from ..core.tasks import get_task
 
-    config = PruneConfig(**fields)
     tasks: dict[str, dict] = {}
     seconds, report = 0.0, {}
     for kind, limit in (("ppl", evaluation["windows"] or evaluation["limit"]), ("mc", evaluation["limit"])):
         names = [t for t in evaluation["tasks"] if get_task(t).kind == kind]
         if names:
             report = evaluate(
-                _model(config),
+                lm,
                 names,
                 removed,
                 limit=limit,
@@ -118,6 +134,43 @@ def evaluate_model(fields: dict, removed: list[int], evaluation: dict) -> dict:
         "tasks": {t: tasks[t] for t in evaluation["tasks"]},
         "seconds": round(seconds, 3),
         "n_blocks": report["n_blocks"],
+    }
+
+
+def evaluate_model(fields: dict, removed: list[int], evaluation: dict) -> dict:
+    """Score one (model, removed set) on the suite (`fields`: a PruneConfig of the model, as a dict)."""
+    config = PruneConfig(**fields)
+    return _suite(_model(config), config, removed, evaluation)
+
+
+def heal_model(fields: dict, removed: list[int], method: str, evaluation: dict, state: str) -> dict:
+    """Heal one (model, removed set) by `method` with the heal defaults, calibration disjoint from the
+    suite's tasks, on a fresh copy of the model (healing changes its weights in place), and score it on
+    the suite; the row carries the heal's record. `state`: beside it a LoRA heal keeps its training
+    state, continued when a killed study runs again."""
+    import shutil
+
+    from ..core.loading import load_model
+    from ..heal.pipeline import HealRequest, apply, calibrate
+
+    config = PruneConfig(**fields)
+    request = HealRequest(
+        method=method,
+        removed=list(removed),
+        out=Path(state),
+        data_dir=Path(config.data_dir) if config.data_dir else None,
+        resume=method == "lora",
+        eval_tasks=list(evaluation["tasks"]),
+        batch_size=config.batch_size,
+    )
+    _loaded.clear()  # the healed copy replaces the cached model in memory
+    lm = load_model(config.model, device=config.device, dtype=config.dtype, trust_remote_code=config.trust_remote_code)
+    kept, calib = calibrate(lm, request)
+    done = apply(lm, request, kept, calib)
+    row = _suite(lm, config, list(kept), evaluation)
+    shutil.rmtree(request.state_dir, ignore_errors=True)
+    return row | {
+        "heal": {"method": method, "data_hash": calib.sha256, "calibration": calib.describe(), **done},
     }
 
 
@@ -170,9 +223,82 @@ def check_study(config: StudyConfig, cells) -> None:
             given = config.calibration.get(objective, {}).get("seq_len")
             if given is not None:
                 check_seq_len(lm, given, f"{where} [calibration.{objective}] seq_len")
+        if config.heal:
+            check_heal(config, lm, protected, where)
+
+
+def check_heal(config: StudyConfig, lm, protected: frozenset[int], where: str) -> None:
+    """The heal rules that need only the model and the grid, checked before the first cell: the
+    calibration length, `linear`'s family rule and block 0 protected (every removed set of the grid
+    then has a block before each segment), `lora`'s peft. (`linear`'s exactness probe of the actual
+    blocks, which refuses e.g. post-norm OPT, runs with each fit.)"""
+    from ..heal.linear import family_refusal
+    from ..heal.pipeline import HealRequest
+
+    key = f"{where} heal = {config.heal!r}"
+    check_seq_len(lm, HealRequest.calib_seq_len, f"{key} (the heal calibration length)")
+    if "linear" in config.heal:
+        refusal = family_refusal(lm.family)
+        if refusal:
+            raise UserError(
+                f"{key}: linear healing cannot be fused exactly into {lm.family.model_type} (model "
+                f"{lm.spec!r}): {refusal}; heal it with lora or leave it out of the study"
+            )
+        if 0 not in protected:
+            raise UserError(
+                f"{key}: linear healing fuses into the block before each removed segment and block 0 "
+                f"has none; add protect = [0] to the study"
+            )
+    if "lora" in config.heal and importlib.util.find_spec("peft") is None:
+        raise UserError(f"{key}: lora healing needs peft: pip install 'depthprune[heal]'")
 
 
 # -- the study loop ----------------------------------------------------------------------------
+
+
+def _record_benchmark(config: StudyConfig, store: EvaluationStore, path: Path, model: str, removed: list[int]) -> None:
+    """Append the suite's scores of `removed` to the cell's run as a `benchmarked` event (once)."""
+    row = store.scores[(model, tuple(removed))]
+    run = Run.open(path)
+    if not benchmarked(run, row["removed"], store.suite):
+        with run.writing():
+            run.append(
+                Benchmarked(
+                    removed=sorted(row["removed"]),
+                    tasks=row["tasks"],
+                    limit=config.evaluation["limit"],
+                    seq_len=config.evaluation["seq_len"],
+                    seconds=row["seconds"],
+                    suite=store.suite,
+                )
+            )
+
+
+def _record_heal(store: EvaluationStore, path: Path, model: str, removed: list[int], method: str) -> None:
+    """Append the heal of `removed` by `method` to the cell's run as a `healed` event (once per suite):
+    before = the pruned model's suite scores, after = the healed model's; no checkpoint (`out` None)."""
+    row = store.healed[(model, tuple(removed), method)]
+    run = Run.open(path)
+    if any(
+        isinstance(e, Healed)
+        and (e.method, e.removed, e.settings.get("suite")) == (method, row["removed"], store.suite)
+        for e in run.events()
+    ):
+        return
+    heal = row["heal"]
+    with run.writing():
+        run.append(
+            Healed(
+                method=method,
+                removed=row["removed"],
+                data_hash=heal["data_hash"],
+                settings={"suite": store.suite, "calibration": heal["calibration"], **heal["settings"]},
+                before=store.scores[(model, tuple(removed))]["tasks"],
+                after=row["tasks"],
+                losses=heal["losses"],
+                seconds=heal["seconds"],
+            )
+        )
 
 
 def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = None) -> dict:
@@ -211,29 +337,45 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
             store.add(row)
             evaluated += 1
             tick("evaluate", evaluated, len(wanted))
+        for c in cells:
+            _record_benchmark(config, store, runs_dir / names[c], c.model, found[c])
+
+        heals = sorted({(c.model, tuple(found[c]), method) for c in cells for method in config.heal})
+        heal_todo = [h for h in heals if h not in store.healed]
+        jobs = [
+            (
+                heal_model,
+                (
+                    asdict(config.prune_config(any_cell[model])),
+                    list(removed),
+                    method,
+                    config.evaluation,
+                    str(folder / "heal-state" / f"{slug(model)}-{'_'.join(map(str, removed))}-{method}"),
+                ),
+            )
+            for model, removed, method in heal_todo
+        ]
+        healed = len(heals) - len(heal_todo)
+        if heals:
+            tick("heal", healed, len(heals))
+        for row in executor.run(jobs):
+            store.add(row)
+            healed += 1
+            tick("heal", healed, len(heals))
+        with contextlib.suppress(OSError):  # when empty: only LoRA heals keep a state, each removing its own
+            (folder / "heal-state").rmdir()
     finally:
         executor.close()
-
     for c in cells:
-        row = store.scores[(c.model, tuple(found[c]))]
-        run = Run.open(runs_dir / names[c])
-        if not benchmarked(run, row["removed"], store.suite):
-            with run.writing():
-                run.append(
-                    Benchmarked(
-                        removed=sorted(row["removed"]),
-                        tasks=row["tasks"],
-                        limit=config.evaluation["limit"],
-                        seq_len=config.evaluation["seq_len"],
-                        seconds=row["seconds"],
-                        suite=store.suite,
-                    )
-                )
+        for method in config.heal:
+            _record_heal(store, runs_dir / names[c], c.model, found[c], method)
     return {
         "study": config.name,
         "cells": len(cells),
         "searched": len(pending),
         "models_evaluated": len(wanted),
         "evaluations_run": len(todo),
+        "heals": len(heals),
+        "heals_run": len(heal_todo),
         "path": str(folder),
     }

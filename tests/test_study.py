@@ -14,7 +14,7 @@ from depthprune.core.errors import UserError
 from depthprune.core.runs import Run
 from depthprune.study import analysis as A
 from depthprune.study.config import StudyConfig, load_study, parse_study
-from depthprune.study.report import FORMATS, write_report
+from depthprune.study.report import FORMATS, best_line, write_report
 from depthprune.study.results import collect, open_study
 from depthprune.study.runner import run_study
 
@@ -167,6 +167,9 @@ def test_mask_text_marks_removed_layers_with_a_glyph():
         ({"name": "s", "calibration": {"bleu": {}}}, "[calibration.bleu]"),
         ({"name": "s", "searchers": ["tail"], "baselines": ["tail"]}, "both as searcher and baseline"),
         ({"name": "s", "data_dir": "/no/such/dir"}, "data_dir '/no/such/dir'"),
+        ({"name": "s", "heal": ["prune-harder"]}, "unknown heal method 'prune-harder'; available: linear, lora"),
+        ({"name": "s", "heal": "linear"}, "heal = 'linear' should be list"),
+        ({"name": "s", "heal": ["linear", "linear"]}, "heal method listed twice"),
     ],
 )
 def test_bad_study_tables_name_the_value_and_the_source(table, message):
@@ -516,3 +519,181 @@ def test_the_cost_table_shows_memo_served_candidates_apart():
     cost = {c["searcher"]: c for c in A.cost_table(rows, "m", 2)}
     assert (cost["beam"]["evaluations"], cost["beam"]["served_by_memo"], cost["beam"]["candidates"]) == (4, 7, 11)
     assert cost["greedy"]["candidates"] == 11
+
+
+# -- healing in a study: pruned vs healed on the same suite ------------------------------------------
+
+
+def heal_rows(cells):
+    """Rows of one (model, k) with pruned and `linear`-healed averages: (objective, searcher, removed,
+    pruned, healed) -> a row as `results.collect` makes it."""
+    return [
+        {
+            "objective": o,
+            "searcher": s,
+            "seed": 0,
+            "removed": removed,
+            "acc_avg": pruned,
+            "ppl_avg": None,
+            "healed": {"linear": {"acc_avg": healed, "ppl_avg": None}},
+        }
+        for o, s, removed, pruned, healed in cells
+    ]
+
+
+def test_best_after_healing_says_when_recovery_changes_the_best_removed_set():
+    # pruned accuracy ranks the sets a > b > c; healing reverses it: ρ = -1 and the best set changes.
+    rows = heal_rows(
+        [
+            ("ppl", "greedy", [1, 2], 40.0, 41.0),
+            ("margin", "beam", [3, 4], 35.0, 45.0),
+            ("ppl", "tail", [6, 7], 30.0, 50.0),
+            ("margin", "greedy", [1, 2], 40.0, 41.0),  # the same set found twice is one candidate
+        ]
+    )
+    flipped = A.best_after_healing(rows, "linear", "acc_avg")
+    assert flipped["changed"] and flipped["n"] == 3 and flipped["spearman"] == pytest.approx(-1.0)
+    assert flipped["pruned"]["removed"] == [1, 2] and flipped["pruned"]["cells"] == ["ppl greedy", "margin greedy"]
+    assert (flipped["healed"]["removed"], flipped["healed"]["healed"]) == ([6, 7], 50.0)
+    assert "linear, acc_avg: yes" in best_line(flipped)
+    # healing lifts every set but keeps a first: no change, ρ = 0.5 (ranks 1,2,3 vs 1,3,2)
+    kept = A.best_after_healing(
+        heal_rows(
+            [
+                ("ppl", "greedy", [1, 2], 40.0, 60.0),
+                ("ppl", "beam", [3, 4], 35.0, 45.0),
+                ("ppl", "tail", [6, 7], 30.0, 50.0),
+            ]
+        ),
+        "linear",
+        "acc_avg",
+    )
+    assert not kept["changed"] and kept["pruned"]["removed"] == kept["healed"]["removed"] == [1, 2]
+    assert kept["spearman"] == pytest.approx(0.5)
+    assert "linear, acc_avg: no: [1, 2] (ppl greedy) is best pruned (40) and healed (60)" in best_line(kept)
+    # lower perplexity is better
+    ppl = [
+        {
+            **r,
+            "acc_avg": None,
+            "ppl_avg": r["acc_avg"],
+            "healed": {"linear": {"ppl_avg": r["healed"]["linear"]["acc_avg"]}},
+        }
+        for r in rows
+    ]
+    assert A.best_after_healing(ppl, "linear", "ppl_avg")["pruned"]["removed"] == [6, 7]
+    assert A.best_after_healing(rows, "lora", "acc_avg") is None  # nothing healed by lora
+
+
+def heal_study(**changes) -> StudyConfig:
+    table = {"objectives": ["ppl"], "searchers": ["oneshot", "greedy"], "k": [2], "seeds": [0], "protect": [0]}
+    return tiny_study(**table | changes)
+
+
+@pytest.fixture(scope="module")
+def healed_study(tmp_path_factory):
+    """The study searched and benchmarked first, then run again with heal = ["linear"]."""
+    runs_dir = tmp_path_factory.mktemp("healed")
+    plain = run_study(heal_study(), runs_dir)
+    config = heal_study(heal=["linear"])
+    return config, runs_dir, plain, run_study(config, runs_dir)
+
+
+def healed_events(config, runs_dir) -> dict[str, list]:
+    return {
+        c.run_name(config.name): [
+            e for e in Run.open(runs_dir / c.run_name(config.name)).events() if e.kind == "healed"
+        ]
+        for c in config.cells()
+    }
+
+
+def test_a_study_heals_every_distinct_removed_set_and_scores_it_on_the_suite(healed_study):
+    config, runs_dir, plain, summary = healed_study
+    assert plain["heals"] == 0 and summary["searched"] == 0 and summary["evaluations_run"] == 0
+    results = outcome(config, runs_dir)
+    distinct = {tuple(r["removed"]) for r in results.values()}
+    assert summary["heals"] == summary["heals_run"] == len(distinct) >= 2
+    assert sorted(p.name for p in (runs_dir / "studies" / config.name).iterdir()) == ["evaluations.jsonl", "study.json"]
+    data = collect(config, runs_dir)
+    for name, events in healed_events(config, runs_dir).items():
+        (event,) = events
+        (benchmarked,) = [e for e in Run.open(runs_dir / name).events() if e.kind == "benchmarked"]
+        assert event.method == "linear" and event.removed == results[name]["removed"] and event.out is None
+        assert event.before == benchmarked.tasks and set(event.after) == {"demo-text", "demo-mc"}
+        assert event.after["demo-text"]["ppl"] != event.before["demo-text"]["ppl"]  # the healed model differs
+        row = next(r for r in data["rows"] if r["run"] == name)
+        assert row["healed"]["linear"]["ppl_avg"] == pytest.approx(event.after["demo-text"]["ppl"])
+
+
+def test_a_study_heal_scores_what_depthprune_heal_scores(healed_study, tmp_path):
+    """The study's healed perplexity of one removed set equals `heal`'s own after-healing score."""
+    from depthprune.core.loading import load_model
+    from depthprune.heal.pipeline import HealRequest, heal
+
+    config, runs_dir, _, _ = healed_study
+    (event, *_), *_ = healed_events(config, runs_dir).values()
+    record = heal(
+        load_model("tiny:llama:8", device="cpu"),
+        HealRequest(
+            method="linear",
+            removed=event.removed,
+            out=tmp_path / "healed",
+            eval_tasks=["demo-text"],
+            eval_limit=config.evaluation["windows"],
+            eval_seq_len=config.evaluation["seq_len"],
+            batch_size=config.batch_size,
+        ),
+    )
+    assert record["data_hash"] == event.data_hash
+    assert record["after"]["demo-text"]["ppl"] == pytest.approx(event.after["demo-text"]["ppl"], rel=1e-5)
+    assert record["before"]["demo-text"]["ppl"] == pytest.approx(event.before["demo-text"]["ppl"], rel=1e-5)
+
+
+def test_running_a_healed_study_again_redoes_no_heal(healed_study):
+    config, runs_dir, _, _ = healed_study
+    before = healed_events(config, runs_dir)
+    again = run_study(config, runs_dir)
+    assert (again["searched"], again["evaluations_run"], again["heals_run"]) == (0, 0, 0)
+    assert healed_events(config, runs_dir) == before and all(len(e) == 1 for e in before.values())
+
+
+def test_the_report_compares_pruned_and_healed(healed_study, tmp_path):
+    config, runs_dir, _, _ = healed_study
+    data = collect(config, runs_dir)
+    md = write_report(config, data, "md", tmp_path).read_text()
+    assert md.count("pruned vs healed") == 1 and md.count("does healing change which removed set is best?") == 1
+    assert "| objective | searcher | seed | removed | acc_avg | linear_acc_avg | ppl_avg | linear_ppl_avg |" in md
+    best = A.best_after_healing(data["rows"], "linear", "ppl_avg")
+    assert best_line(best) in md and f"linear, ppl_avg: {'yes' if best['changed'] else 'no'}:" in md
+    healing = json.loads(write_report(config, data, "json", tmp_path).read_text())["groups"][0]["healing"]
+    assert healing["best"][1] == json.loads(json.dumps(best))
+    for row, cell in zip(healing["table"], data["rows"]):
+        assert (row["removed"], row["ppl_avg"]) == (cell["removed"], cell["ppl_avg"])
+        assert row["linear_ppl_avg"] == cell["healed"]["linear"]["ppl_avg"] != cell["ppl_avg"]
+    header = write_report(config, data, "csv", tmp_path).read_text().split("\n")[0].split(",")
+    assert "linear_acc_avg" in header and "linear_ppl_avg" in header
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"models": ["tiny:gemma2:8"]}, r"heal = \['linear'\]: linear healing cannot be fused exactly into gemma2"),
+        ({"protect": []}, r"heal = \['linear'\]: .* add protect = \[0\] to the study"),
+    ],
+)
+def test_a_heal_that_cannot_apply_is_refused_before_the_first_cell(changes, message, tmp_path):
+    with pytest.raises(UserError, match=message):
+        run_study(heal_study(heal=["linear"], **changes), tmp_path)
+    assert not any(tmp_path.iterdir()), "nothing may be written before the grid is known to be valid"
+
+
+def test_a_bad_heal_key_in_a_study_file_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys):
+    from .test_cli import run_cli
+
+    path = tmp_path / "s.toml"
+    path.write_text('name = "s"\nmodels = ["tiny:llama:8"]\nheal = ["retrain"]\n')
+    code, out, err = run_cli(monkeypatch, capsys, "study", "--config", str(path), "--runs-dir", str(tmp_path / "runs"))
+    assert code == 2 and out == ""
+    assert err.strip() == f"error: {path}: unknown heal method 'retrain'; available: linear, lora"
+    assert not (tmp_path / "runs").exists()
