@@ -4,7 +4,8 @@ Schema (every key optional except `name`; unknown keys are errors naming the fil
 
     name = "smollm2-cpu"                 # study id: letters, digits, - and _
     models = ["demo"]
-    objectives = ["ppl", "margin"]
+    objectives = ["ppl", "margin"]      # or mixes: "mix:ppl=0.5,margin=0.5" (each term's default calibration,
+                                         # or its own [calibration."mix:ppl=0.5,margin=0.5"] table)
     searchers = ["oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs"]
     baselines = ["random", "tail"]       # run in every cell group: a random k-set per seed, the last k blocks
     k = [4, 7]
@@ -43,7 +44,7 @@ from ..core.errors import UserError
 from ..core.runs import slug
 from ..core.tasks import TASKS
 from ..heal import METHODS as HEAL_METHODS
-from ..objectives import OBJECTIVES
+from ..objectives import OBJECTIVES, is_mix, objective_class
 from ..pipeline.prune import PruneConfig
 from ..searchers import SEARCHERS
 
@@ -69,7 +70,7 @@ class Cell:
     baseline: bool = False
 
     def run_name(self, study: str) -> str:
-        return f"{study}--{slug(self.model)}-{self.objective}-{self.searcher}-k{self.k}-s{self.seed}"
+        return f"{study}--{slug(self.model)}-{slug(self.objective)}-{self.searcher}-k{self.k}-s{self.seed}"
 
 
 @dataclass
@@ -168,6 +169,17 @@ def _minimums(table: dict, minimums: dict, where: str) -> dict:
     return table
 
 
+def _objective(name, where: str) -> str:
+    """`name` when it is one of OBJECTIVES or a valid mix of them; a UserError naming `where` otherwise."""
+    if isinstance(name, str) and is_mix(name):
+        try:
+            objective_class(name)
+        except UserError as exc:
+            raise UserError(f"{where}: {str(exc).replace(' (from --objective)', '')}") from None
+        return name
+    return _names([name], list(OBJECTIVES), "objective", where)[0]
+
+
 def _names(values: list, known, what: str, where: str) -> list:
     for v in values:
         if not isinstance(v, str) or v not in known:
@@ -201,7 +213,9 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
     config.models = data.get("models", config.models)
     if not all(isinstance(m, str) and m for m in config.models):
         raise UserError(f"{source}: models must be non-empty strings, got {config.models!r}")
-    config.objectives = _names(data.get("objectives", config.objectives), list(OBJECTIVES), "objective", source)
+    config.objectives = [_objective(o, source) for o in data.get("objectives", config.objectives)]
+    if len(set(config.objectives)) != len(config.objectives):
+        raise UserError(f"{source}: objective listed twice in {config.objectives}")
     config.searchers = _names(data.get("searchers", config.searchers), list(SEARCHERS), "searcher", source)
     config.baselines = _names(data.get("baselines", config.baselines), list(SEARCHERS), "baseline", source)
     if set(config.searchers) & set(config.baselines):
@@ -231,10 +245,11 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
         raise UserError(f"{source}: batch_size {config.batch_size} should be ≥ 1")
     for objective, table in data.get("calibration", {}).items():
         where = f"{source} [calibration.{objective}]"
-        if objective not in OBJECTIVES or not isinstance(table, dict):
+        if not isinstance(table, dict) or not (is_mix(objective) or objective in OBJECTIVES):
             raise UserError(
                 f"{source}: [calibration.{objective}] is not an objective table; objectives: {', '.join(OBJECTIVES)}"
             )
+        _objective(objective, where)
         config.calibration[objective] = _minimums(_typed(table, _CALIBRATION, where), _MINIMUMS, where)
     for searcher, table in data.get("options", {}).items():
         if searcher not in SEARCHERS or not isinstance(table, dict):

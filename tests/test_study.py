@@ -159,6 +159,9 @@ def test_mask_text_marks_removed_layers_with_a_glyph():
         ({"name": "s", "searchers": ["greedy", "greedy"]}, "listed twice"),
         ({"name": "s", "searchers": ["nope"]}, "unknown searcher 'nope'"),
         ({"name": "s", "objectives": ["ppl", "bleu"]}, "unknown objective 'bleu'"),
+        ({"name": "s", "objectives": ["mix:ppl=1,bleu=1"]}, "unknown term 'bleu'"),
+        ({"name": "s", "objectives": ["mix:ppl=1", "mix:ppl=1"]}, "objective listed twice"),
+        ({"name": "s", "calibration": {"mix:ppl=0": {}}}, "weight '0' of ppl must be a number > 0"),
         ({"name": "s", "options": {"ga": {"population": 0}}}, "bad value 0 for option 'population'"),
         ({"name": "s", "options": {"ga": {"popsize": 3}}}, "unknown option 'popsize'"),
         ({"name": "s", "evaluation": {"tasks": ["mmlu"]}}, "unknown evaluation task 'mmlu'"),
@@ -176,6 +179,26 @@ def test_bad_study_tables_name_the_value_and_the_source(table, message):
     with pytest.raises(UserError) as err:
         parse_study(table, "study.toml")
     assert message in str(err.value) and "study.toml" in str(err.value)
+
+
+def test_a_mix_objective_is_a_study_axis_with_a_plain_run_name_and_its_own_calibration(tmp_path):
+    mix = "mix:ppl=0.5,margin=0.5"
+    config = tiny_study(
+        objectives=["ppl", mix],
+        searchers=["greedy"],
+        baselines=[],
+        k=[2],
+        seeds=[0],
+        calibration={mix: {"source": "demo", "samples": 3, "seq_len": 64}},
+        evaluation={"tasks": ["demo-text"], "windows": 2, "seq_len": 64},
+    )
+    summary = run_study(config, tmp_path)
+    assert summary["cells"] == summary["searched"] == 2
+    (cell,) = [c for c in config.cells() if c.objective == mix]
+    assert cell.run_name("tiny") == "tiny--tiny-llama-8-mix-ppl-0-5-margin-0-5-greedy-k2-s0"
+    run = Run.open(tmp_path / cell.run_name("tiny"))
+    assert run.config["objective"]["objective"] == mix and run.result() is not None
+    assert {t["samples"] for t in run.config["calibration"]["terms"].values()} == {3}
 
 
 def test_malformed_toml_names_the_file(tmp_path):

@@ -54,7 +54,8 @@ def heal_lines(view: RunView) -> list[Text]:
     task's metric before (pruned) -> after (healed) with the change."""
     lines = []
     for method, healed in view.heals.items():
-        lines.append(Text.assemble(("healed", "bold"), f" {method} in {healed.seconds:.1f} s → {healed.out or '?'}"))
+        where = f" → {healed.out}" if healed.out else " (scored by a study, no checkpoint kept)"
+        lines.append(Text.assemble(("healed", "bold"), f" {method} in {healed.seconds:.1f} s{where}"))
         for task, after in healed.after.items():
             name, value = primary_metric(after)
             before = healed.before.get(task, {}).get(name)
