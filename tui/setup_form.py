@@ -30,7 +30,7 @@ class Field:
 
 FIELDS = (
     Field("model", "Model", "demo | tiny:llama:8 | dir | .gguf | hub id"),
-    Field("objective", "Objective", "ppl | kl | margin | acc"),
+    Field("objective", "Objective", "ppl | kl | margin | acc | mix:ppl=0.5,margin=0.5"),
     Field("searcher", "Searcher", "greedy, beam, oneshot, ..."),
     Field("k", "Blocks to remove", "k ≥ 1, below the block count"),
     Field("seed", "Seed", "integer"),
@@ -84,7 +84,7 @@ def hints() -> dict[str, str]:
     from ..searchers import SEARCHERS
 
     return {
-        "objective": " | ".join(OBJECTIVES),
+        "objective": " | ".join(OBJECTIVES) + " | mix:ppl=0.5,margin=0.5",
         "searcher": " ".join(SEARCHERS),
         "calib": f"text: {' '.join(TEXT_SOURCES)} file.txt · questions: demo commonsense "
         f"{' '.join(COMMONSENSE_PARTS)} file.jsonl",
@@ -121,12 +121,27 @@ def check_calib(source: str, objective, data_dir: str) -> None:
         raise UserError(f"{source!r} reads the official files: set Data dir")
 
 
+def calibrated_terms(objective: str, calib: str) -> list[tuple[str, str]]:
+    """(objective, source) pairs the Calibration field names: the objective's own source, or for a mix
+    one source for every term or `term=source` pairs (as `PruneConfig.calibrations` reads them)."""
+    from ..objectives import mix_terms
+
+    terms = mix_terms(objective)
+    if "=" not in calib:
+        return [(term, calib) for term in terms]
+    pairs = [part.partition("=") for part in calib.split(",")]
+    unknown = [term.strip() for term, _sep, _source in pairs if term.strip() not in terms]
+    if unknown:
+        raise UserError(f"{unknown[0]!r} is not a term of {objective!r}")
+    return [(term.strip(), source.strip()) for term, _sep, source in pairs if source.strip()]
+
+
 def validate(values: dict[str, str], blocks: int | None) -> dict[str, str]:
     """{field name: why its value is bad} for every bad field; {} when the form can start.
     `blocks`: the model's block count when known (`model_info.block_count`)."""
     from ..core.parsing import parse_indices, parse_options
     from ..core.tasks import get_task
-    from ..objectives import OBJECTIVES
+    from ..objectives import OBJECTIVES, objective_class
     from ..pipeline.prune import resolve_protected
     from ..searchers import SEARCHERS, Space
 
@@ -139,7 +154,7 @@ def validate(values: dict[str, str], blocks: int | None) -> dict[str, str]:
             errors[name] = field_message(str(exc))
             return None
 
-    objective = check("objective", lambda: _registered("objective", values["objective"], OBJECTIVES))
+    objective = check("objective", lambda: objective_class(values["objective"].strip()))
     searcher = check("searcher", lambda: _registered("searcher", values["searcher"], SEARCHERS))
     k = check("k", lambda: _integer(values["k"], 1))
     check("seed", lambda: _integer(values["seed"]))
@@ -159,7 +174,9 @@ def validate(values: dict[str, str], blocks: int | None) -> dict[str, str]:
     if data_dir and not Path(data_dir).expanduser().is_dir():
         errors["data_dir"] = f"directory {data_dir!r} not found"
     if objective is not None and values["calib"].strip():
-        check("calib", lambda: check_calib(values["calib"].strip(), objective, data_dir))
+        terms = check("calib", lambda: calibrated_terms(values["objective"].strip(), values["calib"].strip()))
+        for term, source in terms or []:
+            check("calib", lambda term=term, source=source: check_calib(source, OBJECTIVES[term], data_dir))
     for name, minimum in (("calib_samples", 1), ("calib_seq_len", 8), ("eval_limit", 1)):
         if values[name].strip():
             check(name, lambda name=name, minimum=minimum: _integer(values[name], minimum))
