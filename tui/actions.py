@@ -64,7 +64,7 @@ ACTIONS = (
         "n",
         "new_study",
         "New study",
-        "Start a study: from a study TOML file, or the Setup fields × objectives × searchers",
+        "Start a study from a TOML file or the Setup fields",
         "studies",
     ),
     Action("study.back", "escape,q", "back", "Back", "Back to the list of studies", "study"),

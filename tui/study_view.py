@@ -190,7 +190,7 @@ def cell_rows(config: StudyConfig, runs_dir: Path, index: RunsIndex) -> list[Cel
             rows.append(CellRow(cell, name, "unreadable"))
             continue
         alive = row["state"] == "running"
-        progress = row["progress"] if alive else f"{row['cands']} candidates"
+        progress = row["progress"] if alive else f"{row['cands']} candidate{'' if row['cands'] == 1 else 's'}"
         rows.append(CellRow(cell, name, row["state"], progress, worker_text(run, noted.get(name), alive)))
     return rows
 
