@@ -5,6 +5,7 @@ A row holds `core.tables.run_row`'s fields (what `depthprune runs ls` prints) pl
   the search included — else the stored state;
 * `progress`: a running run's phase and candidate count ("searching 12/31", "benchmarking 1/2");
 * `cands`: the run's candidate events (memo hits, aborts and the final re-scoring included);
+* `memo_hits`: those of them served by the memo (no model time);
 * `started`: run.json's start time, as `YYYY-MM-DD HH:MM` (UTC);
 * `bench`: the mean primary accuracy over the multiple-choice tasks benchmarked on the result
   (perplexity tasks are not averaged with accuracies), None when none was benchmarked.
@@ -78,6 +79,7 @@ class RunsIndex:
                 "started": (run.config.get("started") or "")[:16].replace("T", " "),
                 "bench": bench_average(view),
                 "cands": view.done,
+                "memo_hits": view.memo_hits,
             }
             cached = self.cache[run.id] = (stamp, alive, row, run)
         return cached[2]

@@ -10,7 +10,7 @@ Definitions:
 * the *report* is `study.report.build` over `study.results.collect` (nothing is recomputed here); it
   exists once some cell has its evaluation scores;
 * a cell's *progress*: while its run is written, the phase and, searching, candidates done/planned
-  (`runs_index.progress_text`); else the candidates it scored; its *worker*: the process writing it
+  (`runs_index.progress_text`); else the candidates it scored and the memo hits among them; its *worker*: the process writing it
   (the latest line of the study's workers.jsonl for the cell, else run.json's pid), with the device
   from run.json and, where the worker saw only some GPUs, which (CUDA_VISIBLE_DEVICES).
 """
@@ -174,6 +174,12 @@ def worker_text(run: Run, noted: dict | None, alive: bool) -> str:
     return " · ".join(parts + ([host] if host and host != socket.gethostname() else []))
 
 
+def scored_text(candidates: int, memo_hits: int) -> str:
+    """ "137 candidates · 41 memo hits": the Live screen's counts (the cost table's evaluations are the difference)."""
+    text = f"{candidates} candidate{'' if candidates == 1 else 's'}"
+    return text + (f" · {memo_hits} memo hit{'' if memo_hits == 1 else 's'}" if memo_hits else "")
+
+
 def cell_rows(config: StudyConfig, runs_dir: Path, index: RunsIndex) -> list[CellRow]:
     """Every cell of the grid, in the grid's order, as it is on disk now (`index` caches the runs)."""
     noted = workers(study_dir(runs_dir, config.name))
@@ -190,7 +196,7 @@ def cell_rows(config: StudyConfig, runs_dir: Path, index: RunsIndex) -> list[Cel
             rows.append(CellRow(cell, name, "unreadable"))
             continue
         alive = row["state"] == "running"
-        progress = row["progress"] if alive else f"{row['cands']} candidate{'' if row['cands'] == 1 else 's'}"
+        progress = row["progress"] if alive else scored_text(row["cands"], row["memo_hits"])
         rows.append(CellRow(cell, name, row["state"], progress, worker_text(run, noted.get(name), alive)))
     return rows
 
