@@ -20,6 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ...core.errors import UserError
+from ...core.runs import slug
 from ...study.runner import study_dir
 from ..actions import bindings
 from ..launch import Launch
@@ -125,7 +126,7 @@ class StudiesScreen(Screen):
         known = registries()
         initial = {
             "file": "",
-            "name": f"{setup['model'].strip().replace(':', '-')}-k{setup['k'].strip()}".strip("-")[:40] or "study",
+            "name": f"{slug(setup['model'].strip())[:48]}-k{setup['k'].strip()}",
             "objectives": setup["objective"],
             "searchers": setup["searcher"],
             "baselines": "random,tail",
