@@ -3,10 +3,11 @@ skipped), then every distinct pruned model — and the dense model — is scored
 evaluation suite, whatever objective found it.
 
 Study files live in `<runs_dir>/studies/<name>/`: `study.json` (the configuration, rewritten on
-every start once every cell's settings have been checked), `evaluations.jsonl` (append-only: one line per (model, removed set), tagged with
-the suite it was scored on) and `workers.jsonl` (append-only: one line per cell search session, the
-worker that ran it: process id, host and the GPUs it saw through CUDA_VISIBLE_DEVICES, None: all). The scores are also appended to each cell's run as `evaluated` events,
-so `runs`, the TUI and reports see them.
+every start once every cell's settings have been checked), `evaluations.jsonl` (append-only: one line
+per (model, removed set), tagged with the suite it was scored on) and `workers.jsonl` (append-only:
+one line per cell search session, the worker that ran it: process id, host and the GPUs it saw
+through CUDA_VISIBLE_DEVICES, None: all). The scores are also appended to each cell's run as
+`evaluated` events, so `runs`, the TUI and reports see them.
 """
 
 from __future__ import annotations
