@@ -3,9 +3,11 @@ skipped), then every distinct pruned model — and the dense model — is scored
 evaluation suite, whatever objective found it.
 
 Study files live in `<runs_dir>/studies/<name>/`: `study.json` (the configuration, rewritten on
-every start once every cell's settings have been checked) and `evaluations.jsonl` (append-only: one line per (model, removed set), tagged with
-the suite it was scored on). The scores are also appended to each cell's run as `evaluated` events,
-so `runs`, the TUI and reports see them.
+every start once every cell's settings have been checked), `evaluations.jsonl` (append-only: one line
+per (model, removed set), tagged with the suite it was scored on) and `workers.jsonl` (append-only:
+one line per cell search session, the worker that ran it: process id, host and the GPUs it saw
+through CUDA_VISIBLE_DEVICES, None: all). The scores are also appended to each cell's run as
+`evaluated` events, so `runs`, the TUI and reports see them.
 
 With `heal = [...]` in the study, every distinct pruned model is then healed by each method (the heal
 defaults: `heal.pipeline.HealRequest`, calibrated on the built-in text, which no evaluation task reads)
@@ -20,6 +22,8 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import os
+import socket
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -94,9 +98,12 @@ def _model(config: PruneConfig):
     return _loaded[key]
 
 
-def search_cell(fields: dict, runs_dir: str, name: str) -> dict:
-    """Run (or resume) one cell's search (`fields`: its PruneConfig as a dict); returns its result."""
+def search_cell(fields: dict, runs_dir: str, name: str, folder: str) -> dict:
+    """Run (or resume) one cell's search (`fields`: its PruneConfig as a dict), first noting in the
+    study `folder`'s workers.jsonl which worker runs it; returns its result."""
     config = PruneConfig(**fields)
+    worker = {"cell": name, "pid": os.getpid(), "host": socket.gethostname()}
+    append_line(Path(folder) / "workers.jsonl", json.dumps(worker | {"gpus": os.environ.get("CUDA_VISIBLE_DEVICES")}))
     lm = _model(config)
     path = Path(runs_dir) / name
     if (path / "run.json").is_file():
@@ -317,7 +324,9 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
     try:
         done = len(cells) - len(pending)
         tick("search", done, len(cells))
-        jobs: list[Job] = [(search_cell, (asdict(config.prune_config(c)), str(runs_dir), names[c])) for c in pending]
+        jobs: list[Job] = [
+            (search_cell, (asdict(config.prune_config(c)), str(runs_dir), names[c], str(folder))) for c in pending
+        ]
         for _ in executor.run(jobs):
             done += 1
             tick("search", done, len(cells))

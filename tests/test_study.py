@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 from hypothesis import given, settings
@@ -350,6 +351,11 @@ def test_worker_processes_give_the_same_study(finished_study, tmp_path):
     reference = outcome(config, runs_dir)
     for name, result in outcome(small, tmp_path / "runs").items():
         assert (result["removed"], result["value"]) == (reference[name]["removed"], reference[name]["value"])
+    noted = [json.loads(line) for line in (tmp_path / "runs/studies" / small.name / "workers.jsonl").open()]
+    assert sorted(n["cell"] for n in noted) == sorted(c.run_name(small.name) for c in small.cells())
+    for n in noted:  # each cell names the worker process that searched it (on CPU: no GPU list)
+        assert n["pid"] != os.getpid() and n["gpus"] is None
+        assert Run.open(tmp_path / "runs" / n["cell"]).config["pid"] == n["pid"]
 
 
 def test_ray_tasks_give_the_same_study(finished_study, tmp_path):

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from textual import on
 from textual.app import App
 
 from ..core.errors import UserError
@@ -28,7 +29,8 @@ from .screens.compare import CompareScreen
 from .screens.help import HelpScreen
 from .screens.live import LiveScreen
 from .screens.runs import RunsScreen
-from .screens.setup import SetupScreen
+from .screens.setup import SetupScreen, SetupValues
+from .setup_form import DEFAULTS
 from .themes import DEFAULT_THEME, load_themes, theme_files, variable_defaults
 
 TERMINAL_CHECK_SECONDS = 2.0
@@ -79,6 +81,11 @@ class DepthpruneApp(App):
         self.config_dir = config_dir
         self.mode_history: list[str] = []
         self.animation_level = "none"
+        self.setup_values = {**DEFAULTS, "data_dir": str(data_dir or "")}  # the Setup fields, kept up to date
+
+    @on(SetupValues)
+    def remember_setup(self, message: SetupValues) -> None:
+        self.setup_values = message.values
 
     def save_theme(self, theme) -> None:
         """A theme chosen in the palette is saved to config.toml (when the app has a config dir)."""

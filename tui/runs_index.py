@@ -5,6 +5,7 @@ A row holds `core.tables.run_row`'s fields (what `depthprune runs ls` prints) pl
   the search included — else the stored state;
 * `progress`: a running run's phase and candidate count ("searching 12/31", "benchmarking 1/2");
 * `cands`: the run's candidate events (memo hits, aborts and the final re-scoring included);
+* `memo_hits`: those of them served by the memo (no model time);
 * `started`: run.json's start time, as `YYYY-MM-DD HH:MM` (UTC);
 * `bench`: the mean primary accuracy over the multiple-choice tasks benchmarked on the result
   (perplexity tasks are not averaged with accuracies), None when none was benchmarked.
@@ -59,21 +60,26 @@ class RunsIndex:
     def rows(self) -> tuple[list[dict], dict[str, Run]]:
         rows, runs = [], {}
         for run in list_runs(self.runs_dir):
-            stamp = _stamp(run)
-            alive = run.writer_pid() is not None
-            cached = self.cache.get(run.id)
-            if cached is None or cached[0] != stamp or cached[1] != alive:
-                events: list[Event] = EventTail(run.path / "events.jsonl").read()
-                view = RunView(run.config)
-                view.fold(events)
-                row = run_row(run) | {
-                    "state": "running" if alive else run.state,
-                    "progress": progress_text(view, alive),
-                    "started": (run.config.get("started") or "")[:16].replace("T", " "),
-                    "bench": bench_average(view),
-                    "cands": view.done,
-                }
-                cached = self.cache[run.id] = (stamp, alive, row, run)
-            rows.append(cached[2])
-            runs[run.id] = cached[3]
+            rows.append(self.row(run))
+            runs[run.id] = self.cache[run.id][3]
         return rows, runs
+
+    def row(self, run: Run) -> dict:
+        """The row of one run, rebuilt only when its files or its writer changed."""
+        stamp = _stamp(run)
+        alive = run.writer_pid() is not None
+        cached = self.cache.get(run.id)
+        if cached is None or cached[0] != stamp or cached[1] != alive:
+            events: list[Event] = EventTail(run.path / "events.jsonl").read()
+            view = RunView(run.config)
+            view.fold(events)
+            row = run_row(run) | {
+                "state": "running" if alive else run.state,
+                "progress": progress_text(view, alive),
+                "started": (run.config.get("started") or "")[:16].replace("T", " "),
+                "bench": bench_average(view),
+                "cands": view.done,
+                "memo_hits": view.memo_hits,
+            }
+            cached = self.cache[run.id] = (stamp, alive, row, run)
+        return cached[2]

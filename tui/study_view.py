@@ -8,20 +8,27 @@ Definitions:
   grid model plus the removed set of every finished cell, distinct per (model, removed set); the
   *models evaluated* are those of them scored in the study's evaluation store on its current suite;
 * the *report* is `study.report.build` over `study.results.collect` (nothing is recomputed here); it
-  exists once some cell has its evaluation scores.
+  exists once some cell has its evaluation scores;
+* a cell's *progress*: while its run is written, the phase and, searching, candidates done/planned
+  (`runs_index.progress_text`); else the candidates it scored and the memo hits among them; its *worker*: the process writing it
+  (the latest line of the study's workers.jsonl for the cell, else run.json's pid), with the device
+  from run.json and, where the worker saw only some GPUs, which (CUDA_VISIBLE_DEVICES).
 """
 
 from __future__ import annotations
 
+import json
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UserError
-from ..core.runs import Run
-from ..study.config import StudyConfig
+from ..core.runs import Run, complete_lines
+from ..study.config import Cell, StudyConfig
 from ..study.report import build
 from ..study.results import collect, open_study
 from ..study.runner import EvaluationStore, study_dir, suite_key
+from .runs_index import RunsIndex
 
 STATES = ("finished", "running", "stopped", "incomplete", "not started", "unreadable")
 METRICS = {"acc_avg": "acc avg", "ppl_avg": "ppl avg"}  # column labels of the report's averages
@@ -123,6 +130,75 @@ def load(name: str, runs_dir: Path, with_report: bool = True) -> StudyView:
     except UserError as exc:
         return StudyView(name, grid, None, str(exc))
     return StudyView(name, grid, build(config, data) if data["rows"] else None)
+
+
+@dataclass(frozen=True)
+class CellRow:
+    """One cell as the Study screen's cells table shows it (`run`: its run directory's name)."""
+
+    cell: Cell
+    run: str
+    state: str
+    progress: str = ""
+    worker: str = ""
+
+    def label(self, models: int) -> str:
+        """ "ppl greedy k2 s0" (the model first when the study has several); "(baseline)" marked."""
+        c = self.cell
+        name = f"{c.searcher}{' (baseline)' if c.baseline else ''}"
+        return f"{c.model + ' ' if models > 1 else ''}{c.objective} {name} k{c.k} s{c.seed}"
+
+
+def workers(folder: Path) -> dict[str, dict]:
+    """{cell run name: its latest workers.jsonl line}; damaged lines are skipped."""
+    out = {}
+    for line in complete_lines(folder / "workers.jsonl"):
+        try:
+            row = json.loads(line)
+            out[row["cell"]] = row
+        except (KeyError, TypeError, ValueError, RecursionError):
+            continue
+    return out
+
+
+def worker_text(run: Run, noted: dict | None, alive: bool) -> str:
+    """ "pid 4242 · cuda:0 (GPU 3) · host" while it runs; where it ran (the device) once not."""
+    device = run.config.get("device") or ""
+    gpus = (noted or {}).get("gpus")
+    if device.startswith("cuda") and gpus:
+        device += f" (GPU {gpus})"
+    if not alive:
+        return device
+    host = (noted or {}).get("host")
+    parts = [f"pid {(noted or {}).get('pid') or run.config.get('pid')}", device or "loading"]
+    return " · ".join(parts + ([host] if host and host != socket.gethostname() else []))
+
+
+def scored_text(candidates: int, memo_hits: int) -> str:
+    """ "137 candidates · 41 memo hits": the Live screen's counts (the cost table's evaluations are the difference)."""
+    text = f"{candidates} candidate{'' if candidates == 1 else 's'}"
+    return text + (f" · {memo_hits} memo hit{'' if memo_hits == 1 else 's'}" if memo_hits else "")
+
+
+def cell_rows(config: StudyConfig, runs_dir: Path, index: RunsIndex) -> list[CellRow]:
+    """Every cell of the grid, in the grid's order, as it is on disk now (`index` caches the runs)."""
+    noted = workers(study_dir(runs_dir, config.name))
+    rows = []
+    for cell in config.cells():
+        name = cell.run_name(config.name)
+        if not (runs_dir / name / "run.json").is_file():
+            rows.append(CellRow(cell, name, "not started"))
+            continue
+        try:
+            run = Run.open(runs_dir / name)
+            row = index.row(run)
+        except UserError:
+            rows.append(CellRow(cell, name, "unreadable"))
+            continue
+        alive = row["state"] == "running"
+        progress = row["progress"] if alive else scored_text(row["cands"], row["memo_hits"])
+        rows.append(CellRow(cell, name, row["state"], progress, worker_text(run, noted.get(name), alive)))
+    return rows
 
 
 # -- cells of the Study screen's tables ------------------------------------------------------

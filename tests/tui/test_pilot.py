@@ -5,6 +5,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import signal
 import time
 
@@ -13,9 +14,11 @@ from rich.console import Console
 from textual.widgets import DataTable, Input, Log, Static
 
 from depthprune.core.runs import Run
+from depthprune.study.config import StudyConfig, load_study
 from depthprune.tui.actions import ACTIONS
 from depthprune.tui.app import DepthpruneApp, main
 from depthprune.tui.screens.compare import CompareScreen
+from depthprune.tui.screens.form import FormModal
 from depthprune.tui.screens.help import HelpScreen
 from depthprune.tui.screens.live import LiveScreen
 from depthprune.tui.screens.runs import RunsScreen
@@ -420,3 +423,162 @@ def test_stop_a_running_search_after_confirmation(tmp_path):
         for launched in app.launches:  # never leave a search running after a failed test
             if launched.process.poll() is None:
                 os.kill(launched.pid, signal.SIGKILL)
+
+
+# -- studies started from the UI ------------------------------------------------------------------
+
+
+def open_new_study_form(pilot, app):
+    async def go():
+        await pilot.press("f4")
+        assert isinstance(app.screen, StudiesScreen)
+        await pilot.press("n")
+        assert isinstance(app.screen, FormModal)
+        return app.screen
+
+    return go()
+
+
+def form_errors(form) -> str:
+    return text(form.query_one("#form-errors"))
+
+
+def test_new_study_form_validates_lists_and_files_inline(tmp_path):
+    runs_dir = tmp_path / "runs"
+    app = DepthpruneApp(runs_dir)
+    unknown_key = tmp_path / "bad-key.toml"
+    unknown_key.write_text('name = "x"\nsearcher = ["greedy"]\n')
+    malformed = tmp_path / "malformed.toml"
+    malformed.write_text('name = "x\n')
+
+    async def scenario(pilot):
+        form = await open_new_study_form(pilot, app)
+        assert "objectives: ppl" in text(form.query_one(Static))  # the hint lists the valid names
+        form.query_one("#f-searchers", Input).value = "greedy,gredy"
+        await pilot.pause()
+        assert "✖ searchers: unknown 'gredy'; valid: " in form_errors(form) and "beam" in form_errors(form)
+        form.query_one("#f-searchers", Input).value = "greedy"
+        form.query_one("#f-objectives", Input).value = ""
+        await pilot.pause()
+        assert form_errors(form).startswith("✖ objectives: at least one of: ppl")
+        form.query_one("#f-file", Input).value = str(unknown_key)
+        await pilot.pause()
+        assert form_errors(form) == f"✖ file: unknown key 'searcher' in {unknown_key}; known: " + ", ".join(
+            StudyConfig.__dataclass_fields__
+        )
+        form.query_one("#f-file", Input).value = str(malformed)
+        await pilot.pause()
+        assert form_errors(form).startswith(f"✖ file: {malformed}: malformed TOML (")
+        assert len(form_errors(form).splitlines()) == 1
+        await pilot.press("enter")  # refused: nothing starts
+        assert isinstance(app.screen, FormModal) and not app.launches
+        await pilot.press("escape")
+        assert isinstance(app.screen, StudiesScreen) and not app.launches
+
+    run_app(app, scenario)
+
+
+def kill_launched(app):
+    """Never leave a child (nor the workers of its session) running after a test."""
+    for launched in app.launches:
+        if launched.process.poll() is None:
+            os.killpg(launched.pid, signal.SIGKILL)
+            launched.process.wait(30)
+
+
+def test_a_study_file_the_child_refuses_shows_its_one_line_error(tmp_path):
+    runs_dir = tmp_path / "runs"
+    app = DepthpruneApp(runs_dir)
+    path = tmp_path / "too-deep.toml"
+    path.write_text(
+        'name = "too-deep"\nmodels = ["tiny:llama:12"]\nobjectives = ["ppl"]\nsearchers = ["greedy"]\n'
+        'baselines = []\nk = [40]\n[evaluation]\ntasks = ["demo-text"]\n'
+    )
+
+    async def scenario(pilot):
+        form = await open_new_study_form(pilot, app)
+        form.query_one("#f-file", Input).value = str(path)
+        await pilot.pause()
+        assert form_errors(form) == ""
+        await pilot.press("enter")
+        studies = app.screen
+        assert isinstance(studies, StudiesScreen) and len(app.launches) == 1
+        status = studies.query_one("#status")
+        await wait_for(pilot, lambda: "did not start" in text(status), 90, "the child's error")
+        assert text(status) == (
+            "✖ the study did not start: error: k=40 (from study 'too-deep' k = 40 for tiny:llama:12) "
+            "must be smaller than the 12 removable blocks (12 blocks, 0 protected)"
+        )
+        assert "\n" not in text(status) and "Traceback" not in text(status)
+
+    try:
+        run_app(app, scenario)
+    finally:
+        kill_launched(app)
+
+
+def test_start_a_study_from_setup_and_follow_its_running_cell(tmp_path):
+    runs_dir = tmp_path / "runs"
+    app = DepthpruneApp(runs_dir)
+
+    async def scenario(pilot):
+        # anneal with a huge budget in a large space keeps the second cell running while the test watches it
+        fill_setup(app, model="tiny:llama:24", k="8", budget="100000", eval_tasks="demo-text", eval_limit="2")
+        await pilot.pause()
+        form = await open_new_study_form(pilot, app)
+        for name, value in {
+            "name": "ui-grid",
+            "objectives": "ppl",
+            "searchers": "oneshot,anneal",
+            "baselines": "",
+        }.items():
+            form.query_one(f"#f-{name}", Input).value = value
+        await pilot.pause()
+        assert form_errors(form) == ""
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, StudyScreen), 90, "the Study screen")
+        study = app.screen
+        await wait_for(pilot, lambda: study.cells is not None, 10, "the cells")
+        file = runs_dir / "studies" / "ui-grid" / "study.toml"
+        config = load_study(file)  # the study the child runs, reproducible from its file
+        assert app.launches[0].process.args[-4:] == ["--config", str(file), "--runs-dir", str(runs_dir)]
+        assert (config.models, config.objectives, config.searchers, config.baselines, config.k) == (
+            ["tiny:llama:24"],
+            ["ppl"],
+            ["oneshot", "anneal"],
+            [],
+            [8],
+        )
+        assert config.options == {"anneal": {"budget": 100000}}  # oneshot takes no budget
+        assert (config.evaluation["tasks"], config.evaluation["limit"]) == (["demo-text"], 2)
+
+        def cell(searcher):
+            return next(c for c in study.cells if c.cell.searcher == searcher)
+
+        await wait_for(pilot, lambda: cell("anneal").state == "running", 120, "the anneal cell to run")
+        assert (
+            cell("oneshot").state == "finished" and cell("oneshot").progress == "26 candidates"
+        )  # dense, 24 singles, the 8-set
+        await wait_for(pilot, lambda: cell("anneal").progress.startswith("searching "), 60, "its search")
+        assert re.fullmatch(r"searching \d+/\?", cell("anneal").progress)  # anneal's count is not known in advance
+        assert cell("anneal").worker == f"pid {app.launches[0].pid} · cpu"  # the in-process executor
+        table = study.query_one("#cells", DataTable)
+        assert [str(c) for c in table.get_row_at(1)] == [
+            "ppl anneal k8 s0",
+            "running",
+            cell("anneal").progress,
+            cell("anneal").worker,
+        ]
+        await pilot.press("down", "enter")
+        live = app.screen
+        assert isinstance(live, LiveScreen) and live.run.id == "ui-grid--tiny-llama-24-ppl-anneal-k8-s0"
+        seen = live.view.done
+        await wait_for(pilot, lambda: live.view.done > seen, 60, "the live candidates")
+        assert live.state == "running"
+        await pilot.press("escape")
+        assert app.screen is study
+
+    try:
+        run_app(app, scenario)
+    finally:
+        kill_launched(app)

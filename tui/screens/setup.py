@@ -39,6 +39,13 @@ class Checked(Message):
     blocks: int | None
 
 
+@dataclass
+class SetupValues(Message):
+    """The Setup fields now (the app keeps the latest: a study started from Setup uses them)."""
+
+    values: dict
+
+
 class SetupScreen(Screen):
     SCOPE = "setup"
     BINDINGS = bindings("setup")
@@ -68,6 +75,7 @@ class SetupScreen(Screen):
             widget.cursor_blink = False  # steady cursor: less traffic over SSH, deterministic screenshots
         self.set_interval(0.25, self.watch_launch)
         self.query_one(Input).focus()
+        self.app.post_message(SetupValues(self.values()))
         # the first check imports the engine (torch): only once the form is on screen
         self.call_after_refresh(lambda: self.set_timer(0.3, self.start_checker))
 
@@ -124,6 +132,7 @@ class SetupScreen(Screen):
     def changed(self) -> None:
         self.checked = None
         self.check(self.values())
+        self.app.post_message(SetupValues(self.values()))
 
     @on(Input.Submitted)
     def submitted(self) -> None:
