@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.events import Benchmarked
+from ..core.items import copy_items, write_items
 from ..core.runs import Run, append_line, complete_lines, write_json_atomic
 from ..pipeline.prune import PruneConfig, benchmarked, check_seq_len, resolve_protected, resume, start, validate
 from ..searchers import Space
@@ -54,6 +55,9 @@ class EvaluationStore:
                 continue  # a damaged line costs a re-evaluation, nothing else
 
     def add(self, row: dict) -> None:
+        """Append `row`; its per-item results (a dict) go to a file of `core.items`, the row names it."""
+        if isinstance(row.get("items"), dict):
+            row = {**row, "items": write_items(self.path.parent, row["items"])}
         row = {"suite": self.suite, **row}
         append_line(self.path, json.dumps(row))
         self.scores[(row["model"], tuple(row["removed"]))] = row
@@ -97,6 +101,7 @@ def evaluate_model(fields: dict, removed: list[int], evaluation: dict) -> dict:
 
     config = PruneConfig(**fields)
     tasks: dict[str, dict] = {}
+    items: dict[str, dict] = {}
     seconds, report = 0.0, {}
     for kind, limit in (("ppl", evaluation["windows"] or evaluation["limit"]), ("mc", evaluation["limit"])):
         names = [t for t in evaluation["tasks"] if get_task(t).kind == kind]
@@ -111,11 +116,13 @@ def evaluate_model(fields: dict, removed: list[int], evaluation: dict) -> dict:
                 batch_size=config.batch_size,
             )
             tasks |= report["tasks"]
+            items |= report["items"]
             seconds += report["seconds"]
     return {
         "model": config.model,
         "removed": sorted(removed),
         "tasks": {t: tasks[t] for t in evaluation["tasks"]},
+        "items": {t: items[t] for t in evaluation["tasks"]},
         "seconds": round(seconds, 3),
         "n_blocks": report["n_blocks"],
     }
@@ -227,6 +234,7 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
                         seq_len=config.evaluation["seq_len"],
                         seconds=row["seconds"],
                         suite=store.suite,
+                        items=copy_items(folder, row.get("items"), run.path, str(store.path)),
                     )
                 )
     return {
