@@ -84,11 +84,10 @@ def layers_by_objective(entries: list[tuple[str, str, frozenset]]) -> dict:
 
 def rankings_disagree(rho: float | None, interval: tuple[float, float] | None) -> dict:
     """Finding 2 for one group: ρ of its `ppl`-objective searchers and ρ's 95 % interval."""
-    if rho is None or interval is None:
-        return {
-            "verdict": UNCLEAR,
-            "evidence": f"ρ = {_f(rho, 2)}, no interval (needs 3 searchers and per-item results)",
-        }
+    if rho is None:
+        return {"verdict": UNCLEAR, "evidence": "ρ undefined (fewer than three `ppl` searchers, or a constant ranking)"}
+    if interval is None:
+        return {"verdict": UNCLEAR, "evidence": f"Spearman ρ = {rho:.2f}, no interval (no per-item results)"}
     low, high = interval
     verdict = SUPPORTS if high < 0 else CONTRADICTS if low > 0 else UNCLEAR
     return {"verdict": verdict, "evidence": f"Spearman ρ = {rho:.2f} [{low:.2f}, {high:.2f}]"}

@@ -20,7 +20,8 @@ FORMATS = ("md", "csv", "json", "html")
 
 
 def build(config, data: dict) -> dict:
-    """All analyses of the collected `data` (see `results.collect`), grouped by (model, k)."""
+    """All analyses of the collected `data` (see `results.collect`), grouped by (model, k); the
+    uncertainty and the findings only when `data` was collected with its per-item results."""
     rows, dense = data["rows"], data["dense"]
     groups = []
     for (model, k), rs in A.group(rows, "model", "k").items():
@@ -41,7 +42,7 @@ def build(config, data: dict) -> dict:
                 "tables": {
                     o: A.results_table(rs, dense, model, k, o) for o in config.objectives if (o,) in by_objective
                 },
-                "uncertainty": uncertainty(rs, data.get("samples", {}), model),
+                "uncertainty": uncertainty(rs, data["samples"], model) if "samples" in data else None,
                 "masks": [{"objective": o, "searcher": s, "removed": sorted(r)} for o, s, r in entries],
                 "mask_text": A.mask_text(entries, data["n_blocks"][model]),
                 "rank_agreement": {o: A.rank_agreement(g) for (o,), g in by_objective.items()},
@@ -55,7 +56,8 @@ def build(config, data: dict) -> dict:
                 "seeds": A.seed_variation(rs),
             }
         )
-        groups[-1]["findings"] = judge(groups[-1], entries, frozenset(config.baselines))
+        if "samples" in data:
+            groups[-1]["findings"] = judge(groups[-1], entries, frozenset(config.baselines))
     return {
         "study": config.name,
         "grid": {
@@ -70,7 +72,7 @@ def build(config, data: dict) -> dict:
         "calibration": config.calibration,
         "dense": dense,
         "groups": groups,
-        "findings": F.findings(groups),
+        "findings": F.findings(groups) if "samples" in data else None,
         "missing": data["missing"],
     }
 
@@ -291,7 +293,10 @@ def _diff(d) -> str:
 
 
 def _findings_table(report: dict) -> list[tuple[str, list[str], list[list] | None]]:
-    """The seed paper's findings, judged on this study (`study.findings`)."""
+    """The seed paper's findings, judged on this study (`study.findings`); none where `build` was
+    given no per-item results to judge with."""
+    if report.get("findings") is None:
+        return []
     rows: list[list] = []
     for f in report["findings"]:
         rows.append([f["finding"], f["verdict"], ""])
@@ -304,10 +309,13 @@ def _findings_table(report: dict) -> list[tuple[str, list[str], list[list] | Non
 
 
 def _interval_tables(
-    head: str, table: list[dict], objective: str, u: dict
+    head: str, table: list[dict], objective: str, u: dict | None
 ) -> list[tuple[str, list[str], list[list] | None]]:
     """One results `table` again, each number with its 95 % interval, the paired difference of each
-    model to the dense one, and the paired differences between searchers."""
+    model to the dense one, and the paired differences between searchers (none without `build`'s
+    uncertainty)."""
+    if u is None:
+        return []
     rows = u["intervals"][objective]
     columns = [c for c in rows[0] if c not in ("searcher", "vs_dense")]
     return [
@@ -333,6 +341,8 @@ def _interval_tables(
 def _noise_tables(head: str, g: dict) -> list[tuple[str, list[str], list[list] | None]]:
     """Intervals of the rank agreement and the spread across searchers against item noise."""
     u = g["uncertainty"]
+    if u is None:
+        return []
     ranks = [
         [o, _cell(a["spearman"]), _ci((r or {}).get("spearman")), _cell(a["kendall"]), _ci((r or {}).get("kendall"))]
         for o, a in g["rank_agreement"].items()

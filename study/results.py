@@ -33,9 +33,10 @@ def open_study(ref: str, runs_dir: Path) -> tuple[StudyConfig, Path]:
     return parse_study(data, str(path)), folder
 
 
-def collect(config: StudyConfig, runs_dir: Path) -> dict:
-    """{"rows": [...], "dense": {model: {...}}, "n_blocks": {model: n}, "missing": [run names],
-    "samples": {(model, removed): `uncertainty.Samples`, None for evaluations without per-item results}}."""
+def collect(config: StudyConfig, runs_dir: Path, with_items: bool = False) -> dict:
+    """{"rows": [...], "dense": {model: {...}}, "n_blocks": {model: n}, "missing": [run names]}, and
+    `with_items` "samples": {(model, removed): `uncertainty.Samples`, None for an evaluation without
+    per-item results}."""
     store = EvaluationStore(study_dir(runs_dir, config.name) / "evaluations.jsonl", suite_key(config))
     rows, missing, n_blocks = [], [], {}
     for cell in config.cells():
@@ -76,7 +77,8 @@ def collect(config: StudyConfig, runs_dir: Path) -> dict:
         if scores is not None:
             metrics, acc_avg, ppl_avg = summarize(scores["tasks"])
             dense[model] = {"metrics": metrics, "acc_avg": acc_avg, "ppl_avg": ppl_avg}
-    return {"rows": rows, "dense": dense, "n_blocks": n_blocks, "missing": missing, "samples": item_samples(store)}
+    data = {"rows": rows, "dense": dense, "n_blocks": n_blocks, "missing": missing}
+    return data | {"samples": item_samples(store)} if with_items else data
 
 
 def item_samples(store: EvaluationStore) -> dict:

@@ -537,7 +537,7 @@ def test_every_study_evaluation_stores_per_item_results_that_give_back_its_score
         (event,) = [e for e in run.events() if e.kind == "benchmarked"]
         row = next(r for r in rows if r["removed"] == event.removed)
         assert read_items(run.path, event.items, "test") == read_items(folder, row["items"], "test")
-    assert all(s is not None for s in collect(config, runs_dir)["samples"].values())
+    assert all(s is not None for s in collect(config, runs_dir, with_items=True)["samples"].values())
 
 
 def test_the_report_of_a_study_from_before_per_item_files_shows_intervals_unavailable(finished_study, tmp_path):
@@ -551,7 +551,7 @@ def test_the_report_of_a_study_from_before_per_item_files_shows_intervals_unavai
     path = old / "studies" / config.name / "evaluations.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "items"}) + "\n" for r in rows))
-    data = collect(config, old)
+    data = collect(config, old, with_items=True)
     assert set(data["samples"].values()) == {None}
     md = write_report(config, data, "md", tmp_path / "out").read_text()
     assert "## Findings of the seed paper" in md and "n/a" in md
@@ -569,4 +569,4 @@ def test_a_per_item_file_named_outside_the_study_is_refused(finished_study, tmp_
     rows[0]["items"] = "../../../../etc/passwd"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(UserError, match="lies outside"):
-        collect(config, tmp_path / "runs")
+        collect(config, tmp_path / "runs", with_items=True)

@@ -225,10 +225,12 @@ def test_a_study_without_per_item_results_still_reports_with_intervals_unavailab
     data["samples"] = {key: None for key in data["samples"]}
     md = write_report(config, data, "md", tmp_path).read_text()
     assert md.count(NA) > 20
-    del data["samples"]  # collected by a depthprune that knew no per-item files
     report = build(config, data)
     assert verdicts(report)[F.CLAIMS["convergence"]] == F.UNCLEAR
     assert verdicts(report)[F.CLAIMS["objectives"]] == F.SUPPORTS  # needs only the removed sets
+    del data["samples"]  # collected without per-item results (the TUI's view): no bootstrap at all
+    assert build(config, data)["findings"] is None
+    assert "## Findings" not in write_report(config, data, "md", tmp_path / "plain").read_text()
 
 
 # -- per-item files ----------------------------------------------------------------------------
