@@ -83,7 +83,9 @@ def study_cmd(
                 soft_wrap=True,
             )
             sys.exit(130)
-    path = write_report(study, collect(study, runs_dir), "md", study_dir(runs_dir, study.name) / "report")
+    path = write_report(
+        study, collect(study, runs_dir, with_items=True), "md", study_dir(runs_dir, study.name) / "report"
+    )
     print(json.dumps(summary | {"report": str(path)}))
 
 
@@ -102,7 +104,7 @@ def report_cmd(
 
     config, folder = open_study(study, runs_dir)
     runs_root = folder.parent.parent
-    path = write_report(config, collect(config, runs_root), fmt, out or folder / "report")
+    path = write_report(config, collect(config, runs_root, with_items=True), fmt, out or folder / "report")
     if fmt == "md":
         print(path.read_text())
     print(path)

@@ -45,15 +45,33 @@ def mc_pairs(items: Sequence[MCItem], tokenizer):
     return pairs, owner
 
 
-def accuracy(scores: MCScores) -> dict[str, float]:
-    """lm-eval's acc and acc_norm (first maximum wins, like numpy.argmax)."""
-    acc = norm = 0
+def correct(scores: MCScores) -> dict[str, list[int]]:
+    """Per item, 1 where it is answered correctly under lm-eval's acc (argmax of summed log-likelihood
+    is gold) and acc_norm (argmax of log-likelihood / character length), else 0; the first maximum
+    wins, like numpy.argmax."""
+    acc, norm = [], []
     for ll, lengths, gold in zip(scores.loglik, scores.choice_lengths, scores.gold):
-        acc += int(max(range(len(ll)), key=lambda j: (ll[j], -j)) == gold)
+        acc.append(int(max(range(len(ll)), key=lambda j: (ll[j], -j)) == gold))
         normed = [x / max(n, 1) for x, n in zip(ll, lengths)]
-        norm += int(max(range(len(ll)), key=lambda j: (normed[j], -j)) == gold)
-    n = len(scores.gold)
-    return {"acc": acc / n, "acc_norm": norm / n}
+        norm.append(int(max(range(len(ll)), key=lambda j: (normed[j], -j)) == gold))
+    return {"acc": acc, "acc_norm": norm}
+
+
+def shares(hits: dict[str, list[int]]) -> dict[str, float]:
+    """Per metric, the share of items with a 1 (the accuracy behind `correct`)."""
+    return {m: sum(c) / len(c) for m, c in hits.items()}
+
+
+def accuracy(scores: MCScores) -> dict[str, float]:
+    """lm-eval's acc and acc_norm: the share of items `correct` under each."""
+    return shares(correct(scores))
+
+
+def perplexity_of(nll: Sequence[float], tokens: Sequence[int]) -> dict:
+    """ppl = exp(Σ window NLL / Σ window tokens), the sums exactly rounded (math.fsum), so the stored
+    per-window values give back the stored perplexity bit for bit."""
+    mean = math.fsum(nll) / sum(tokens)
+    return {"ppl": math.exp(mean), "nll": mean, "windows": len(nll), "tokens": sum(tokens)}
 
 
 class Evaluator:
@@ -89,6 +107,12 @@ class Evaluator:
     def perplexity(
         self, text: str, removed=(), seq_len: int = 2048, limit: int | None = None, label: str = "ppl"
     ) -> dict:
+        return perplexity_of(*self.window_nll(text, removed, seq_len, limit, label))
+
+    def window_nll(
+        self, text: str, removed=(), seq_len: int = 2048, limit: int | None = None, label: str = "ppl"
+    ) -> tuple[list[float], list[int]]:
+        """Per window (see `core.scoring.windows`): the summed NLL of its scored tokens and their count."""
         ids = self.lm.tokenizer(text).input_ids
         pairs = windows(ids, seq_len, limit)
         if not pairs:
@@ -104,8 +128,7 @@ class Evaluator:
             self.batch_size,
             f"scoring {label}",
         )
-        nll = -float(total.sum()) / int(count.sum())
-        return {"ppl": math.exp(nll), "nll": nll, "windows": len(pairs), "tokens": int(count.sum())}
+        return [-float(t) for t in total], [int(c) for c in count]
 
     def multiple_choice(self, items: Sequence[MCItem], removed=(), label: str = "mc") -> MCScores:
         pairs, owner = mc_pairs(items, self.lm.tokenizer)
@@ -144,23 +167,31 @@ def evaluate(
     progress: Progress | None = None,
     shared_context: bool = True,
 ) -> dict:
-    """Evaluate the model with `removed` skipped on each task; a JSON-ready report with provenance."""
+    """Evaluate the model with `removed` skipped on each task; a JSON-ready report with provenance.
+    `items` holds the per-item results behind each task's scores (the layout of `core.items`)."""
     tasks = [get_task(n) for n in task_names]
     evaluator = Evaluator(
         lm, batch_size=batch_size, max_length=seq_len, progress=progress, shared_context=shared_context
     )
     started = time.perf_counter()
-    results = {}
+    results: dict[str, dict] = {}
+    items: dict[str, dict] = {}
     for task in tasks:
         if not isinstance(task, ChoiceTask):
-            results[task.name] = evaluator.perplexity(task.load(data_dir), removed, seq_len, limit, task.name)
+            nll, tokens = evaluator.window_nll(task.load(data_dir), removed, seq_len, limit, task.name)
+            results[task.name] = perplexity_of(nll, tokens)
+            items[task.name] = {"nll": nll, "tokens": tokens}
         else:
             data = task.load(data_dir)
-            items = data[:limit] if limit is not None else data
-            if not items:
+            questions = data[:limit] if limit is not None else data
+            if not questions:
                 raise UserError(f"task {task.name!r} has no items")
-            metrics = accuracy(evaluator.multiple_choice(items, removed, task.name))
-            results[task.name] = {m: metrics[m] for m in task.metrics} | {"primary": task.primary, "items": len(items)}
+            hits = items[task.name] = correct(evaluator.multiple_choice(questions, removed, task.name))
+            metrics = shares(hits)
+            results[task.name] = {m: metrics[m] for m in task.metrics} | {
+                "primary": task.primary,
+                "items": len(questions),
+            }
     return {
         "model": lm.spec,
         "model_id": lm.model_id,
@@ -173,6 +204,7 @@ def evaluate(
         "device": lm.device,
         "device_map": lm.device_map,
         "tasks": results,
+        "items": items,
         "seconds": round(time.perf_counter() - started, 3),
         "notes": lm.notes,
     }

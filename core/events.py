@@ -122,7 +122,9 @@ class Benchmarked(Event):
     """Held-out benchmark scores of `removed`: task -> metrics as `core.evaluate` reports them.
     `suite`: the study's evaluation-suite hash when a study appended it. `model`: how the scored
     model ran (dtype, device, device_map, revision). `harness`: set when lm-evaluation-harness computed
-    the scores (`eval --harness lm-eval`): its version, task versions, n-shot, limit and configs."""
+    the scores (`eval --harness lm-eval`): its version, task versions, n-shot, limit and configs.
+    `items`: the file of per-item results behind the scores (`core.items`), relative to the run
+    directory; None for scores recorded before such files (or by the harness)."""
 
     kind: ClassVar[str] = "benchmarked"
     removed: list[int]
@@ -133,6 +135,7 @@ class Benchmarked(Event):
     suite: str | None = None
     model: dict[str, Any] = field(default_factory=dict)
     harness: dict[str, Any] | None = None
+    items: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -83,13 +83,13 @@ def check_writable(directory: Path, source: str) -> None:
         ) from None
 
 
-def write_json_atomic(path: Path, data: dict) -> None:
+def write_json_atomic(path: Path, data: dict, indent: int | None = 2) -> None:
     """Write JSON to a temporary file in the same directory, fsync it, and rename it into place:
     readers see the old file or the new one, never a mix. A failed write leaves the old file."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
+            json.dump(data, f, indent=indent, separators=None if indent else (",", ":"))
             f.write("\n")
             f.flush()
             os.fsync(f.fileno())

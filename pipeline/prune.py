@@ -25,6 +25,7 @@ from ..core.calibration import overlapping_tasks
 from ..core.errors import UserError
 from ..core.evaluate import evaluate
 from ..core.events import Benchmarked, Phase
+from ..core.items import write_items
 from ..core.loading import LoadedModel, check_device, load_model, parse_device_map, parse_dtype
 from ..core.runs import Run, check_writable
 from ..core.scoring import halving_on_oom
@@ -417,6 +418,7 @@ def record_benchmark(
                 seq_len=seq_len,
                 seconds=report["seconds"],
                 model=model_settings(lm),
+                items=write_items(run.path, report["items"]),
             )
         )
     )

@@ -13,12 +13,15 @@ from pathlib import Path
 from ..core.errors import UserError
 from ..core.runs import slug
 from . import analysis as A
+from . import findings as F
+from . import uncertainty as U
 
 FORMATS = ("md", "csv", "json", "html")
 
 
 def build(config, data: dict) -> dict:
-    """All analyses of the collected `data` (see `results.collect`), grouped by (model, k)."""
+    """All analyses of the collected `data` (see `results.collect`), grouped by (model, k); the
+    uncertainty and the findings only when `data` was collected with its per-item results."""
     rows, dense = data["rows"], data["dense"]
     groups = []
     for (model, k), rs in A.group(rows, "model", "k").items():
@@ -39,6 +42,7 @@ def build(config, data: dict) -> dict:
                 "tables": {
                     o: A.results_table(rs, dense, model, k, o) for o in config.objectives if (o,) in by_objective
                 },
+                "uncertainty": uncertainty(rs, data["samples"], model) if "samples" in data else None,
                 "masks": [{"objective": o, "searcher": s, "removed": sorted(r)} for o, s, r in entries],
                 "mask_text": A.mask_text(entries, data["n_blocks"][model]),
                 "rank_agreement": {o: A.rank_agreement(g) for (o,), g in by_objective.items()},
@@ -53,6 +57,8 @@ def build(config, data: dict) -> dict:
                 "healing": _healing(rs, config.heal),
             }
         )
+        if "samples" in data:
+            groups[-1]["findings"] = judge(groups[-1], entries, frozenset(config.baselines))
     return {
         "study": config.name,
         "grid": {
@@ -68,6 +74,7 @@ def build(config, data: dict) -> dict:
         "calibration": config.calibration,
         "dense": dense,
         "groups": groups,
+        "findings": F.findings(groups) if "samples" in data else None,
         "missing": data["missing"],
     }
 
@@ -100,6 +107,58 @@ def best_line(b: dict) -> str:
         f"- {b['method']}, {b['metric']}: {verdict}; Spearman ρ of the pruned and healed rankings {rho} "
         f"over {b['n']} removed sets"
     )
+
+
+def uncertainty(rows: list[dict], samples: dict, model: str) -> dict:
+    """Item-noise uncertainty of one (model, k) group's numbers (`study.uncertainty`), per objective:
+    `intervals` — per cell (dense first, then as in the results table) the 95 % interval of every task
+    metric and average and its paired difference to the dense model; `pairs` — the paired
+    differences of every two searchers; `ranks` — intervals of ρ and τ; `noise` — σ² across searchers
+    against item noise. `samples`: {(model, removed): `uncertainty.Samples` or None} (`results.collect`);
+    without per-item results every entry is None."""
+    dense = samples.get((model, ()))
+    cells = {
+        key: U.stack([samples.get((r["model"], tuple(r["removed"]))) for r in rs])
+        for key, rs in A.group(rows, "objective", "searcher").items()
+    }
+    baseline = {key: rs[0]["baseline"] for key, rs in A.group(rows, "objective", "searcher").items()}
+    tasks = list(dict.fromkeys(t for r in rows for t in r["metrics"]))
+
+    def intervals(cell):
+        return {t: U.task_interval(cell, t) for t in tasks} | {m: U.interval(cell, m) for m in U.METRICS}
+
+    out: dict = {"intervals": {}, "pairs": {}, "ranks": {}, "noise": {}}
+    for (objective,) in A.group(rows, "objective"):
+        keys = sorted((k for k in cells if k[0] == objective), key=lambda k: baseline[k])
+        searched = [k for k in keys if not baseline[k]]
+        out["intervals"][objective] = [{"searcher": "dense", **intervals(dense), "vs_dense": None}] + [
+            {
+                "searcher": s + (" (baseline)" if baseline[(o, s)] else ""),
+                **intervals(cells[(o, s)]),
+                "vs_dense": {m: U.paired_difference(cells[(o, s)], dense, m) for m in U.METRICS},
+            }
+            for o, s in keys
+        ]
+        out["pairs"][objective] = [
+            {"a": a[1], "b": b[1], **{m: U.paired_difference(cells[a], cells[b], m) for m in U.METRICS}}
+            for i, a in enumerate(searched)
+            for b in searched[i + 1 :]
+        ]
+        out["ranks"][objective] = U.rank_intervals([cells[k] for k in searched])
+        out["noise"][objective] = {m: U.noise_spread([cells[k] for k in searched], m) for m in U.METRICS}
+    return out
+
+
+def judge(group: dict, entries, baselines: frozenset) -> dict:
+    """The three findings (`study.findings`) judged on one group of `build`."""
+    ranks = group["uncertainty"]["ranks"].get("ppl")
+    return {
+        "objectives": F.layers_by_objective([e for e in entries if e[1] not in baselines]),
+        "rankings": F.rankings_disagree(
+            group["rank_agreement"].get("ppl", {}).get("spearman"), ranks["spearman"] if ranks else None
+        ),
+        "convergence": [F.searchers_converge(o, pairs) for o, pairs in group["uncertainty"]["pairs"].items()],
+    }
 
 
 # -- figures -----------------------------------------------------------------------------------
@@ -157,6 +216,7 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
     """(title, header, rows) of every table in reading order; the text/figure blocks are titles
     with no rows (header holds the lines)."""
     out: list[tuple[str, list[str], list[list] | None]] = []
+    out += _findings_table(report)
     for g in report["groups"]:
         head = f"{g['model']}, k = {g['k']} of {g['n_blocks']} blocks"
         for objective, table in g["tables"].items():
@@ -168,6 +228,7 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
                     [[r["searcher"], r["removed"]] + [r.get(c) for c in columns] for r in table],
                 )
             )
+            out += _interval_tables(head, table, objective, g["uncertainty"])
         out.append(
             (
                 f"{head}: removed layers",
@@ -194,6 +255,7 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
                 ],
             )
         )
+        out += _noise_tables(head, g)
         out.append(
             (
                 f"{head}: search cost (candidates = computed + served by the shared memo)",
@@ -269,6 +331,98 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
                 )
             )
     return out
+
+
+NA = "n/a"  # an interval without per-item results (a study evaluated before they were stored)
+
+
+def _ci(pair) -> str:
+    return NA if pair is None else f"[{_cell(pair[0])}, {_cell(pair[1])}]"
+
+
+def _diff(d) -> str:
+    return NA if d is None else f"{d['diff']:+.4g} [{_cell(d['low'])}, {_cell(d['high'])}] p = {d['p']:.2g}"
+
+
+def _findings_table(report: dict) -> list[tuple[str, list[str], list[list] | None]]:
+    """The seed paper's findings, judged on this study (`study.findings`); none where `build` was
+    given no per-item results to judge with."""
+    if report.get("findings") is None:
+        return []
+    rows: list[list] = []
+    for f in report["findings"]:
+        rows.append([f["finding"], f["verdict"], ""])
+        rows += [["", line["verdict"], f"{line['group']}: {line['evidence']}"] for line in f["groups"]]
+    title = (
+        f"Findings of the seed paper on this study (95 % intervals over items; α = {F.ALPHA}; "
+        "verdicts: supports, contradicts, cannot tell)"
+    )
+    return [(title, ["finding", "verdict", "evidence"], rows)]
+
+
+def _interval_tables(
+    head: str, table: list[dict], objective: str, u: dict | None
+) -> list[tuple[str, list[str], list[list] | None]]:
+    """One results `table` again, each number with its 95 % interval, the paired difference of each
+    model to the dense one, and the paired differences between searchers (none without `build`'s
+    uncertainty)."""
+    if u is None:
+        return []
+    rows = u["intervals"][objective]
+    columns = [c for c in rows[0] if c not in ("searcher", "vs_dense")]
+    return [
+        (
+            f"{head}: 95 % intervals of the `{objective}`-pruned models (bootstrap over items; {NA}: no "
+            "per-item results) and their paired difference to the dense model (value [interval] p)",
+            ["searcher", *columns, *(f"Δ{m} vs dense" for m in U.METRICS)],
+            [
+                [shown["searcher"], *(f"{_cell(shown.get(c))} {_ci(r[c])}" for c in columns)]
+                + [_diff(r["vs_dense"][m]) if r["vs_dense"] else "" for m in U.METRICS]
+                for shown, r in zip(table, rows)
+            ],
+        ),
+        (
+            f"{head}: searcher vs searcher under `{objective}` (paired bootstrap on the same items: a − b "
+            "[interval] p)",
+            ["a", "b", *(f"Δ{m}" for m in U.METRICS)],
+            [[p["a"], p["b"], *(_diff(p[m]) for m in U.METRICS)] for p in u["pairs"][objective]],
+        ),
+    ]
+
+
+def _noise_tables(head: str, g: dict) -> list[tuple[str, list[str], list[list] | None]]:
+    """Intervals of the rank agreement and the spread across searchers against item noise."""
+    u = g["uncertainty"]
+    if u is None:
+        return []
+    ranks = [
+        [o, _cell(a["spearman"]), _ci((r or {}).get("spearman")), _cell(a["kendall"]), _ci((r or {}).get("kendall"))]
+        for o, a in g["rank_agreement"].items()
+        for r in [u["ranks"].get(o)]
+    ]
+    noise = [
+        [o, m]
+        + (
+            [NA] * 4
+            if n is None
+            else [_cell(n["var"]), _ci((n["var_low"], n["var_high"])), _cell(n["noise_var"]), f"{n['p']:.2g}"]
+        )
+        for o, ms in u["noise"].items()
+        for m, n in ms.items()
+    ]
+    return [
+        (
+            f"{head}: rank agreement with 95 % intervals (paired bootstrap over items)",
+            ["objective", "Spearman ρ", "interval", "Kendall τ", "interval"],
+            ranks,
+        ),
+        (
+            f"{head}: σ² across searchers against item noise (noise σ²: expected if all searchers were "
+            "equally good; p: share of resamples whose noise-only σ² reaches the observed)",
+            ["objective", "metric", "σ²", "interval", "noise σ²", "p"],
+            noise,
+        ),
+    ]
 
 
 def to_markdown(report: dict, figures: dict) -> str:

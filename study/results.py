@@ -7,11 +7,13 @@ import json
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..core.items import read_items
 from ..core.runs import Run
 from ..core.tables import latest_speed, speed_summary
 from .analysis import summarize
 from .config import StudyConfig, parse_study
 from .runner import EvaluationStore, study_dir, suite_key
+from .uncertainty import samples
 
 
 def open_study(ref: str, runs_dir: Path) -> tuple[StudyConfig, Path]:
@@ -47,9 +49,11 @@ def _healed(store: EvaluationStore, model: str, removed: list[int], methods: lis
     return out
 
 
-def collect(config: StudyConfig, runs_dir: Path) -> dict:
+def collect(config: StudyConfig, runs_dir: Path, with_items: bool = False) -> dict:
     """{"rows": [...], "dense": {model: {...}}, "n_blocks": {model: n}, "missing": [run names]}; a row's
-    `healed` holds its removed set's suite scores after each of the study's heal methods (when stored)."""
+    `healed` holds its removed set's suite scores after each of the study's heal methods (when stored);
+    `with_items` adds "samples": {(model, removed): `uncertainty.Samples`, None for an evaluation
+    without per-item results}."""
     store = EvaluationStore(study_dir(runs_dir, config.name) / "evaluations.jsonl", suite_key(config))
     rows, missing, n_blocks = [], [], {}
     for cell in config.cells():
@@ -91,4 +95,13 @@ def collect(config: StudyConfig, runs_dir: Path) -> dict:
         if scores is not None:
             metrics, acc_avg, ppl_avg = summarize(scores["tasks"])
             dense[model] = {"metrics": metrics, "acc_avg": acc_avg, "ppl_avg": ppl_avg}
-    return {"rows": rows, "dense": dense, "n_blocks": n_blocks, "missing": missing}
+    data = {"rows": rows, "dense": dense, "n_blocks": n_blocks, "missing": missing}
+    return data | {"samples": item_samples(store)} if with_items else data
+
+
+def item_samples(store: EvaluationStore) -> dict:
+    """Every stored evaluation's per-item results as `uncertainty.Samples` (None where it has none)."""
+    return {
+        key: samples(row["tasks"], read_items(store.path.parent, row.get("items"), str(store.path)))
+        for key, row in store.scores.items()
+    }

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.events import Benchmarked, Healed
+from ..core.items import copy_items, write_items
 from ..core.runs import Run, append_line, complete_lines, slug, write_json_atomic
 from ..pipeline.prune import PruneConfig, benchmarked, check_seq_len, resolve_protected, resume, start, validate
 from ..searchers import Space
@@ -75,6 +76,9 @@ class EvaluationStore:
             self.healed[(*key, row["heal"]["method"])] = row
 
     def add(self, row: dict) -> None:
+        """Append `row`; its per-item results (a dict) go to a file of `core.items`, the row names it."""
+        if isinstance(row.get("items"), dict):
+            row = {**row, "items": write_items(self.path.parent, row["items"])}
         row = {"suite": self.suite, **row}
         append_line(self.path, json.dumps(row))
         self._keep(row)
@@ -120,6 +124,7 @@ def _suite(lm, config: PruneConfig, removed: list[int], evaluation: dict) -> dic
     from ..core.tasks import get_task
 
     tasks: dict[str, dict] = {}
+    items: dict[str, dict] = {}
     seconds, report = 0.0, {}
     for kind, limit in (("ppl", evaluation["windows"] or evaluation["limit"]), ("mc", evaluation["limit"])):
         names = [t for t in evaluation["tasks"] if get_task(t).kind == kind]
@@ -134,11 +139,13 @@ def _suite(lm, config: PruneConfig, removed: list[int], evaluation: dict) -> dic
                 batch_size=config.batch_size,
             )
             tasks |= report["tasks"]
+            items |= report["items"]
             seconds += report["seconds"]
     return {
         "model": config.model,
         "removed": sorted(removed),
         "tasks": {t: tasks[t] for t in evaluation["tasks"]},
+        "items": {t: items[t] for t in evaluation["tasks"]},
         "seconds": round(seconds, 3),
         "n_blocks": report["n_blocks"],
     }
@@ -277,6 +284,7 @@ def _record_benchmark(config: StudyConfig, store: EvaluationStore, path: Path, m
                     seq_len=config.evaluation["seq_len"],
                     seconds=row["seconds"],
                     suite=store.suite,
+                    items=copy_items(store.path.parent, row.get("items"), run.path, str(store.path)),
                 )
             )
 

@@ -726,3 +726,57 @@ def test_a_bad_heal_key_in_a_study_file_is_one_line_and_exit_2(tmp_path, monkeyp
     assert code == 2 and out == ""
     assert err.strip() == f"error: {path}: unknown heal method 'retrain'; available: linear, lora"
     assert not (tmp_path / "runs").exists()
+
+
+# -- per-item results and intervals ----------------------------------------------------------------
+
+
+def test_every_study_evaluation_stores_per_item_results_that_give_back_its_scores(finished_study):
+    from depthprune.core.evaluate import perplexity_of, shares
+    from depthprune.core.items import read_items
+
+    config, runs_dir, _ = finished_study
+    folder = runs_dir / "studies" / config.name
+    rows = [json.loads(line) for line in (folder / "evaluations.jsonl").read_text().splitlines()]
+    for row in rows:
+        items = read_items(folder, row["items"], "test")
+        assert perplexity_of(items["demo-text"]["nll"], items["demo-text"]["tokens"]) == row["tasks"]["demo-text"]
+        assert shares(items["demo-mc"])["acc"] == row["tasks"]["demo-mc"]["acc"]
+    for cell in config.cells():  # each cell's run holds its own copy, named by its benchmarked event
+        run = Run.open(runs_dir / cell.run_name(config.name))
+        (event,) = [e for e in run.events() if e.kind == "benchmarked"]
+        row = next(r for r in rows if r["removed"] == event.removed)
+        assert read_items(run.path, event.items, "test") == read_items(folder, row["items"], "test")
+    assert all(s is not None for s in collect(config, runs_dir, with_items=True)["samples"].values())
+
+
+def test_the_report_of_a_study_from_before_per_item_files_shows_intervals_unavailable(finished_study, tmp_path):
+    import shutil
+
+    config, runs_dir, _ = finished_study
+    old = tmp_path / "runs"
+    shutil.copytree(runs_dir / "studies", old / "studies")
+    for cell in config.cells():
+        shutil.copytree(runs_dir / cell.run_name(config.name), old / cell.run_name(config.name))
+    path = old / "studies" / config.name / "evaluations.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({k: v for k, v in r.items() if k != "items"}) + "\n" for r in rows))
+    data = collect(config, old, with_items=True)
+    assert set(data["samples"].values()) == {None}
+    md = write_report(config, data, "md", tmp_path / "out").read_text()
+    assert "## Findings of the seed paper" in md and "n/a" in md
+    assert md.count("95 % intervals of the `ppl`-pruned models") == 2
+
+
+def test_a_per_item_file_named_outside_the_study_is_refused(finished_study, tmp_path):
+    import shutil
+
+    config, runs_dir, _ = finished_study
+    folder = tmp_path / "runs" / "studies" / config.name
+    shutil.copytree(runs_dir / "studies" / config.name, folder)
+    path = folder / "evaluations.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["items"] = "../../../../etc/passwd"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UserError, match="lies outside"):
+        collect(config, tmp_path / "runs", with_items=True)
