@@ -308,3 +308,27 @@ def best_after_healing(rows: list[dict], method: str, metric: str) -> dict | Non
         "changed": pruned["removed"] != healed["removed"],
         **rank_correlation([sets[s]["pruned"] for s in keys], [sets[s]["healed"] for s in keys]),
     }
+
+
+# 8. cross-objective generalisation ---------------------------------------------------------------
+
+
+def cross_objective(rows: list[dict]) -> list[dict]:
+    """How the removed sets each objective chose do on every held-out suite average, one row per
+    objective of one (model, k) group: `searchers` (searched cells, baselines left out, seeds
+    averaged first), the mean `acc_avg` and `ppl_avg` of their pruned models, and for each average
+    its gap to the objective whose sets do best on it (`acc_gap` = best − this, `ppl_gap` = this −
+    best, both ≥ 0; 0 marks the best). An objective generalises to the other's metric when its gap
+    there is small: e.g. `ppl`'s `acc_gap` is how much accuracy choosing by perplexity costs."""
+    searched = [r for r in seed_means(rows) if not r["baseline"]]
+    out = [
+        {"objective": o, "searchers": len(rs), **{m: _mean(r[m] for r in rs) for m in HIGHER_IS_BETTER}}
+        for (o,), rs in group(searched, "objective").items()
+    ]
+    for metric, higher in HIGHER_IS_BETTER.items():
+        known = [r[metric] for r in out if r[metric] is not None]
+        best = (max if higher else min)(known) if known else None
+        gap = f"{metric.split('_')[0]}_gap"
+        for r in out:
+            r[gap] = None if r[metric] is None or best is None else abs(best - r[metric])
+    return out

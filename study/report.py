@@ -55,6 +55,7 @@ def build(config, data: dict) -> dict:
                 "variance": {m: A.variance_decomposition(searched, m) for m in ("acc_avg", "ppl_avg", "log_ppl_avg")},
                 "seeds": A.seed_variation(rs),
                 "healing": _healing(rs, config.heal),
+                "cross_objective": A.cross_objective(rs),
             }
         )
         if "samples" in data:
@@ -256,6 +257,17 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
             )
         )
         out += _noise_tables(head, g)
+        out.append(
+            (
+                f"{head}: cross-objective generalisation (mean over searchers of the suite averages of the "
+                f"sets each objective chose; gap = distance to the best objective on that average)",
+                ["objective", "searchers", "acc_avg", "acc_gap", "ppl_avg", "ppl_gap"],
+                [
+                    [c["objective"], c["searchers"], c["acc_avg"], c["acc_gap"], c["ppl_avg"], c["ppl_gap"]]
+                    for c in g["cross_objective"]
+                ],
+            )
+        )
         out.append(
             (
                 f"{head}: search cost (candidates = computed + served by the shared memo)",

@@ -643,7 +643,8 @@ def test_a_study_heals_every_distinct_removed_set_and_scores_it_on_the_suite(hea
     results = outcome(config, runs_dir)
     distinct = {tuple(r["removed"]) for r in results.values()}
     assert summary["heals"] == summary["heals_run"] == len(distinct) >= 2
-    assert sorted(p.name for p in (runs_dir / "studies" / config.name).iterdir()) == ["evaluations.jsonl", "study.json"]
+    kept = sorted(p.name for p in (runs_dir / "studies" / config.name).iterdir())
+    assert kept == ["evaluations.jsonl", "items", "study.json", "workers.jsonl"]  # no heal state left behind
     data = collect(config, runs_dir)
     for name, events in healed_events(config, runs_dir).items():
         (event,) = events
@@ -780,3 +781,35 @@ def test_a_per_item_file_named_outside_the_study_is_refused(finished_study, tmp_
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(UserError, match="lies outside"):
         collect(config, tmp_path / "runs", with_items=True)
+
+
+def test_cross_objective_table_averages_each_objectives_sets_and_measures_the_gap_to_the_best():
+    from depthprune.study.analysis import cross_objective
+
+    def row(objective, searcher, acc, ppl, seed=0, baseline=False):
+        return {
+            "model": "m",
+            "k": 2,
+            "objective": objective,
+            "searcher": searcher,
+            "seed": seed,
+            "baseline": baseline,
+            "removed": [1, 2],
+            "metrics": {},
+            **dict.fromkeys(("value", "seconds", "evaluations", "cached_from_memo", "block_forwards"), 0),
+            "acc_avg": acc,
+            "ppl_avg": ppl,
+        }
+
+    rows = [
+        row("ppl", "greedy", 40.0, 20.0),
+        row("ppl", "ga", 44.0, 22.0, seed=0),
+        row("ppl", "ga", 48.0, 26.0, seed=1),  # seeds averaged first: ga counts once, 46 / 24
+        row("margin", "greedy", 50.0, 30.0),
+        row("margin", "tail", 10.0, 90.0, baseline=True),  # baselines are not an objective's choice
+    ]
+    table = {r["objective"]: r for r in cross_objective(rows)}
+    assert table["ppl"]["searchers"] == 2 and table["ppl"]["acc_avg"] == 43.0 and table["ppl"]["ppl_avg"] == 22.0
+    assert table["margin"]["acc_avg"] == 50.0 and table["margin"]["ppl_avg"] == 30.0
+    assert table["ppl"]["acc_gap"] == 7.0 and table["margin"]["acc_gap"] == 0.0  # choosing by ppl costs accuracy
+    assert table["margin"]["ppl_gap"] == 8.0 and table["ppl"]["ppl_gap"] == 0.0
