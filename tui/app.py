@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import signal
 import sys
 import time
@@ -36,8 +37,11 @@ from .themes import DEFAULT_THEME, load_themes, theme_files, variable_defaults
 TERMINAL_CHECK_SECONDS = 2.0
 
 
+STUDIES_MODULE = f"{__package__}.screens.studies"  # imported on first use: the study analyses import scipy, torch
+
+
 def studies_screen():
-    """The Studies screen, imported on first use (study analyses import scipy and torch)."""
+    """The Studies screen, imported on first use (see `STUDIES_MODULE`)."""
     from .screens.studies import StudiesScreen
 
     return StudiesScreen()
@@ -160,7 +164,18 @@ class DepthpruneApp(App):
         self.go_to("runs")
 
     def action_open_studies(self) -> None:
-        self.go_to("studies")
+        """Studies; the first time, its module is imported in a thread worker (seconds: scipy, torch)
+        while a notice says so, and the screen opens once it is loaded."""
+        if STUDIES_MODULE in sys.modules:
+            self.go_to("studies")
+            return
+        self.notify("loading the study analyses (scipy, torch): a few seconds, once", timeout=20)
+
+        def load() -> None:
+            importlib.import_module(STUDIES_MODULE)
+            self.call_from_thread(self.go_to, "studies")
+
+        self.run_worker(load, thread=True, exclusive=True, group="load-studies")
 
     def back_from_mode(self) -> None:
         """Escape on Setup, Runs or Studies: back to the previously shown one of them."""
