@@ -53,7 +53,7 @@ def parse_mix(spec: str, known: list[str], source: str = "--objective") -> list[
             value = math.nan
         if not (math.isfinite(value) and value > 0):
             raise UserError(
-                f"objective {spec!r} (from {source}): weight {weight.strip()!r} of {name} must be a number > 0"
+                f"objective {spec!r} (from {source}): weight {weight.strip()!r} of {name} must be a finite number > 0"
             )
         terms.append((name, value))
     return terms

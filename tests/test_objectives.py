@@ -161,8 +161,9 @@ def test_a_mix_is_the_weighted_sum_of_its_terms_relative_to_the_dense_model(lm):
     [
         ("mix:ppl=0.5,nope=1", "unknown term 'nope'"),
         ("mix:ppl=0.5,ppl=1", "term 'ppl' given twice"),
-        ("mix:ppl=-1", "weight '-1' of ppl must be a number > 0"),
-        ("mix:ppl=nan", "weight 'nan' of ppl must be a number > 0"),
+        ("mix:ppl=-1", "weight '-1' of ppl must be a finite number > 0"),
+        ("mix:ppl=nan", "weight 'nan' of ppl must be a finite number > 0"),
+        ("mix:ppl=1e309", "weight '1e309' of ppl must be a finite number > 0"),
         ("mix:ppl", "each term is name=weight"),
         ("mix:mix:ppl=1", "unknown term 'mix:ppl'"),
     ],

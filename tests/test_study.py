@@ -162,7 +162,7 @@ def test_mask_text_marks_removed_layers_with_a_glyph():
         ({"name": "s", "objectives": ["ppl", "bleu"]}, "unknown objective 'bleu'"),
         ({"name": "s", "objectives": ["mix:ppl=1,bleu=1"]}, "unknown term 'bleu'"),
         ({"name": "s", "objectives": ["mix:ppl=1", "mix:ppl=1"]}, "objective listed twice"),
-        ({"name": "s", "calibration": {"mix:ppl=0": {}}}, "weight '0' of ppl must be a number > 0"),
+        ({"name": "s", "calibration": {"mix:ppl=0": {}}}, "weight '0' of ppl must be a finite number > 0"),
         ({"name": "s", "options": {"ga": {"population": 0}}}, "bad value 0 for option 'population'"),
         ({"name": "s", "options": {"ga": {"popsize": 3}}}, "unknown option 'popsize'"),
         ({"name": "s", "evaluation": {"tasks": ["mmlu"]}}, "unknown evaluation task 'mmlu'"),

@@ -58,7 +58,7 @@ ROWS = [
     ("budget zero", [*PRUNE, "--searcher", "random", "--budget", "0"], "--budget"),
     ("unknown eval task", [*PRUNE, "--eval-tasks", "nosuch"], "unknown task 'nosuch' (from --eval-tasks)"),
     ("mix unknown term", [*PRUNE, "--objective", "mix:ppl=1,bleu=1"], "unknown term 'bleu'"),
-    ("mix bad weight", [*PRUNE, "--objective", "mix:ppl=0,margin=1"], "weight '0' of ppl must be a number > 0"),
+    ("mix bad weight", [*PRUNE, "--objective", "mix:ppl=0,margin=1"], "weight '0' of ppl must be a finite number > 0"),
     ("calib pairs without a mix", [*PRUNE, "--calib", "ppl=demo"], "term=source pairs are for a mix objective"),
     (
         "calib pair of no term",
