@@ -13,6 +13,9 @@ Schema (every key optional except `name`; unknown keys are errors naming the fil
     protect = []                         # blocks never removed (negative counts from the end)
     heal = ["linear"]                    # heal every cell's removed set: linear | lora (default [] = none);
                                          # linear needs protect = [0, ...] and a family where fusion is exact
+    [heal_options.lora]                  # per heal method its settings (default: depthprune heal's)
+    steps = 50                           # lora: rank alpha targets steps lr batch_size distill seed;
+                                         # linear: ridge skip_positions
     data_dir = "../shared/data"          # relative paths are relative to the TOML file
     device = "cpu"                       # default: cuda when available
     batch_size = 8
@@ -33,6 +36,7 @@ Schema (every key optional except `name`; unknown keys are errors naming the fil
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import types
@@ -84,6 +88,7 @@ class StudyConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     protect: list[int] = field(default_factory=list)
     heal: list[str] = field(default_factory=list)  # heal methods applied to every cell's removed set
+    heal_options: dict = field(default_factory=dict)  # heal method -> {setting: value} (`HEAL_OPTIONS`)
     data_dir: str | None = None
     device: str | None = None
     dtype: str | None = None  # bfloat16 | float16 | float32; None: the device's default
@@ -160,6 +165,40 @@ def _typed(table: dict, schema: dict, where: str) -> dict:
 
 
 _MINIMUMS = {"samples": 1, "limit": 1, "windows": 1, "seq_len": 2}
+# Settings a study file may give each heal method ([heal_options.<method>]), with (type, lowest value, strict):
+# `linear` maps to heal.pipeline.HealRequest's fields, `lora` to heal.lora.LoraSettings'.
+HEAL_OPTIONS: dict[str, dict[str, tuple[type, float | None, bool]]] = {
+    "linear": {"ridge": (float, 0, False), "skip_positions": (int, 0, False)},
+    "lora": {
+        "rank": (int, 1, False),
+        "alpha": (float, 0, True),
+        "targets": (str, None, False),
+        "steps": (int, 1, False),
+        "lr": (float, 0, True),
+        "batch_size": (int, 1, False),
+        "distill": (bool, None, False),
+        "seed": (int, None, False),
+    },
+}
+
+
+def _heal_options(method: str, table, where: str) -> dict:
+    """`table` of [heal_options.`method`], checked against HEAL_OPTIONS (an int is a float too)."""
+    if method not in HEAL_OPTIONS or not isinstance(table, dict):
+        raise UserError(f"{where} is not a heal method table; methods: {', '.join(HEAL_OPTIONS)}")
+    for key, value in table.items():
+        if key not in HEAL_OPTIONS[method]:
+            raise UserError(f"unknown key {key!r} in {where}; known: {', '.join(HEAL_OPTIONS[method])}")
+        want, low, strict = HEAL_OPTIONS[method][key]
+        ok = isinstance(value, (int, float) if want is float else want) and (
+            want is bool or not isinstance(value, bool)
+        )
+        if not ok or (want is float and not math.isfinite(value)):
+            kind = {int: "an integer", float: "a finite number"}.get(want, want.__name__)
+            raise UserError(f"{where}: {key} = {value!r} should be {kind}")
+        if low is not None and (value <= low if strict else value < low):
+            raise UserError(f"{where}: {key} = {value!r} should be {'above' if strict else 'at least'} {low}")
+    return {key: float(v) if HEAL_OPTIONS[method][key][0] is float else v for key, v in table.items()}
 
 
 def _minimums(table: dict, minimums: dict, where: str) -> dict:
@@ -228,6 +267,8 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
         raise UserError(f"{source}: k and seeds need at least one value")
     config.protect = _ints(data.get("protect", []), "protected block", source)
     config.heal = _names(data.get("heal", []), list(HEAL_METHODS), "heal method", source)
+    for method, table in data.get("heal_options", {}).items():
+        config.heal_options[method] = _heal_options(method, table, f"{source} [heal_options.{method}]")
     if "data_dir" in data:
         path = Path(data["data_dir"]).expanduser()
         path = path if path.is_absolute() or base is None else base / path

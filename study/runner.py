@@ -157,14 +157,16 @@ def evaluate_model(fields: dict, removed: list[int], evaluation: dict) -> dict:
     return _suite(_model(config), config, removed, evaluation)
 
 
-def heal_model(fields: dict, removed: list[int], method: str, evaluation: dict, state: str) -> dict:
-    """Heal one (model, removed set) by `method` with the heal defaults, calibration disjoint from the
-    suite's tasks, on a fresh copy of the model (healing changes its weights in place), and score it on
-    the suite; the row carries the heal's record. `state`: beside it a LoRA heal keeps its training
-    state, continued when a killed study runs again."""
+def heal_model(fields: dict, removed: list[int], method: str, evaluation: dict, state: str, options: dict) -> dict:
+    """Heal one (model, removed set) by `method` with the heal defaults changed by `options` (the
+    study's [heal_options.<method>]), calibration disjoint from the suite's tasks, on a fresh copy of
+    the model (healing changes its weights in place), and score it on the suite; the row carries the
+    heal's record and `options`. `state`: beside it a LoRA heal keeps its training state, continued
+    when a killed study runs again."""
     import shutil
 
     from ..core.loading import load_model
+    from ..heal.lora import LoraSettings
     from ..heal.pipeline import HealRequest, apply, calibrate
 
     config = PruneConfig(**fields)
@@ -176,6 +178,7 @@ def heal_model(fields: dict, removed: list[int], method: str, evaluation: dict, 
         resume=method == "lora",
         eval_tasks=list(evaluation["tasks"]),
         batch_size=config.batch_size,
+        **(options if method == "linear" else {"lora": LoraSettings(**options)}),
     )
     _loaded.clear()  # the healed copy replaces the cached model in memory
     lm = load_model(config.model, device=config.device, dtype=config.dtype, trust_remote_code=config.trust_remote_code)
@@ -184,7 +187,13 @@ def heal_model(fields: dict, removed: list[int], method: str, evaluation: dict, 
     row = _suite(lm, config, list(kept), evaluation)
     shutil.rmtree(request.state_dir, ignore_errors=True)
     return row | {
-        "heal": {"method": method, "data_hash": calib.sha256, "calibration": calib.describe(), **done},
+        "heal": {
+            "method": method,
+            "options": options,
+            "data_hash": calib.sha256,
+            "calibration": calib.describe(),
+            **done,
+        },
     }
 
 
@@ -214,6 +223,19 @@ def check_cell(config: StudyConfig, cell, path: Path) -> None:
             raise UserError(
                 f"study {config.name!r}: cell {path.name} was run with {key} = {stored.get(key)!r}, the "
                 f"study now asks for {wanted[key]!r}; give the changed study a new name"
+            )
+
+
+def check_heal_options(config: StudyConfig, store: EvaluationStore) -> None:
+    """Every stored heal by a method the study asks for must have been made with the study's options
+    for that method (rows from before heal options were made with the defaults: {})."""
+    for (model, removed, method), row in store.healed.items():
+        stored, wanted = row["heal"].get("options", {}), config.heal_options.get(method, {})
+        if method in config.heal and stored != wanted:
+            raise UserError(
+                f"study {config.name!r}: {model} with {list(removed)} removed was healed by {method} with "
+                f"[heal_options.{method}] {stored!r}, the study now asks for {wanted!r}; give the changed study "
+                f"a new name"
             )
 
 
@@ -325,6 +347,7 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
     for c in cells:  # a refused rerun changes nothing: study.json is written only after every check
         check_cell(config, c, runs_dir / names[c])
     check_study(config, cells)
+    check_heal_options(config, EvaluationStore(folder / "evaluations.jsonl", suite_key(config)))
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "study.json", config.to_dict())
     pending = [c for c in cells if not (runs_dir / names[c] / "result.json").is_file()]
@@ -368,6 +391,7 @@ def run_study(config: StudyConfig, runs_dir: Path, progress: Progress | None = N
                     method,
                     config.evaluation,
                     str(folder / "heal-state" / f"{slug(model)}-{'_'.join(map(str, removed))}-{method}"),
+                    config.heal_options.get(method, {}),
                 ),
             )
             for model, removed, method in heal_todo

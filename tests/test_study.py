@@ -174,6 +174,16 @@ def test_mask_text_marks_removed_layers_with_a_glyph():
         ({"name": "s", "heal": ["prune-harder"]}, "unknown heal method 'prune-harder'; available: linear, lora"),
         ({"name": "s", "heal": "linear"}, "heal = 'linear' should be list"),
         ({"name": "s", "heal": ["linear", "linear"]}, "heal method listed twice"),
+        ({"name": "s", "heal_options": {"retrain": {}}}, "[heal_options.retrain] is not a heal method table"),
+        (
+            {"name": "s", "heal_options": {"lora": {"epochs": 3}}},
+            "unknown key 'epochs' in study.toml [heal_options.lora]",
+        ),
+        ({"name": "s", "heal_options": {"lora": {"steps": 0}}}, "[heal_options.lora]: steps = 0 should be at least 1"),
+        ({"name": "s", "heal_options": {"lora": {"lr": 0}}}, "[heal_options.lora]: lr = 0 should be above 0"),
+        ({"name": "s", "heal_options": {"lora": {"rank": 2.5}}}, "rank = 2.5 should be an integer"),
+        ({"name": "s", "heal_options": {"linear": {"ridge": -1}}}, "ridge = -1 should be at least 0"),
+        ({"name": "s", "heal_options": {"linear": {"ridge": float("inf")}}}, "ridge = inf should be a finite number"),
     ],
 )
 def test_bad_study_tables_name_the_value_and_the_source(table, message):
@@ -813,3 +823,27 @@ def test_cross_objective_table_averages_each_objectives_sets_and_measures_the_ga
     assert table["margin"]["acc_avg"] == 50.0 and table["margin"]["ppl_avg"] == 30.0
     assert table["ppl"]["acc_gap"] == 7.0 and table["margin"]["acc_gap"] == 0.0  # choosing by ppl costs accuracy
     assert table["margin"]["ppl_gap"] == 8.0 and table["ppl"]["ppl_gap"] == 0.0
+
+
+def test_a_study_heals_with_its_heal_options_and_refuses_to_mix_other_options_into_its_store(tmp_path):
+    from depthprune.study.runner import study_dir
+
+    lora = {"steps": 2, "rank": 2, "batch_size": 1, "lr": 1e-3}
+    table = {"searchers": ["greedy"], "baselines": [], "heal": ["lora"], "heal_options": {"lora": lora}}
+    config = heal_study(**table)
+    summary = run_study(config, tmp_path)
+    assert summary["heals"] == summary["heals_run"] == 1
+    (healed,) = [
+        r
+        for r in map(json.loads, (study_dir(tmp_path, "tiny") / "evaluations.jsonl").read_text().splitlines())
+        if r.get("heal")
+    ]
+    assert healed["heal"]["options"] == lora and healed["heal"]["steps"] == 2
+    assert len(healed["heal"]["losses"]) == 2 and healed["heal"]["settings"]["rank"] == 2
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in study_dir(tmp_path, "tiny").iterdir())
+    changed = heal_study(**table | {"heal_options": {"lora": {**lora, "steps": 3}}})
+    with pytest.raises(
+        UserError, match=r"healed by lora with \[heal_options.lora\] .*'steps': 2.*now asks for .*'steps': 3"
+    ):
+        run_study(changed, tmp_path)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in study_dir(tmp_path, "tiny").iterdir()) == before
