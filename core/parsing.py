@@ -1,11 +1,33 @@
-"""Parsers of the comma lists and key=value options users type (flags, TUI fields, study files)."""
+"""Parsers of what users type and write: comma lists and key=value options (flags, TUI fields, study
+files), and TOML files (study files, the TUI's settings and themes)."""
 
 from __future__ import annotations
 
 import json
 import re
+import sys
+from pathlib import Path
 
 from .errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+def read_toml(path: Path, what: str, source: str | None = None) -> dict:
+    """The TOML file `path` as a dict; a UserError naming it (`what`: "study file", "theme file", ...;
+    `source`: where its path came from, e.g. "--config") when it is missing, not a text file or not TOML."""
+    named = f"{what} {str(path)!r}" + (f" (from {source})" if source else "")
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{named} not found") from None
+    except (OSError, UnicodeDecodeError):
+        raise UserError(f"{named} is not a TOML text file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: malformed TOML ({exc})") from None
 
 
 def parse_indices(text: str, source: str) -> list[int]:

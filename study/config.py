@@ -38,24 +38,19 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 import types
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..core.parsing import read_toml
 from ..core.runs import slug
 from ..core.tasks import TASKS
 from ..heal import METHODS as HEAL_METHODS
 from ..objectives import OBJECTIVES, is_mix, objective_class
 from ..pipeline.prune import PruneConfig
 from ..searchers import SEARCHERS
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 PAPER_SEARCHERS = ["oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs"]
 BASELINE_OPTIONS = {"random": {"budget": 1}}  # the random-set baseline is one uniform draw, not a search
@@ -319,18 +314,7 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
 def load_study(path: Path, overrides: dict | None = None) -> StudyConfig:
     """A study from a TOML file, with `overrides` (tables merge key by key) on top; a UserError
     naming the file for anything unreadable or invalid."""
-    data = read_toml(path)
+    data = read_toml(path, "study file", "--config")
     for key, value in (overrides or {}).items():
         data[key] = data.get(key, {}) | value if isinstance(value, dict) and isinstance(data.get(key), dict) else value
     return parse_study(data, str(path), path.parent)
-
-
-def read_toml(path: Path) -> dict:
-    try:
-        return tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"study file {str(path)!r} (from --config) not found") from None
-    except (UnicodeDecodeError, IsADirectoryError):
-        raise UserError(f"study file {str(path)!r} (from --config) is not a TOML text file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: malformed TOML ({exc})") from None

@@ -19,26 +19,9 @@ from pathlib import Path
 
 import platformdirs
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
+from ..core.errors import UserError
+from ..core.parsing import read_toml
 from .actions import keymap_problems
-
-
-class ConfigError(Exception):
-    pass
-
-
-def read_toml(path: Path) -> dict:
-    """A TOML file as a dict; ConfigError naming the file when it is unreadable or not TOML."""
-    try:
-        return tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path.name}: cannot read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path.name}: not valid TOML ({exc})") from None
 
 
 def default_config_dir() -> Path:
@@ -59,8 +42,8 @@ def load_settings(config_dir: Path) -> Settings:
     if not path.is_file():
         return Settings()
     try:
-        data = read_toml(path)
-    except ConfigError as exc:
+        data = read_toml(path, "settings file")
+    except UserError as exc:
         return Settings(problems=[str(exc)])
     settings = Settings()
     theme = data.get("theme")

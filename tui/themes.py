@@ -15,7 +15,8 @@ from pathlib import Path
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-from .config import ConfigError, read_toml
+from ..core.errors import UserError
+from ..core.parsing import read_toml
 
 COLOURS = (
     "primary",
@@ -52,8 +53,8 @@ def _colour(path: Path, key: str, value) -> str:
 def load_theme(path: Path) -> Theme:
     """The Theme a file describes; ThemeError for anything wrong with it."""
     try:
-        data = read_toml(path)
-    except ConfigError as exc:
+        data = read_toml(path, "theme file")
+    except UserError as exc:
         raise ThemeError(str(exc)) from None
     unknown = set(data) - {"name", "dark", "variables", *COLOURS, *NUMBERS}
     if unknown:
