@@ -20,6 +20,18 @@ def run_cli(monkeypatch, capsys, *args):
     return code, out, err
 
 
+def prune_tiny_tail(monkeypatch, capsys, runs: str) -> tuple[str, list[int]]:
+    """(run id, removed) of `depthprune prune` on tiny:llama (tail, k=2, one 32-token calibration window)
+    into `runs`."""
+    code, out, err = run_cli(
+        monkeypatch, capsys, "prune", "--model", "tiny:llama", "--searcher", "tail", "--k", "2", "--runs-dir", runs,
+        "--calib-samples", "1", "--calib-seq-len", "32", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    return result["run"], result["removed"]
+
+
 def test_eval_json_contract(monkeypatch, capsys):
     code, out, _ = run_cli(
         monkeypatch,

@@ -9,7 +9,7 @@ import torch
 
 from depthprune.core.surgery import check_config, pruned_config
 
-from .test_cli import run_cli
+from .test_cli import prune_tiny_tail, run_cli
 
 
 def test_every_per_layer_config_field_is_sliced_and_passes_strict_validation(tmp_path):
@@ -130,26 +130,8 @@ def test_bad_export_input_is_one_line_with_exit_code_2(args, message, tmp_path, 
 
 def test_export_of_a_run_records_plan_hashes_and_event(tmp_path, monkeypatch, capsys):
     runs = str(tmp_path / "runs")
-    code, out, _ = run_cli(
-        monkeypatch,
-        capsys,
-        "prune",
-        "--model",
-        "tiny:llama",
-        "--searcher",
-        "tail",
-        "--k",
-        "2",
-        "--runs-dir",
-        runs,
-        "--calib-samples",
-        "1",
-        "--calib-seq-len",
-        "32",
-        "--json",
-    )
-    run_id, removed = json.loads(out)["run"], json.loads(out)["removed"]
-    code, out, err = run_cli(
+    run_id, removed = prune_tiny_tail(monkeypatch, capsys, runs)
+    code, _out, err = run_cli(
         monkeypatch,
         capsys,
         "export",

@@ -6,7 +6,7 @@ import pytest
 
 from depthprune.core.speed import ideal
 
-from .test_cli import run_cli
+from .test_cli import prune_tiny_tail, run_cli
 
 TINY = ["--prompt-len", "8", "--gen-len", "3", "--batch", "1,2", "--repeats", "2", "--threads", "1"]
 
@@ -36,26 +36,7 @@ def check_shape(report: dict, batches: list[str]) -> None:
 
 def test_speed_json_on_a_tiny_model_and_the_run_record(tmp_path, monkeypatch, capsys):
     runs = str(tmp_path / "runs")
-    code, out, _ = run_cli(
-        monkeypatch,
-        capsys,
-        "prune",
-        "--model",
-        "tiny:llama",
-        "--searcher",
-        "tail",
-        "--k",
-        "2",
-        "--runs-dir",
-        runs,
-        "--calib-samples",
-        "1",
-        "--calib-seq-len",
-        "32",
-        "--json",
-    )
-    assert code == 0
-    run_id, removed = json.loads(out)["run"], json.loads(out)["removed"]
+    run_id, removed = prune_tiny_tail(monkeypatch, capsys, runs)
     code, out, err = run_cli(monkeypatch, capsys, "speed", "--run", run_id, "--runs-dir", runs, *TINY, "--json")
     assert code == 0, err
     report = json.loads(out)
