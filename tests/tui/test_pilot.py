@@ -381,7 +381,8 @@ def test_start_a_tiny_run_and_watch_bars_and_progress_move(tmp_path):
         await wait_for(pilot, lambda: live_or_failed(app), 90, "the run directory")
         live = app.screen
         assert live.run.config["pid"] == app.launches[0].pid
-        await wait_for(pilot, lambda: live.view.outcome == "finished" and live.view.task_columns(), 90, "the end")
+        # the end: the search, the result's benchmark and then the dense model's (the reference row)
+        await wait_for(pilot, lambda: live.view.dense is not None and not live.writer_alive, 120, "the end")
         await pilot.pause(0.3)
         bars = live.query_one(ImportanceBars)
         assert len(bars.importance) == 8 and len(bars.removed) == 2
@@ -390,7 +391,8 @@ def test_start_a_tiny_run_and_watch_bars_and_progress_move(tmp_path):
         assert f"candidates {live.view.done}/{live.view.planned} (100%)" in progress
         hits = live.run.result()["prefix_cache"]["hits"]
         assert hits > 0 and f"prefix cache hits {hits} " in progress  # the counter result.json records
-        assert live.query_one("#configs", DataTable).row_count >= 1
+        table = live.query_one("#configs", DataTable)
+        assert table.row_count >= 2 and str(table.get_row_at(0)[0]) == "dense"
         assert app.detach_message() == ""  # nothing left running
 
     run_app(app, scenario)
