@@ -19,17 +19,8 @@ from depthprune.core.runs import list_runs
 from depthprune.core.surgery import export_pruned
 from depthprune.pipeline.prune import PruneConfig, resume, start
 
-CONFIG = PruneConfig(
-    model="tiny:llama:8",
-    objective="ppl",
-    searcher="greedy",
-    k=3,
-    seed=3,
-    calib="demo",
-    calib_samples=2,
-    calib_seq_len=64,
-    batch_size=1,
-)
+from .test_kill_points import CONFIG  # the same small greedy search the kill-point tests interrupt
+
 ARGS = [
     "prune",
     "--model",
