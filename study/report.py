@@ -115,7 +115,8 @@ def uncertainty(rows: list[dict], samples: dict, model: str) -> dict:
     `intervals` — per cell (dense first, then as in the results table) the 95 % interval of every task
     metric and average and its paired difference to the dense model; `pairs` — the paired
     differences of every two searchers; `ranks` — intervals of ρ and τ; `noise` — σ² across searchers
-    against item noise. `samples`: {(model, removed): `uncertainty.Samples` or None} (`results.collect`);
+    against item noise; `power` — the accuracy difference the suite can detect, over every two models of
+    the group and the dense one. `samples`: {(model, removed): `uncertainty.Samples` or None} (`results.collect`);
     without per-item results every entry is None."""
     dense = samples.get((model, ()))
     cells = {
@@ -128,7 +129,13 @@ def uncertainty(rows: list[dict], samples: dict, model: str) -> dict:
     def intervals(cell):
         return {t: U.task_interval(cell, t) for t in tasks} | {m: U.interval(cell, m) for m in U.METRICS}
 
-    out: dict = {"intervals": {}, "pairs": {}, "ranks": {}, "noise": {}}
+    out: dict = {
+        "intervals": {},
+        "pairs": {},
+        "ranks": {},
+        "noise": {},
+        "power": U.detectability([dense, *cells.values()]),
+    }
     for (objective,) in A.group(rows, "objective"):
         keys = sorted((k for k in cells if k[0] == objective), key=lambda k: baseline[k])
         searched = [k for k in keys if not baseline[k]]
@@ -434,6 +441,37 @@ def _noise_tables(head: str, g: dict) -> list[tuple[str, list[str], list[list] |
             ["objective", "metric", "σ²", "interval", "noise σ²", "p"],
             noise,
         ),
+        *_power_table(head, u["power"]),
+    ]
+
+
+def _power_table(head: str, p: dict | None) -> list[tuple[str, list[str], list[list] | None]]:
+    """What accuracy difference the suite can detect (`uncertainty.detectability`)."""
+    if p is None:
+        return []
+    items = ", ".join(f"{t} {n}" for t, n in p["items"].items())
+    return [
+        (
+            f"{head}: what the suite can detect (paired differences of mean accuracy over the "
+            f"{p['pairs']} pairs of the dense and pruned models; two-sided, α = {1 - U.LEVEL:.2g}, normal "
+            "approximation)",
+            [
+                "items per task",
+                "median SE (points)",
+                "SE range",
+                f"power at {p['effect']:g} points",
+                f"detectable with power {U.POWER:g}",
+            ],
+            [
+                [
+                    items,
+                    f"{p['se']:.2f}",
+                    f"{p['se_low']:.2f}–{p['se_high']:.2f}",
+                    f"{p['power']:.0%}",
+                    f"{p['detectable']:.1f} points",
+                ]
+            ],
+        )
     ]
 
 

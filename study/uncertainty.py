@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import bootstrap, rankdata
+from scipy.stats import bootstrap, norm, rankdata
 
 LEVEL = 0.95
 RESAMPLES = 2000
@@ -275,4 +275,54 @@ def noise_spread(cells: Sequence[Samples | None], metric: str) -> dict | None:
         "var_high": high,
         "noise_var": float(null.mean()),
         "p": float((1 + (null >= var).sum()) / (len(null) + 1)),
+    }
+
+
+EFFECT = 5.0  # accuracy points: the difference whose detection probability `detectability` states
+POWER = 0.8  # the power at which `detectability` states the smallest detectable difference
+
+
+def paired_se(a: Samples, b: Samples) -> float:
+    """Standard error of the paired difference acc_avg(a) − acc_avg(b), in points, from the items:
+    acc_avg is 100/T Σ_t mean_i x_ti over T tasks, so SE = 100/T · sqrt(Σ_t var_i(d_ti) / n_t) with d_ti
+    the seed-averaged per-item difference (1, 0 or −1 for one seed) and var its sample variance."""
+    terms = [np.var(a.acc[t].mean(axis=0) - b.acc[t].mean(axis=0), ddof=1) / a.acc[t].shape[1] for t in a.acc]
+    return 100 / len(terms) * float(np.sqrt(np.sum(terms)))
+
+
+def power_at(se: float, effect: float = EFFECT) -> float:
+    """Power of a two-sided level-(1 − LEVEL) z test on a paired difference with standard error `se`
+    when the true difference is `effect`: Φ(effect/se − z) + Φ(−effect/se − z), z = Φ⁻¹(1 − α/2)."""
+    z = norm.ppf(1 - (1 - LEVEL) / 2)
+    if se == 0:
+        return 1.0
+    return float(norm.cdf(effect / se - z) + norm.cdf(-effect / se - z))
+
+
+def detectable(se: float, power: float = POWER) -> float:
+    """The true difference (points) a two-sided level-(1 − LEVEL) test detects with probability
+    `power` (normal approximation, far tail neglected): (z_{1−α/2} + z_power) · se."""
+    return float((norm.ppf(1 - (1 - LEVEL) / 2) + norm.ppf(power)) * se)
+
+
+def detectability(cells: Sequence[Samples | None]) -> dict | None:
+    """How large an accuracy difference this suite can tell from item noise, judged on the paired
+    differences of every two `cells` (searchers of one objective, or pruned models and the dense one):
+    `items` per task, the median paired standard error `se` (points; range `se_low`..`se_high`), the
+    power to detect `EFFECT` points at that SE and the difference detectable with power `POWER`.
+    None with fewer than two cells with accuracy results on the same items."""
+    common = _common(cells, "acc_avg")
+    if common is None:
+        return None
+    ses = [paired_se(a, b) for i, a in enumerate(common) for b in common[i + 1 :]]
+    se = float(np.median(ses))
+    return {
+        "items": {t: a.shape[1] for t, a in common[0].acc.items()},
+        "pairs": len(ses),
+        "se": se,
+        "se_low": float(min(ses)),
+        "se_high": float(max(ses)),
+        "effect": EFFECT,
+        "power": power_at(se),
+        "detectable": detectable(se),
     }
