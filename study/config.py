@@ -15,7 +15,7 @@ Schema (every key optional except `name`; unknown keys are errors naming the fil
                                          # linear needs protect = [0, ...] and a family where fusion is exact
     [heal_options.lora]                  # per heal method its settings (default: depthprune heal's)
     steps = 50                           # lora: rank alpha targets steps lr batch_size distill seed;
-                                         # linear: ridge skip_positions
+                                         # linear: ridge skip_positions; both: calib_samples calib_seq_len
     data_dir = "../shared/data"          # relative paths are relative to the TOML file
     device = "cpu"                       # default: cuda when available
     batch_size = 8
@@ -162,9 +162,14 @@ def _typed(table: dict, schema: dict, where: str) -> dict:
 _MINIMUMS = {"samples": 1, "limit": 1, "windows": 1, "seq_len": 2}
 # Settings a study file may give each heal method ([heal_options.<method>]), with (type, lowest value, strict):
 # `linear` maps to heal.pipeline.HealRequest's fields, `lora` to heal.lora.LoraSettings'.
+HEAL_CALIBRATION: dict[str, tuple[type, float | None, bool]] = {
+    "calib_samples": (int, 1, False),  # calibration windows (default: depthprune heal's 64)
+    "calib_seq_len": (int, 2, False),  # tokens per window (default 256)
+}
 HEAL_OPTIONS: dict[str, dict[str, tuple[type, float | None, bool]]] = {
-    "linear": {"ridge": (float, 0, False), "skip_positions": (int, 0, False)},
+    "linear": {"ridge": (float, 0, False), "skip_positions": (int, 0, False), **HEAL_CALIBRATION},
     "lora": {
+        **HEAL_CALIBRATION,
         "rank": (int, 1, False),
         "alpha": (float, 0, True),
         "targets": (str, None, False),

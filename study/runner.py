@@ -34,7 +34,7 @@ from ..core.items import copy_items, write_items
 from ..core.runs import Run, append_line, complete_lines, slug, write_json_atomic
 from ..pipeline.prune import PruneConfig, benchmarked, check_seq_len, resolve_protected, resume, start, validate
 from ..searchers import Space
-from .config import StudyConfig
+from .config import HEAL_CALIBRATION, StudyConfig
 from .executors import Job, make_executor
 
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
@@ -170,6 +170,8 @@ def heal_model(fields: dict, removed: list[int], method: str, evaluation: dict, 
     from ..heal.pipeline import HealRequest, apply, calibrate
 
     config = PruneConfig(**fields)
+    calibration = {key: v for key, v in options.items() if key in HEAL_CALIBRATION}
+    settings = {key: v for key, v in options.items() if key not in HEAL_CALIBRATION}
     request = HealRequest(
         method=method,
         removed=list(removed),
@@ -178,7 +180,8 @@ def heal_model(fields: dict, removed: list[int], method: str, evaluation: dict, 
         resume=method == "lora",
         eval_tasks=list(evaluation["tasks"]),
         batch_size=config.batch_size,
-        **(options if method == "linear" else {"lora": LoraSettings(**options)}),
+        **calibration,
+        **(settings if method == "linear" else {"lora": LoraSettings(**settings)}),
     )
     _loaded.clear()  # the healed copy replaces the cached model in memory
     lm = load_model(config.model, device=config.device, dtype=config.dtype, trust_remote_code=config.trust_remote_code)

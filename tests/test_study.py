@@ -183,6 +183,7 @@ def test_mask_text_marks_removed_layers_with_a_glyph():
         ({"name": "s", "heal_options": {"lora": {"lr": 0}}}, "[heal_options.lora]: lr = 0 should be above 0"),
         ({"name": "s", "heal_options": {"lora": {"rank": 2.5}}}, "rank = 2.5 should be an integer"),
         ({"name": "s", "heal_options": {"linear": {"ridge": -1}}}, "ridge = -1 should be at least 0"),
+        ({"name": "s", "heal_options": {"linear": {"calib_samples": 0}}}, "calib_samples = 0 should be at least 1"),
         ({"name": "s", "heal_options": {"linear": {"ridge": float("inf")}}}, "ridge = inf should be a finite number"),
     ],
 )
@@ -828,7 +829,7 @@ def test_cross_objective_table_averages_each_objectives_sets_and_measures_the_ga
 def test_a_study_heals_with_its_heal_options_and_refuses_to_mix_other_options_into_its_store(tmp_path):
     from depthprune.study.runner import study_dir
 
-    lora = {"steps": 2, "rank": 2, "batch_size": 1, "lr": 1e-3}
+    lora = {"steps": 2, "rank": 2, "batch_size": 1, "lr": 1e-3, "calib_samples": 3, "calib_seq_len": 24}
     table = {"searchers": ["greedy"], "baselines": [], "heal": ["lora"], "heal_options": {"lora": lora}}
     config = heal_study(**table)
     summary = run_study(config, tmp_path)
@@ -840,6 +841,7 @@ def test_a_study_heals_with_its_heal_options_and_refuses_to_mix_other_options_in
     ]
     assert healed["heal"]["options"] == lora and healed["heal"]["steps"] == 2
     assert len(healed["heal"]["losses"]) == 2 and healed["heal"]["settings"]["rank"] == 2
+    assert (healed["heal"]["calibration"]["samples"], healed["heal"]["calibration"]["seq_len"]) == (3, 24)
     before = sorted((p.name, p.stat().st_mtime_ns) for p in study_dir(tmp_path, "tiny").iterdir())
     changed = heal_study(**table | {"heal_options": {"lora": {**lora, "steps": 3}}})
     with pytest.raises(
