@@ -8,7 +8,7 @@ from itertools import combinations
 
 import pytest
 
-from depthprune.core.runs import list_runs
+from depthprune.core.runs import Run, list_runs
 from depthprune.pipeline.loop import SearchStopped
 from depthprune.pipeline.prune import PruneConfig, resume, start
 from depthprune.searchers import SEARCHERS, Space
@@ -169,3 +169,49 @@ def test_the_cli_prints_the_front_after_the_result(tmp_path, monkeypatch, capsys
     code, out, err = run_cli(monkeypatch, capsys, "prune", "--resume", run_.id, "--runs-dir", str(tmp_path))
     assert code == 0 and "Pareto front" in out and "◀ result" in out
     assert out.count("◀ result") == 1 and all(" ".join(map(str, m["removed"])) in out for m in printed["front"])
+
+
+# -- in a study -------------------------------------------------------------------------------------
+
+
+def test_a_study_refuses_nsga2_with_an_objective_without_two_terms():
+    from depthprune.core.errors import UserError
+    from depthprune.study.config import parse_study
+
+    with pytest.raises(
+        UserError, match=r"study.toml: searcher nsga2 needs mix objectives .* objective 'ppl' is not one"
+    ):
+        parse_study({"name": "s", "objectives": [MIX, "ppl"], "searchers": ["nsga2"]}, "study.toml")
+
+
+def test_a_study_reports_each_nsga2_cells_front_as_a_table_and_a_figure(tmp_path):
+    from depthprune.study.config import parse_study
+    from depthprune.study.report import write_report
+    from depthprune.study.results import collect
+    from depthprune.study.runner import run_study
+
+    table = {
+        "name": "front",
+        "models": ["tiny:llama:8"],
+        "objectives": [MIX],
+        "searchers": ["nsga2", "greedy"],
+        "baselines": [],
+        "k": [2],
+        "seeds": [0],
+        "options": {"nsga2": {"population": 4, "generations": 2}},
+        "calibration": {MIX: {"source": "demo", "samples": 3, "seq_len": 64}},
+        "evaluation": {"tasks": ["demo-text"], "windows": 2, "seq_len": 64},
+    }
+    config = parse_study(table, "test")
+    run_study(config, tmp_path)
+    data = collect(config, tmp_path)
+    (cell,) = [r for r in data["rows"] if r["searcher"] == "nsga2"]
+    assert cell["front"]["members"] == Run.open(tmp_path / cell["run"]).result()["front"]
+    md = write_report(config, data, "md", tmp_path / "report").read_text()
+    figure = f"front-{cell['run']}.png"
+    assert (tmp_path / "report" / figure).stat().st_size > 1000
+    assert f"]({figure})" in md and "Pareto fronts of the multi-objective cells" in md
+    row = next(line for line in md.splitlines() if line.startswith("| mix:ppl=1,margin=1 | nsga2 |"))
+    assert f"| {len(cell['front']['members'])} | {len(cell['front']['evaluated'])} |" in row
+    assert not any(f"front-{r['run']}" in md for r in data["rows"] if r["searcher"] == "greedy")
+    assert figure in write_report(config, data, "html", tmp_path / "html").read_text()
