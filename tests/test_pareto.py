@@ -139,6 +139,26 @@ def test_a_stopped_nsga2_run_resumes_to_the_same_front_and_a_second_run_gets_it_
     assert all(e.cached and e.terms for e in again.events() if e.kind == "candidate")
 
 
+def test_memo_lines_and_candidates_stored_without_terms_still_read_and_nsga2_recomputes_them(tmp_path):
+    from depthprune.core.events import parse_event
+
+    old = parse_event('{"type": "candidate", "v": 2, "n": 1, "removed": [1], "value": 2.5, "seconds": 0.1}', "x")
+    assert old.terms is None
+    _, first = start(nsga2_config(), tmp_path)
+    (memo,) = (tmp_path / "memo").glob("*.jsonl")
+    rows = [json.loads(line) for line in memo.read_text().splitlines()]
+    assert all(set(row["terms"]) == {"ppl", "margin"} for row in rows)
+    without_terms = "".join(json.dumps({"removed": r["removed"], "value": r["value"]}) + "\n" for r in rows)
+    memo.write_text(without_terms)
+    _, second = start(nsga2_config(), tmp_path)  # values without terms: no hit for a multi-objective searcher
+    assert second["evaluations"] == first["evaluations"] and second["cached_from_memo"] == 0
+    assert second["front"] == first["front"]
+    memo.write_text(without_terms)
+    greedy = PruneConfig(model="tiny:llama:8", objective=MIX, searcher="greedy", k=2, **SMALL_MIX | {"options": {}})
+    _, third = start(greedy, tmp_path)  # any other searcher takes them
+    assert third["cached_from_memo"] > 0
+
+
 @pytest.mark.parametrize("objective", ["ppl", "mix:ppl=1"])
 def test_nsga2_refuses_an_objective_without_two_terms_in_one_line_and_writes_nothing(
     objective, tmp_path, monkeypatch, capsys
