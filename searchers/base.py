@@ -6,7 +6,8 @@ drive it from outside (Optuna-style). Scores are objective values, lower is bett
 may be smaller than k (greedy and one-shot score partial removals). A searcher is deterministic for
 a given seed, so replaying it against a memo of stored scores reproduces its trajectory exactly —
 that is how runs resume. A multi-objective searcher (`multi_objective`) also receives each scored
-set's term vector ({term: value}, the objective's `terms`) with `tell`, kept in `terms`.
+set's term vector ({term: value}, the `terms` of the objective's `Evaluation`) with `tell`, kept
+in `terms`, and leaves its Pareto front in `front`.
 """
 
 from __future__ import annotations
