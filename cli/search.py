@@ -75,11 +75,37 @@ def _print_result(run, result: dict, objective: str, as_json: bool) -> None:
         "block_forwards": result.get("block_forwards"),
         "seconds": result["seconds"],
     }
+    if "front" in result:
+        summary["front"] = result["front"]
     if as_json:
         print(json.dumps(summary))
-    else:
-        for key, value in summary.items():
+        return
+    for key, value in summary.items():
+        if key != "front":
             stdout.print(Text.assemble((f"{key:>12}", "bold"), f"  {value}"))
+    if "front" in result:
+        stdout.print(
+            Text.assemble(
+                ("Pareto front", "bold"), f"  {len(result['front'])} sets; terms relative to the dense model (0)"
+            )
+        )
+        stdout.print(front_table(result["front"], result["removed"]))
+
+
+def front_table(front: list[dict], chosen: list[int]):
+    """A multi-objective run's Pareto front: one row per member (its removed blocks, each term, the
+    mix value), the chosen result marked."""
+    from rich.table import Table
+
+    names = list(front[0]["terms"]) if front else []
+    table = Table()
+    for column in ["removed", *names, "mix value", ""]:
+        table.add_column(column, justify="left" if column == "removed" else "right")
+    for member in front:
+        mark = "◀ result" if member["removed"] == chosen else ""
+        cells = [f"{member['terms'][n]:.4g}" for n in names]
+        table.add_row(" ".join(map(str, member["removed"])), *cells, f"{member['value']:.4g}", mark)
+    return table
 
 
 D = PruneConfig()  # the one declaration of the defaults (run.json and studies use the same dataclass)

@@ -78,7 +78,9 @@ class Phase(Event):
 class Candidate(Event):
     """One removal set scored by the objective. `n`: computed evaluations so far, this one included.
     `aborted`: scoring stopped early, `value` is only a lower bound. `cached`: the value came from
-    the memo shared with other runs, no model time was spent."""
+    the memo shared with other runs, no model time was spent. `terms`: for an objective made of terms
+    (a mix), each term's dense-normalised value {term: t} (`value` is their weighted sum); None for
+    a single objective, an aborted candidate, and candidates stored before terms were recorded."""
 
     kind: ClassVar[str] = "candidate"
     n: int
@@ -88,6 +90,7 @@ class Candidate(Event):
     status: str = ""
     aborted: bool = False
     cached: bool = False
+    terms: dict[str, float] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,12 +112,15 @@ class Stopped(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Finished(Event):
-    """The search ended with `removed` and its objective value (also in result.json)."""
+    """The search ended with `removed` and its objective value (also in result.json). `front`: a
+    multi-objective searcher's Pareto front, as result.json's `front` ({"removed", "terms", "value"}
+    per member); None for the other searchers."""
 
     kind: ClassVar[str] = "finished"
     removed: list[int]
     value: float
     evaluations: int
+    front: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,7 +5,9 @@ pass at construction); each evaluation replays the blocks with the removal set s
 batch: `batch_stats` reduces one calibration batch, `combine` turns the statistics of all batches into
 the value. With a prefix cache attached, a replay starts from the deepest cached state on its path.
 With a `cutoff`, an evaluation stops as soon as `lower_bound` proves the value exceeds it (early
-abort inside an argmin). An objective never knows which searcher is asking.
+abort inside an argmin). An objective made of terms (a mix) also reports each term's own normalised
+value (`terms_of`), which multi-objective searchers compare. An objective never knows which searcher is
+asking.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import NamedTuple
 
 import torch
 
@@ -20,6 +23,15 @@ from ..core.engine import BlockInputs, Engine
 from ..core.errors import UserError
 from ..core.prefix import PrefixCache
 from ..core.scoring import Pair, TokenBatch, score_batch
+
+
+class Evaluation(NamedTuple):
+    """One evaluation: the value (a lower bound when `aborted`) and, for an objective made of terms,
+    each term's value as `terms_of` defines it ({term name: value}; None otherwise, or when aborted)."""
+
+    value: float
+    aborted: bool
+    terms: dict[str, float] | None = None
 
 
 class Objective(ABC):
@@ -70,6 +82,16 @@ class Objective(ABC):
     def combine(self, stats: list) -> float:
         """The value from the statistics of every calibration batch."""
 
+    def terms_of(self, stats: list) -> dict[str, float] | None:
+        """Each term's value from the statistics of every batch, for an objective made of terms (a
+        mix); None for a single objective."""
+        return None
+
+    def dense_term_values(self) -> dict[str, float] | None:
+        """Each term's own objective value for the dense model (no block removed), for an objective
+        made of terms; None for a single objective."""
+        return None
+
     def lower_bound(self, stats: list) -> float | None:
         """A value no evaluation can go below, given the statistics of its first batches; None when
         the objective has no such bound (then it never aborts)."""
@@ -78,9 +100,9 @@ class Objective(ABC):
     @torch.no_grad()
     def evaluate(
         self, removed: Iterable[int], cutoff: float | None = None, branches: frozenset = frozenset()
-    ) -> tuple[float, bool]:
-        """(value, False), or (a lower bound above `cutoff`, True) once the bound proves the value
-        exceeds `cutoff`."""
+    ) -> Evaluation:
+        """(value, False, terms), or (a lower bound above `cutoff`, True, None) once the bound proves
+        the value exceeds `cutoff`."""
         removed = frozenset(removed)
         stats = []
         for i in range(len(self.batches)):
@@ -88,12 +110,12 @@ class Objective(ABC):
             if cutoff is not None and len(stats) < len(self.batches):
                 bound = self.lower_bound(stats)
                 if bound is not None and bound > cutoff:
-                    return bound, True
-        return self.combine(stats), False
+                    return Evaluation(bound, True)
+        return Evaluation(self.combine(stats), False, self.terms_of(stats))
 
     def __call__(self, removed: Iterable[int]) -> float:
         """The loss of the model with `removed` skipped."""
-        return self.evaluate(removed)[0]
+        return self.evaluate(removed).value
 
     @abstractmethod
     def describe(self) -> dict:

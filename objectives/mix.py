@@ -2,14 +2,17 @@
 
 Definition. For terms (objective f_i, weight w_i), each f_i calibrated on its own data,
 
-    mix(removed) = sum_i w_i * (f_i(removed) - f_i(dense)) / s_i,   s_i = max(|f_i(dense)|, SCALE_FLOOR)
+    mix(removed) = sum_i w_i * t_i(removed),   t_i = (f_i(removed) - f_i(dense)) / s_i,
+    s_i = max(|f_i(dense)|, SCALE_FLOOR)
 
 where f_i(dense) is the term's value with no block removed (measured once, when the objective is
 built). A term is the relative change of its objective against the dense model: 0 for the dense
 model, +1 when the value has moved by its own magnitude in the worse direction, whatever its sign
 (`margin` is usually negative, mean NLL positive); `SCALE_FLOOR` keeps a term whose dense value is
 about 0 from dividing by it. Lower is better, like every objective. Weights are positive and need
-not sum to 1.
+not sum to 1. Every evaluation also reports the unweighted terms t_i ({objective name: t_i},
+`Objective.terms_of`): the vector a multi-objective searcher (nsga2) compares; the dense model is the
+point 0 in every term.
 
 A mix concatenates its terms' calibration batches, so the search loop, the prefix cache and the
 engine signals treat it as one objective with more batches; batch i is reduced by the term that
@@ -88,10 +91,17 @@ class Mix(Objective):
             start += len(objective.batches)
         return values
 
+    def terms_of(self, stats) -> dict[str, float]:
+        """{term name: t_i}, each term's dense-normalised value (see the module docstring)."""
+        return {
+            o.name: (v - d) / s for (_, o), v, d, s in zip(self.terms, self.term_values(stats), self.dense, self.scales)
+        }
+
     def combine(self, stats) -> float:
-        return sum(
-            w * (v - d) / s for (w, _), v, d, s in zip(self.terms, self.term_values(stats), self.dense, self.scales)
-        )
+        return sum(w * t for (w, _), t in zip(self.terms, self.terms_of(stats).values()))
+
+    def dense_term_values(self) -> dict[str, float]:
+        return {o.name: d for (_, o), d in zip(self.terms, self.dense)}
 
     def describe(self) -> dict:
         return {

@@ -4,7 +4,10 @@ All candidates go through one memo keyed by removal set (the objective is fixed 
 from `events.jsonl` on resume: a stored set is never scored again, and since searchers are
 deterministic for a seed, a resumed search replays the same trajectory to the same result. Counts
 (`evaluations`, `aborted`, `cached_from_memo`) are rebuilt from the stored candidates, so they
-survive any number of resumes.
+survive any number of resumes. An objective made of terms (a mix) gives each candidate its term
+vector too; it is stored with the candidate (and in the shared memo) and replayed to the searcher
+with its value, so a multi-objective search resumes to the same front. A shared-memo value without
+terms (written before they were recorded) is no hit for a multi-objective searcher.
 
 The engine signals some searchers need besides objective values (one-shot proxies, CBO's gate
 gradients, FBS's mutual information; `Searcher.signals_needed`) are computed here, inside the run's
@@ -91,10 +94,13 @@ def run_search(
     speed = speed or Speedups(prefix_cache=False, early_abort=False, memo=False)
     emit = listener or (lambda _event: None)
     memo: dict[RemovalSet, float] = {}
+    terms: dict[RemovalSet, dict[str, float]] = {}  # term vectors of the memo's sets that have them
     bounds: dict[RemovalSet, float] = {}
     stored = [e for e in run.events() if isinstance(e, Candidate)]
     for e in stored:
         (bounds if e.aborted else memo)[frozenset(e.removed)] = e.value
+        if e.terms is not None:
+            terms[frozenset(e.removed)] = e.terms
     earlier_seconds = sum(e.seconds for e in stored)
     counts = {
         "evaluations": sum(1 for e in stored if not e.cached),
@@ -140,6 +146,7 @@ def run_search(
                     status=searcher.status,
                     aborted=aborted,
                     cached=cached,
+                    terms=terms.get(removed),
                 )
             )
         )
@@ -154,23 +161,31 @@ def run_search(
             return memo[removed]
         if stop is not None and stop.is_set():
             raise SearchStopped
-        if shared is not None and removed in shared.values:
+        if (
+            shared is not None
+            and removed in shared.values
+            and (removed in shared.terms or not searcher.multi_objective)
+        ):
             memo[removed] = shared.values[removed]
+            if removed in shared.terms:
+                terms[removed] = shared.terms[removed]
             counts["cached"] += 1
             record(removed, memo[removed], 0.0, cached=True)
             return memo[removed]
         t = time.perf_counter()
-        value, aborted = objective.evaluate(removed, cutoff, branches)
+        value, aborted, vector = objective.evaluate(removed, cutoff, branches)
         fault_point("evaluate")
         counts["evaluations"] += 1
         (bounds if aborted else memo)[removed] = value
+        if vector is not None:
+            terms[removed] = vector
         if aborted:
             counts["aborted"] += 1
         record(removed, value, time.perf_counter() - t, aborted=aborted)
         if shared is not None and not aborted:
             fault_point("memo")  # the run holds the candidate, the shared memo not yet
             try:
-                shared.add(removed, value)
+                shared.add(removed, value, terms.get(removed))
             except UserError as exc:  # e.g. a full disk: the run itself is intact and resumable
                 raise UserError(f"{exc}; continue with: depthprune prune --resume {run.path}") from None
         return value
@@ -213,7 +228,8 @@ def run_search(
         batch = searcher.ask()
         report_importance()
         while batch:
-            batch = searcher.tell(evaluate_batch(batch))
+            scores = evaluate_batch(batch)
+            batch = searcher.tell(scores, {s: terms[s] for s in scores if s in terms})
             report_importance()
         chosen = searcher.result
         assert chosen is not None
@@ -237,6 +253,19 @@ def run_search(
     }
     if searcher.states:
         result["lowest_energy_states"] = [{"energy": e, "removed": s} for e, s in searcher.states]
+    if searcher.front:
+        dense = objective.dense_term_values() or {}
+        result["front"] = searcher.front
+        result["dense"] = {"terms": dict.fromkeys(dense, 0.0), "values": dense}  # the dense model: 0 in every term
     run.write_result(result)
-    emit(run.append(Finished(removed=sorted(chosen), value=value, evaluations=counts["evaluations"])))
+    emit(
+        run.append(
+            Finished(
+                removed=sorted(chosen),
+                value=value,
+                evaluations=counts["evaluations"],
+                front=searcher.front or None,
+            )
+        )
+    )
     return result

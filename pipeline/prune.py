@@ -239,12 +239,28 @@ def validate(config: PruneConfig, source: str = FLAGS) -> None:
         except UserError as exc:
             raise UserError(str(exc).replace(f"(from --{name})", f"(from {where(source, name)})")) from None
     searcher_class(config.searcher).validate_options(config.options, where(source, "options"))
+    check_objective_for(config.searcher, config.objective, source)
     for name in config.eval_tasks:
         get_task(name, where(source, "eval_tasks"))
     config.calibrations("cpu", source)
     if config.device is not None:
         check_device(config.device, where(source, "device"))
     config.speedups(source)
+
+
+def searches_objective(searcher: str, objective: str) -> bool:
+    """Whether `searcher` can search `objective`: a multi-objective searcher compares term vectors,
+    so it needs a mix of at least two terms; every other searcher takes any objective."""
+    return not searcher_class(searcher).multi_objective or len(mix_terms(objective)) >= 2
+
+
+def check_objective_for(searcher: str, objective: str, source: str = FLAGS) -> None:
+    """A UserError naming the searcher and the objective given when `searches_objective` says no."""
+    if not searches_objective(searcher, objective):
+        raise UserError(
+            f"searcher {searcher} (from {where(source, 'searcher')}) needs a mix objective of at least two terms "
+            f"(--objective mix:ppl=1,margin=1); got {objective!r}"
+        )
 
 
 def preliminary(config: PruneConfig) -> dict:

@@ -1,7 +1,7 @@
 """Search algorithms: propose removal sets, receive their scores; they never touch a model.
 
-The paper's seven — oneshot, greedy, beam, ga, bo, cbo, fbs — and baselines: random, anneal,
-window, tail, exhaustive.
+The paper's seven — oneshot, greedy, beam, ga, bo, cbo, fbs — baselines: random, anneal, window,
+tail, exhaustive — and nsga2, the multi-objective search for the Pareto front of a mix's terms.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from .bayesian import Bayesian
 from .cbo import CBO
 from .fbs import FastBlockSelect
 from .genetic import Genetic
+from .pareto import NSGA2
 from .simple import Beam, Exhaustive, Greedy, OneShot, RandomSearch, Tail, Window
 
 SEARCHERS: dict[str, type[Searcher]] = {
@@ -30,6 +31,7 @@ SEARCHERS: dict[str, type[Searcher]] = {
         Window,
         Tail,
         Exhaustive,
+        NSGA2,
     ]
 }
 PAPER_SEARCHERS = ("oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs")

@@ -5,7 +5,9 @@ dict {set: score} for each batch; its return value is the chosen set of exactly 
 drive it from outside (Optuna-style). Scores are objective values, lower is better. Sets in a batch
 may be smaller than k (greedy and one-shot score partial removals). A searcher is deterministic for
 a given seed, so replaying it against a memo of stored scores reproduces its trajectory exactly —
-that is how runs resume.
+that is how runs resume. A multi-objective searcher (`multi_objective`) also receives each scored
+set's term vector ({term: value}, the `terms` of the objective's `Evaluation`) with `tell`, kept
+in `terms`, and leaves its Pareto front in `front`.
 """
 
 from __future__ import annotations
@@ -135,6 +137,7 @@ class Searcher(ABC):
     needs: ClassVar[tuple[str, ...]] = ()  # engine signals it may use: "gradients", "segment_mi", "proxy"
     importance_label: ClassVar[str] = "searcher score"  # what `importance` measures (shown with it)
     stochastic: ClassVar[bool] = False  # True: the result depends on the seed (studies run every seed)
+    multi_objective: ClassVar[bool] = False  # True: compares term vectors, so needs a mix of ≥ 2 terms
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -169,6 +172,8 @@ class Searcher(ABC):
         self.status = ""
         self.select: int | None = None  # only the best `select` of the pending batch matter (early abort)
         self.states: list[tuple[float, list[int]]] = []  # lowest-energy states, for searchers that have them
+        self.terms: dict[RemovalSet, dict[str, float]] = {}  # term vectors received (multi-objective searchers)
+        self.front: list[dict] = []  # the Pareto front, for multi-objective searchers: {"removed", "terms", "value"}
         self._gen: Search | None = None
         self._pending: list[RemovalSet] = []
         self.result: RemovalSet | None = None
@@ -250,11 +255,17 @@ class Searcher(ABC):
             return self._advance(None)
         return self._pending
 
-    def tell(self, scores: dict[RemovalSet, float]) -> list[RemovalSet]:
-        """Scores for the pending batch; returns the next batch (or [] when done)."""
+    def tell(
+        self, scores: dict[RemovalSet, float], terms: dict[RemovalSet, dict[str, float]] | None = None
+    ) -> list[RemovalSet]:
+        """Scores for the pending batch (and, for a multi-objective searcher, their term vectors);
+        returns the next batch (or [] when done)."""
         missing = [s for s in self._pending if s not in scores]
+        if self.multi_objective:
+            self.terms.update(terms or {})
+            missing += [s for s in self._pending if s not in self.terms]
         if missing:
-            raise ValueError(f"no score for {sorted(missing[0])}")
+            raise ValueError(f"no score{' or terms' if self.multi_objective else ''} for {sorted(missing[0])}")
         return self._advance({s: scores[s] for s in self._pending})
 
     def _advance(self, scores) -> list[RemovalSet]:

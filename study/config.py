@@ -6,7 +6,7 @@ Schema (every key optional except `name`; unknown keys are errors naming the fil
     models = ["demo"]
     objectives = ["ppl", "margin"]      # or mixes: "mix:ppl=0.5,margin=0.5" (each term's default calibration,
                                          # or its own [calibration."mix:ppl=0.5,margin=0.5"] table)
-    searchers = ["oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs"]
+    searchers = ["oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs"]   # nsga2 too, with mix objectives only
     baselines = ["random", "tail"]       # run in every cell group: a random k-set per seed, the last k blocks
     k = [4, 7]
     seeds = [0]                          # seed-dependent searchers run every seed, the others seed 0 only
@@ -49,7 +49,7 @@ from ..core.runs import slug
 from ..core.tasks import TASKS
 from ..heal import METHODS as HEAL_METHODS
 from ..objectives import OBJECTIVES, is_mix, objective_class
-from ..pipeline.prune import PruneConfig
+from ..pipeline.prune import PruneConfig, searches_objective
 from ..searchers import SEARCHERS
 
 PAPER_SEARCHERS = ["oneshot", "greedy", "beam", "ga", "bo", "cbo", "fbs"]
@@ -261,6 +261,13 @@ def parse_study(data: dict, source: str, base: Path | None = None) -> StudyConfi
         raise UserError(
             f"{source}: {sorted(set(config.searchers) & set(config.baselines))} listed both as searcher and baseline"
         )
+    for searcher in config.searchers + config.baselines:
+        for objective in config.objectives:
+            if not searches_objective(searcher, objective):
+                raise UserError(
+                    f"{source}: searcher {searcher} needs mix objectives of at least two terms "
+                    f'(as "mix:ppl=1,margin=1"); objective {objective!r} is not one'
+                )
     config.k = _ints(data.get("k", config.k), "k", source, minimum=1)
     config.seeds = _ints(data.get("seeds", config.seeds), "seed", source, minimum=0)
     if not config.k or not config.seeds:

@@ -1,5 +1,6 @@
 """A study's report: every analysis per (model, k), rendered as Markdown (default), CSV, JSON or
-HTML, with the removed-layer figures (PNG, matplotlib) written beside it."""
+HTML, with the removed-layer figures and, for multi-objective cells (nsga2), their Pareto fronts
+(PNG, matplotlib) written beside it."""
 
 from __future__ import annotations
 
@@ -56,6 +57,11 @@ def build(config, data: dict) -> dict:
                 "seeds": A.seed_variation(rs),
                 "healing": _healing(rs, config.heal),
                 "cross_objective": A.cross_objective(rs),
+                "fronts": [
+                    {key: r[key] for key in ("objective", "searcher", "seed", "run", "removed", "value")} | r["front"]
+                    for r in rs
+                    if r.get("front")
+                ],
             }
         )
         if "samples" in data:
@@ -204,7 +210,45 @@ def write_figures(report: dict, folder: Path) -> dict[tuple, str]:
         fig.savefig(folder / name, dpi=120)
         plt.close(fig)
         names[(g["model"], g["k"])] = name
+        for front in g["fronts"]:
+            names[("front", front["run"])] = front_figure(front, g, folder)
     return names
+
+
+def front_figure(front: dict, group: dict, folder: Path) -> str:
+    """One multi-objective cell's PNG (drawn by `write_figures`, on its backend): every evaluated
+    k-set's first two terms (light), the Pareto front (highlighted, joined as a step line), the
+    chosen set and the dense model (0, 0); returns the file name."""
+    import matplotlib.pyplot as plt
+
+    names = list(front["members"][0]["terms"])[:2]
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    x, y = names
+    ax.scatter(
+        [t[x] for t in front["evaluated"]],
+        [t[y] for t in front["evaluated"]],
+        s=12,
+        color="0.72",
+        label="evaluated k-sets",
+        zorder=1,
+    )
+    points = sorted((m["terms"][x], m["terms"][y]) for m in front["members"])
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    ax.step(xs, ys, where="post", color="C3", linewidth=1, zorder=2)
+    ax.scatter(xs, ys, s=22, color="C3", label=f"Pareto front ({len(points)})", zorder=3)
+    chosen = next(m["terms"] for m in front["members"] if m["removed"] == front["removed"])
+    ax.scatter([chosen[x]], [chosen[y]], s=90, marker="*", color="C0", label="result", zorder=4)
+    ax.scatter([0.0], [0.0], s=50, marker="x", color="black", label="dense model", zorder=4)
+    ax.set_xlabel(f"{x} (relative change vs dense)", fontsize=8)
+    ax.set_ylabel(f"{y} (relative change vs dense)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7)
+    ax.set_title(f"{group['model']}, k = {group['k']}: {front['searcher']} on {front['objective']}", fontsize=8)
+    fig.tight_layout()
+    name = f"front-{front['run']}.png"
+    fig.savefig(folder / name, dpi=120)
+    plt.close(fig)
+    return name
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -245,6 +289,7 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
                 None,
             )
         )
+        out += _front_tables(head, g, figures)
         out.append(
             (
                 f"{head}: perplexity rank vs accuracy rank across searchers",
@@ -353,6 +398,54 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
 
 
 NA = "n/a"  # an interval without per-item results (a study evaluated before they were stored)
+
+
+def _terms(terms: dict) -> str:
+    return ", ".join(f"{name} {_cell(v)}" for name, v in terms.items())
+
+
+def _front_tables(head: str, g: dict, figures: dict) -> list[tuple[str, list[str], list[list] | None]]:
+    """The multi-objective cells of one group: front size and chosen set, then each front's figure
+    with its caption (none when the group has no such cell)."""
+    if not g["fronts"]:
+        return []
+    rows = [
+        [
+            f["objective"],
+            f["searcher"],
+            f["seed"],
+            len(f["members"]),
+            len(f["evaluated"]),
+            f["removed"],
+            _terms(next(m["terms"] for m in f["members"] if m["removed"] == f["removed"])),
+        ]
+        for f in g["fronts"]
+    ]
+    lines = []
+    for f in g["fronts"]:
+        name = figures.get(("front", f["run"]))
+        if name:
+            terms = list(f["members"][0]["terms"])
+            lines += [
+                f"![Pareto front of {f['run']}]({name})",
+                "",
+                f"*{f['searcher']} on `{f['objective']}`, seed {f['seed']}: {len(f['evaluated'])} evaluated k-sets "
+                f"(grey), the {len(f['members'])} of the Pareto front (red, step line), the result (star) and the "
+                f"dense model (×, 0 in every term); axes: {terms[0]} and {terms[1]}, each relative to the dense "
+                f"model{' (the first two of ' + str(len(terms)) + ' terms)' if len(terms) > 2 else ''}.*",
+                "",
+            ]
+    out: list[tuple[str, list[str], list[list] | None]] = [
+        (
+            f"{head}: Pareto fronts of the multi-objective cells (terms relative to the dense model; the result "
+            f"is the member with the lowest mix value)",
+            ["objective", "searcher", "seed", "front size", "k-sets evaluated", "result", "result's terms"],
+            rows,
+        )
+    ]
+    if lines:
+        out.append((f"{head}: Pareto front figures", lines, None))
+    return out
 
 
 def _ci(pair) -> str:
@@ -509,7 +602,7 @@ def to_html(report: dict, figures: dict) -> str:
             text = [h for h in header if not h.startswith(("```", "!["))]
             parts.append("<pre>" + html.escape("\n".join(text)) + "</pre>")
             parts += [
-                f"<img src='{html.escape(f)}' alt='removed layers'>"
+                f"<img src='{html.escape(f)}' alt='{html.escape(f)}'>"
                 for key, f in figures.items()
                 if f in "".join(header)
             ]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..core.events import Candidate
 from ..core.items import read_items
 from ..core.runs import Run
 from ..core.tables import latest_speed, speed_summary
@@ -89,6 +90,8 @@ def collect(config: StudyConfig, runs_dir: Path, with_items: bool = False) -> di
                 "healed": _healed(store, cell.model, result["removed"], config.heal),
             }
         )
+        if run is not None and "front" in result:
+            rows[-1]["front"] = front_of(run, result, cell.k)
     dense = {}
     for model in config.models:
         scores = store.scores.get((model, ()))
@@ -97,6 +100,17 @@ def collect(config: StudyConfig, runs_dir: Path, with_items: bool = False) -> di
             dense[model] = {"metrics": metrics, "acc_avg": acc_avg, "ppl_avg": ppl_avg}
     data = {"rows": rows, "dense": dense, "n_blocks": n_blocks, "missing": missing}
     return data | {"samples": item_samples(store)} if with_items else data
+
+
+def front_of(run: Run, result: dict, k: int) -> dict:
+    """A multi-objective run's front for the report: its `members` and `dense` point (result.json)
+    and the term vectors of every complete k-set it evaluated (`evaluated`, each set once)."""
+    evaluated = {
+        tuple(e.removed): e.terms
+        for e in run.events()
+        if isinstance(e, Candidate) and e.terms is not None and len(e.removed) == k
+    }
+    return {"members": result["front"], "dense": result.get("dense"), "evaluated": list(evaluated.values())}
 
 
 def item_samples(store: EvaluationStore) -> dict:

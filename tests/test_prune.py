@@ -26,6 +26,11 @@ def options_for(name):
     return {"scorer": "bi"} if name == "oneshot" else {}
 
 
+def objective_for(name):
+    """ppl, or a two-term mix for a multi-objective searcher (nsga2 refuses anything else)."""
+    return "mix:ppl=1,margin=1" if SEARCHERS[name].multi_objective else "ppl"
+
+
 @pytest.mark.parametrize("family", FAMILY_NAMES)
 def test_every_searcher_runs_end_to_end_on_every_family(family, tmp_path):
     from depthprune.core.loading import load_model
@@ -33,7 +38,13 @@ def test_every_searcher_runs_end_to_end_on_every_family(family, tmp_path):
     lm = load_model(f"tiny:{family}", device="cpu")
     for name in SEARCHERS:
         config = PruneConfig(
-            model=f"tiny:{family}", objective="ppl", searcher=name, k=2, protect=[0], **SMALL, options=options_for(name)
+            model=f"tiny:{family}",
+            objective=objective_for(name),
+            searcher=name,
+            k=2,
+            protect=[0],
+            **SMALL,
+            options=options_for(name),
         )
         run, result = start(config, tmp_path, lm=lm)
         assert len(result["removed"]) == 2 and 0 not in result["removed"], name
@@ -325,7 +336,7 @@ def test_every_searcher_runs_on_the_real_demo_model(name, demo, tmp_path):
     protect = list(range(0, 22))  # 8 removable blocks keep this quick on a CPU
     config = PruneConfig(
         model="demo",
-        objective="ppl",
+        objective=objective_for(name),
         searcher=name,
         k=2,
         protect=protect,

@@ -99,8 +99,8 @@ def test_early_abort_bound_never_exceeds_the_true_value():
             name, lm, calib="demo", samples=4 if name != "acc" else 12, seq_len=32, batch_size=1
         )
         for removed in [(), (0,), (2, 3), (1, 4, 5)]:
-            value, aborted = objective.evaluate(removed)
-            bound, stopped = objective.evaluate(removed, cutoff=-math.inf)
+            value, aborted, _ = objective.evaluate(removed)
+            bound, stopped, _ = objective.evaluate(removed, cutoff=-math.inf)
             assert not aborted and stopped and bound <= value + 1e-9
 
 
@@ -121,9 +121,9 @@ class StagedLandscape:
         for b in range(self.batches):
             total += sum(self.cost[i] for i in removed) / self.batches
             if cutoff is not None and b < self.batches - 1 and total > cutoff:
-                return total, True
+                return total, True, None
         self.full += 1
-        return total, False
+        return total, False, None
 
 
 def test_early_abort_cuts_hopeless_candidates_without_changing_the_search(tmp_path):

@@ -142,7 +142,7 @@ def validate(values: dict[str, str], blocks: int | None) -> dict[str, str]:
     from ..core.parsing import parse_indices, parse_options
     from ..core.tasks import get_task
     from ..objectives import OBJECTIVES, objective_class
-    from ..pipeline.prune import resolve_protected
+    from ..pipeline.prune import check_objective_for, resolve_protected
     from ..searchers import SEARCHERS, Space
 
     errors: dict[str, str] = {}
@@ -156,6 +156,8 @@ def validate(values: dict[str, str], blocks: int | None) -> dict[str, str]:
 
     objective = check("objective", lambda: objective_class(values["objective"].strip()))
     searcher = check("searcher", lambda: _registered("searcher", values["searcher"], SEARCHERS))
+    if objective is not None and searcher is not None:
+        check("searcher", lambda: check_objective_for(searcher.name, values["objective"].strip()))
     k = check("k", lambda: _integer(values["k"], 1))
     check("seed", lambda: _integer(values["seed"]))
     protected = check("protect", lambda: parse_indices(values["protect"], "protected blocks"))

@@ -14,6 +14,9 @@ Definitions used throughout the UI:
   ...), else the searcher's own score (`importance` event, with its label); lower = more removable;
 * *phase*: what the run's process does now (`phase` events: loading, calibrating, signals,
   searching, benchmarking, ...); the search's `finished`/`stopped` does not end later phases;
+* *front*: for candidates that carry terms (a mix objective), the Pareto front of the complete
+  k-sets so far — those no other k-set's term vector dominates (`searchers.pareto.dominates`);
+  for an nsga2 run, once finished, it equals the run's stored front;
 * *heal loss curve*: the LoRA training loss by step of the latest heal, from its `healing` phase
   events while it trains (steps a resumed heal repeats are replaced), then its `healed` event's losses;
 * *ETA*: of the current phase only — searching: mean seconds per non-cached candidate × candidates
@@ -26,6 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.events import Benchmarked, Candidate, Event, Finished, Healed, Importance, Phase, Started, Stopped, Usage
+from ..searchers.pareto import dominates
 
 SINGLE = "single"  # importance scale: objective with the block alone removed
 SEARCHER = "searcher"  # importance scale: the searcher's `importance` events
@@ -97,6 +101,9 @@ class RunView:
         self.best: Configuration | None = None  # best complete k-set
         self.partial: Configuration | None = None  # best complete set of the largest size below k
         self.best_curve: list[float] = []  # best k-set value after each candidate since the first k-set
+        self.terms: dict[tuple[int, ...], tuple[float, ...]] = {}  # complete k-sets' term vectors, by term_names
+        self.term_names: list[str] = []  # the terms of the first candidate that carried them
+        self.front: list[tuple[int, ...]] = []  # the k-sets on the Pareto front so far (see the module docstring)
         self.current: tuple[int, ...] | None = None
         self.status = ""
         self.done = 0  # candidate events, memo hits and aborts included
@@ -204,6 +211,8 @@ class RunView:
             if len(removed) == self.k:
                 if self.best is None or event.value < self.best.value:
                     self.best = config
+                if event.terms:
+                    self._front_add(removed, event.terms)
             elif self.best is None:
                 partial = self.partial
                 if (
@@ -214,6 +223,16 @@ class RunView:
                     self.partial = config
         if self.best is not None:
             self.best_curve.append(self.best.value)
+
+    def _front_add(self, removed: tuple[int, ...], terms: dict[str, float]) -> None:
+        """Record a k-set's term vector and keep `front` the non-dominated k-sets so far."""
+        self.term_names = self.term_names or list(terms)
+        if removed in self.terms or set(terms) != set(self.term_names):
+            return
+        point = self.terms[removed] = tuple(terms[name] for name in self.term_names)
+        if any(dominates(self.terms[m], point) for m in self.front):
+            return
+        self.front = [m for m in self.front if not dominates(point, self.terms[m])] + [removed]
 
     # -- derived -----------------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""Live run: phase and progress, importance bars, the best-so-far curve, evaluated configurations,
-the machine strip and a log drawer, for a run being written, attached to, or replayed — all from
-its run directory.
+"""Live run: phase and progress, importance bars, the best-so-far curve, for a run whose candidates
+carry terms (a mix) the scatter of its Pareto front, evaluated configurations, the machine strip and
+a log drawer, for a run being written, attached to, or replayed — all from its run directory.
 
 A thread worker follows the run (`follow.py`) and posts `RunUpdate` messages; the screen folds
 them into the view model and redraws at most `FPS` times a second, unless rendering is paused.
@@ -26,6 +26,7 @@ from ..launch import resume_argv, stop
 from ..machine import size, strip_text
 from ..viewmodel import SEARCHER, RunView, primary_metric, summary_fields
 from ..widgets.bars import ImportanceBars
+from ..widgets.scatter import CHOSEN, DENSE, FRONT, FrontScatter, axis_range
 from ..widgets.table import RowTable
 from .confirm import Confirm
 
@@ -124,6 +125,8 @@ class LiveScreen(Screen):
                 yield Static(id="progress")
                 yield Static(id="curve-title", classes="pane-title")
                 yield Sparkline([], id="curve")
+                yield Static(id="front-title", classes="pane-title")
+                yield FrontScatter(id="front")
                 yield Static(id="heal-title", classes="pane-title")
                 yield Sparkline([], id="heal-curve")
                 yield RowTable(id="configs", cursor_type="row", zebra_stripes=True, header_height=2)
@@ -273,6 +276,7 @@ class LiveScreen(Screen):
         sparkline = self.query_one("#curve", Sparkline)
         sparkline.display = bool(curve)
         sparkline.data = list(curve)  # a new list: the reactive ignores the same object
+        self.render_front()
         losses = view.heal_curve
         heal_title = self.query_one("#heal-title", Static)
         heal_title.display = bool(losses)
@@ -280,6 +284,29 @@ class LiveScreen(Screen):
         heal_curve = self.query_one("#heal-curve", Sparkline)
         heal_curve.display = bool(losses)
         heal_curve.data = losses
+
+    def render_front(self) -> None:
+        """The front scatter of the first two terms, shown once candidates carry two or more."""
+        view = self.view
+        title, scatter = self.query_one("#front-title", Static), self.query_one(FrontScatter)
+        title.display = scatter.display = len(view.term_names) >= 2 and bool(view.terms)
+        if not scatter.display:
+            return
+        x, y = view.term_names[:2]
+        on_front = set(view.front)
+        cloud = [p[:2] for s, p in view.terms.items() if s not in on_front]
+        front = [view.terms[s][:2] for s in view.front]
+        chosen = view.terms.get(view.removed)
+        shown = cloud + front
+        (x0, x1), (y0, y1) = axis_range([p[0] for p in shown]), axis_range([p[1] for p in shown])
+        title.update(
+            Text.assemble(
+                ("Pareto front", "bold"),
+                f" {len(front)}/{len(view.terms)} · {FRONT}front {CHOSEN}best {DENSE}dense\n",
+                f"x {x} {x0:.2g}…{x1:.2g} · y {y} {y0:.2g}…{y1:.2g}",
+            )
+        )
+        scatter.show(cloud, front, chosen[:2] if chosen else None)
 
     def render_table(self) -> None:
         table = self.query_one("#configs", DataTable)
