@@ -15,9 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Container
 
-from .base import RemovalSet, Searcher
+from .base import RemovalSet, Searcher, count, fraction, positive
 
 RETRIES = 20  # extra swaps of a child that repeats a set already taken
+OPTIONS = {  # the options every evolutionary searcher has (see the module docstring)
+    "population": count(16, low=2),
+    "generations": count(10),
+    "mutation": fraction(0.15),
+    "tau": positive(1.0),
+    "uniform_mix": fraction(0.25),
+}
 
 
 class Evolutionary(Searcher):
@@ -25,6 +32,14 @@ class Evolutionary(Searcher):
     `population`, `mutation`, `tau` and `uniform_mix`."""
 
     weights: dict[int, float]
+
+    def start(self):
+        """The opening both searchers share: score every block alone (the one-shot damages become
+        `importance`), then the first population; returns (population, {set: score} of all scored)."""
+        _, delta = yield from self.single_damage()
+        self.importance = delta
+        population = self.first_population(delta)
+        return population, dict((yield from self.score(population)))
 
     def first_population(self, delta: dict[int, float]) -> list[RemovalSet]:
         """Set the prior weights from the one-shot damages `delta` and return the first population."""

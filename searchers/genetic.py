@@ -11,29 +11,18 @@ known in advance).
 
 from __future__ import annotations
 
-from .base import argmin, count, fraction, positive
-from .evolution import Evolutionary
+from .base import argmin, count, fraction
+from .evolution import OPTIONS, Evolutionary
 
 
 class Genetic(Evolutionary):
     name = "ga"
     stochastic = True
-    params = {
-        "population": count(16, low=2),
-        "elitism": fraction(0.2, open_high=True),
-        "mutation": fraction(0.15),
-        "generations": count(10),
-        "tau": positive(1.0),
-        "uniform_mix": fraction(0.25),
-        "tournament": count(3),
-    }
+    params = {**OPTIONS, "elitism": fraction(0.2, open_high=True), "tournament": count(3)}
 
     def search(self):
         o = self.options
-        _, delta = yield from self.single_damage()
-        self.importance = delta
-        population = self.first_population(delta)
-        seen = dict((yield from self.score(population)))
+        population, seen = yield from self.start()
         n_elite = round(o["elitism"] * o["population"])
         for g in range(o["generations"]):
             self.status = f"generation {g + 1}/{o['generations']}"

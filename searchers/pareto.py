@@ -27,8 +27,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from .base import RemovalSet, argmin, count, fraction, positive
-from .evolution import Evolutionary
+from .base import RemovalSet, argmin
+from .evolution import OPTIONS, Evolutionary
 
 Point = Sequence[float]
 
@@ -92,20 +92,11 @@ class NSGA2(Evolutionary):
     stochastic = True
     multi_objective = True
     importance_label = "mix value, block alone − dense"
-    params = {
-        "population": count(16, low=2),
-        "generations": count(10),
-        "mutation": fraction(0.15),
-        "tau": positive(1.0),
-        "uniform_mix": fraction(0.25),
-    }
+    params = OPTIONS
 
     def search(self):
         o = self.options
-        _, delta = yield from self.single_damage()
-        self.importance = delta
-        population = self.first_population(delta)
-        seen = dict((yield from self.score(population)))
+        population, seen = yield from self.start()
         size = len(population)
         for g in range(o["generations"]):
             self.status = f"generation {g + 1}/{o['generations']}"
