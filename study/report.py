@@ -546,8 +546,8 @@ def _power_table(head: str, p: dict | None) -> list[tuple[str, list[str], list[l
     return [
         (
             f"{head}: what the suite can detect (paired differences of mean accuracy over the "
-            f"{p['pairs']} pairs of the dense and pruned models; two-sided, α = {1 - U.LEVEL:.2g}, normal "
-            "approximation)",
+            f"{p['pairs']} pairs of distinct models among the dense and pruned ones; two-sided, "
+            f"α = {1 - U.LEVEL:.2g}, normal approximation)",
             [
                 "items per task",
                 "median SE (points)",

@@ -308,13 +308,17 @@ def detectable(se: float, power: float = POWER) -> float:
 def detectability(cells: Sequence[Samples | None]) -> dict | None:
     """How large an accuracy difference this suite can tell from item noise, judged on the paired
     differences of every two `cells` (searchers of one objective, or pruned models and the dense one):
-    `items` per task, the median paired standard error `se` (points; range `se_low`..`se_high`), the
-    power to detect `EFFECT` points at that SE and the difference detectable with power `POWER`.
-    None with fewer than two cells with accuracy results on the same items."""
+    `items` per task, the median paired standard error `se` (points; range `se_low`..`se_high`) over
+    the `pairs` that differ on at least one item, the power to detect `EFFECT` points at that SE and
+    the difference detectable with power `POWER`. None without two such cells with accuracy results
+    on the same items."""
     common = _common(cells, "acc_avg")
     if common is None:
         return None
     ses = [paired_se(a, b) for i, a in enumerate(common) for b in common[i + 1 :]]
+    ses = [se for se in ses if se > 0]  # a pair answering every item alike is one model twice (a shared baseline)
+    if not ses:
+        return None
     se = float(np.median(ses))
     return {
         "items": {t: a.shape[1] for t, a in common[0].acc.items()},
