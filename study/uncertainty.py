@@ -309,14 +309,17 @@ def detectability(cells: Sequence[Samples | None]) -> dict | None:
     """How large an accuracy difference this suite can tell from item noise, judged on the paired
     differences of every two `cells` (searchers of one objective, or pruned models and the dense one):
     `items` per task, the median paired standard error `se` (points; range `se_low`..`se_high`) over
-    the `pairs` that differ on at least one item, the power to detect `EFFECT` points at that SE and
+    the `pairs` of distinct models (cells with the same per-item results count once), the power to detect `EFFECT` points at that SE and
     the difference detectable with power `POWER`. None without two such cells with accuracy results
     on the same items."""
     common = _common(cells, "acc_avg")
     if common is None:
         return None
-    ses = [paired_se(a, b) for i, a in enumerate(common) for b in common[i + 1 :]]
-    ses = [se for se in ses if se > 0]  # a pair answering every item alike is one model twice (a shared baseline)
+    distinct: list[Samples] = []  # a model listed twice (a baseline shared by every objective) counts once
+    for cell in common:
+        if not any(all(np.array_equal(cell.acc[t], seen.acc[t]) for t in cell.acc) for seen in distinct):
+            distinct.append(cell)
+    ses = [paired_se(a, b) for i, a in enumerate(distinct) for b in distinct[i + 1 :]]
     if not ses:
         return None
     se = float(np.median(ses))
