@@ -55,7 +55,7 @@ def build(config, data: dict) -> dict:
                 "jaccard": A.jaccard_matrix(entries, frozenset(config.baselines)),
                 "variance": {m: A.variance_decomposition(searched, m) for m in ("acc_avg", "ppl_avg", "log_ppl_avg")},
                 "seeds": A.seed_variation(rs),
-                "healing": _healing(rs, config.heal),
+                "healing": _healing(rs, config.heal, data.get("samples"), model),
                 "cross_objective": A.cross_objective(rs),
                 "fronts": [
                     {key: r[key] for key in ("objective", "searcher", "seed", "run", "removed", "value")} | r["front"]
@@ -86,13 +86,21 @@ def build(config, data: dict) -> dict:
     }
 
 
-def _healing(rows: list[dict], methods: list[str]) -> dict | None:
-    """Pruned vs healed for one (model, k): the per-cell table and, per method and suite average,
-    whether healing changes which removed set is best."""
+def _healing(rows: list[dict], methods: list[str], samples: dict | None, model: str) -> dict | None:
+    """Pruned vs healed for one (model, k): the per-cell table, with each healed model's paired
+    difference to its pruned one (`{method}_vs_pruned`: {metric: `uncertainty.paired_difference`},
+    None without per-item results) and, per method and suite average, whether healing changes which
+    removed set is best."""
     if not methods:
         return None
+    table = A.heal_table(rows, methods)
+    for row in table:
+        pruned = (samples or {}).get((model, tuple(row["removed"])))
+        for m in methods:
+            healed = (samples or {}).get((model, tuple(row["removed"]), m))
+            row[f"{m}_vs_pruned"] = {metric: U.paired_difference(healed, pruned, metric) for metric in U.METRICS}
     best = [A.best_after_healing(rows, m, metric) for m in methods for metric in A.HIGHER_IS_BETTER]
-    return {"table": A.heal_table(rows, methods), "best": [b for b in best if b is not None]}
+    return {"table": table, "best": [b for b in best if b is not None]}
 
 
 def best_line(b: dict) -> str:
@@ -368,6 +376,18 @@ def _tables(report: dict, figures: dict) -> list[tuple[str, list[str], list[list
                     ["objective", "searcher", "seed", "removed", *averages],
                     [
                         [r["objective"], r["searcher"], r["seed"], r["removed"], *(r[a] for a in averages)]
+                        for r in g["healing"]["table"]
+                    ],
+                )
+            )
+            out.append(
+                (
+                    f"{head}: healed − pruned, paired on the same items (value [95 % interval] p; {NA}: no "
+                    "per-item results)",
+                    ["objective", "searcher", "seed", "removed", *(f"{m} Δ{x}" for m in methods for x in U.METRICS)],
+                    [
+                        [r["objective"], r["searcher"], r["seed"], r["removed"]]
+                        + [_diff(r[f"{m}_vs_pruned"][x]) for m in methods for x in U.METRICS]
                         for r in g["healing"]["table"]
                     ],
                 )

@@ -53,8 +53,8 @@ def _healed(store: EvaluationStore, model: str, removed: list[int], methods: lis
 def collect(config: StudyConfig, runs_dir: Path, with_items: bool = False) -> dict:
     """{"rows": [...], "dense": {model: {...}}, "n_blocks": {model: n}, "missing": [run names]}; a row's
     `healed` holds its removed set's suite scores after each of the study's heal methods (when stored);
-    `with_items` adds "samples": {(model, removed): `uncertainty.Samples`, None for an evaluation
-    without per-item results}."""
+    `with_items` adds "samples": {(model, removed) or, healed, (model, removed, method):
+    `uncertainty.Samples`, None for an evaluation without per-item results}."""
     store = EvaluationStore(study_dir(runs_dir, config.name) / "evaluations.jsonl", suite_key(config))
     rows, missing, n_blocks = [], [], {}
     for cell in config.cells():
@@ -114,8 +114,10 @@ def front_of(run: Run, result: dict, k: int) -> dict:
 
 
 def item_samples(store: EvaluationStore) -> dict:
-    """Every stored evaluation's per-item results as `uncertainty.Samples` (None where it has none)."""
+    """Every stored evaluation's per-item results as `uncertainty.Samples` (None where it has none):
+    the pruned and dense models keyed (model, removed), the healed ones (model, removed, method)."""
+    rows = {**store.scores, **store.healed}
     return {
         key: samples(row["tasks"], read_items(store.path.parent, row.get("items"), str(store.path)))
-        for key, row in store.scores.items()
+        for key, row in rows.items()
     }

@@ -716,6 +716,23 @@ def test_the_report_compares_pruned_and_healed(healed_study, tmp_path):
     assert "linear_acc_avg" in header and "linear_ppl_avg" in header
 
 
+def test_the_report_pairs_each_healed_model_with_its_pruned_one_on_the_same_items(healed_study, tmp_path):
+    from depthprune.study.report import build
+    from depthprune.study.uncertainty import METRICS as U_METRICS
+
+    config, runs_dir, _, _ = healed_study
+    data = collect(config, runs_dir, with_items=True)
+    table = build(config, data)["groups"][0]["healing"]["table"]
+    for row, cell in zip(table, data["rows"]):
+        d = row["linear_vs_pruned"]["ppl_avg"]
+        assert d["diff"] == pytest.approx(cell["healed"]["linear"]["ppl_avg"] - cell["ppl_avg"], rel=1e-6)
+        assert d["low"] <= d["diff"] <= d["high"] and 0 < d["p"] <= 1
+    md = write_report(config, data, "md", tmp_path).read_text()
+    section = md.split("healed − pruned, paired on the same items")[1].split("\n## ")[0]
+    assert section.count(" p = ") == len(table) * len(U_METRICS)
+    assert "healed − pruned, paired" in write_report(config, collect(config, runs_dir), "md", tmp_path).read_text()
+
+
 @pytest.mark.parametrize(
     "changes,message",
     [
