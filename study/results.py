@@ -116,7 +116,7 @@ def front_of(run: Run, result: dict, k: int) -> dict:
 def item_samples(store: EvaluationStore) -> dict:
     """Every stored evaluation's per-item results as `uncertainty.Samples` (None where it has none):
     the pruned and dense models keyed (model, removed), the healed ones (model, removed, method)."""
-    rows = {**store.scores, **store.healed}
+    rows: dict[tuple, dict] = {**store.scores, **store.healed}
     return {
         key: samples(row["tasks"], read_items(store.path.parent, row.get("items"), str(store.path)))
         for key, row in rows.items()
