@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -866,3 +867,17 @@ def test_a_study_heals_with_its_heal_options_and_refuses_to_mix_other_options_in
     ):
         run_study(changed, tmp_path)
     assert sorted((p.name, p.stat().st_mtime_ns) for p in study_dir(tmp_path, "tiny").iterdir()) == before
+
+
+def test_the_committed_reproduction_study_files_parse_and_read_the_shared_benchmark_files():
+    repo = Path(__file__).resolve().parents[1]
+    files = sorted((repo / "docs" / "reproduction").rglob("*.toml"))
+    assert [f.relative_to(repo / "docs" / "reproduction").as_posix() for f in files] == [
+        "gemma3/study.toml",
+        "smollm2/healed.toml",
+        "smollm2/pareto.toml",
+        "smollm2/study.toml",
+    ]
+    for f in files:
+        config = load_study(f)
+        assert config.cells() and Path(config.data_dir) == (repo.parent / "shared" / "data").resolve()
