@@ -16,10 +16,12 @@ from .runs import RunsDirOpt
 
 def _study_overrides(name, models, objectives, searchers, k, seeds, eval_tasks, eval_limit, data_dir) -> dict:
     """Grid flags as a study table (only those given)."""
+    from ..objectives import split_objectives
+
     table = {
         "name": name,
         "models": parse_list(models or ""),
-        "objectives": parse_list(objectives or ""),
+        "objectives": split_objectives(objectives or ""),
         "searchers": parse_list(searchers or ""),
         "k": parse_indices(k or "", "--k"),
         "seeds": parse_indices(seeds or "", "--seeds"),
@@ -36,7 +38,7 @@ def study_cmd(
     config: Path | None = typer.Option(None, "--config", "-c", help="study TOML file (see docs/reproduction/)"),
     name: str | None = typer.Option(None, "--name", help="study name (overrides the file)"),
     models: str | None = typer.Option(None, "--models", help="comma-separated model specs"),
-    objectives: str | None = typer.Option(None, "--objectives", help="e.g. ppl,margin"),
+    objectives: str | None = typer.Option(None, "--objectives", help="e.g. ppl,margin,mix:ppl=0.5,margin=0.5"),
     searchers: str | None = typer.Option(None, "--searchers", help="e.g. oneshot,greedy,beam"),
     k: str | None = typer.Option(None, "--k", help="budgets, e.g. 4,7"),
     seeds: str | None = typer.Option(None, "--seeds", help="e.g. 0,1,2"),

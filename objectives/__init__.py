@@ -14,7 +14,7 @@ from .base import Objective
 from .choices import ChoiceObjective
 from .kl import KLDivergence
 from .margin import Margin
-from .mix import Mix, is_mix, parse_mix
+from .mix import Mix, is_mix, parse_mix, split_objectives
 from .ppl import Perplexity, WindowObjective
 
 OBJECTIVES: dict[str, type[Objective]] = {c.name: c for c in (Perplexity, Margin, Accuracy, KLDivergence)}
@@ -126,4 +126,5 @@ __all__ = [
     "mix_terms",
     "objective_class",
     "report",
+    "split_objectives",
 ]

@@ -34,6 +34,20 @@ def is_mix(name: str) -> bool:
     return name.startswith(PREFIX)
 
 
+def split_objectives(text: str) -> list[str]:
+    """A comma-separated list of objectives in which a mix keeps its terms: `ppl,mix:ppl=0.5,margin=0.5`
+    -> ["ppl", "mix:ppl=0.5,margin=0.5"] (a `name=weight` part continues the mix before it)."""
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if "=" in part and not is_mix(part) and out and is_mix(out[-1]):
+            out[-1] += "," + part
+        else:
+            out.append(part)
+    return out
+
+
 def parse_mix(spec: str, known: list[str], source: str = "--objective") -> list[tuple[str, float]]:
     """[(objective name, weight)] of `mix:name=weight,...`; a UserError naming the spec and `source`
     for an unknown or repeated term, a nested mix, or a weight that is not a positive number."""

@@ -117,3 +117,10 @@ def test_installed_console_script_reports_errors_without_traceback():
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: block index 9 out of range (from --remove): the model has 6 blocks, 0-5"
+
+
+def test_study_flags_keep_a_mix_objective_whole():
+    from depthprune.cli.study import _study_overrides
+
+    table = _study_overrides("s", "demo", "ppl,mix:ppl=0.5,margin=0.5", "greedy", "4", "0", None, None, None)
+    assert table["objectives"] == ["ppl", "mix:ppl=0.5,margin=0.5"]

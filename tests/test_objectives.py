@@ -175,3 +175,16 @@ def test_a_bad_mix_is_one_line_naming_the_spec(spec, message):
     with pytest.raises(UserError, match=message) as caught:
         objective_class(spec)
     assert "\n" not in str(caught.value) and repr(spec) in str(caught.value)
+
+
+def test_an_objective_list_keeps_each_mix_whole():
+    from depthprune.objectives import split_objectives
+
+    assert split_objectives("ppl, mix:ppl=0.5,margin=0.5 ,margin,mix:kl=1,acc=2") == [
+        "ppl",
+        "mix:ppl=0.5,margin=0.5",
+        "margin",
+        "mix:kl=1,acc=2",
+    ]
+    assert split_objectives("ppl=1,margin") == ["ppl=1", "margin"]  # no mix before it: left to the checks
+    assert split_objectives(" , ") == []

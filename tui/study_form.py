@@ -57,7 +57,9 @@ def _integer(setup: dict, name: str) -> int | None:
 def study_table(values: dict[str, str], setup: dict[str, str]) -> dict:
     """The study table of the form's lists crossed with the Setup fields (see the module docstring);
     a UserError naming the Setup field for a value a study cannot take."""
-    objectives = parse_list(values["objectives"])
+    from ..objectives import split_objectives
+
+    objectives = split_objectives(values["objectives"])
     searchers = parse_list(values["searchers"])
     table: dict = {
         "name": values["name"].strip(),
@@ -125,9 +127,12 @@ def check(values: dict[str, str], setup: dict[str, str], runs_dir: Path) -> dict
         errors["name"] = f"{name!r}: letters, digits, - and _ (≤ 64), or give a Study file"
     elif (study_dir(runs_dir, name) / "study.json").is_file():
         errors["name"] = f"study {name!r} exists; to continue it give its file {study_file(runs_dir, name)}"
+    from ..objectives import is_mix, split_objectives
+
     for field, known in registries().items():
-        items = parse_list(values[field])
-        unknown = [item for item in items if item not in known]
+        mixes = field == "objectives"  # a mix is checked with the whole table, below
+        items = split_objectives(values[field]) if mixes else parse_list(values[field])
+        unknown = [item for item in items if item not in known and not (mixes and is_mix(item))]
         if unknown:
             errors[field] = f"unknown {', '.join(map(repr, unknown))}; valid: {' '.join(known)}"
         elif len(set(items)) != len(items):

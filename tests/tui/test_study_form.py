@@ -86,3 +86,13 @@ def test_errors_name_the_form_field_the_setup_field_or_the_file(tmp_path):
     assert check({**FROM_SETUP, "file": str(missing)}, setup(), runs_dir) == {
         "file": f"study file {str(missing)!r} not found"
     }
+
+
+def test_a_mix_objective_keeps_its_comma_separated_terms_in_the_form_list(tmp_path):
+    runs_dir = tmp_path / "runs"
+    mixed = {**FROM_SETUP, "objectives": "ppl, mix:ppl=0.5,margin=0.5"}
+    assert check(mixed, setup(), runs_dir) == {}
+    config, _ = prepare(mixed, setup(), runs_dir)
+    assert config.objectives == ["ppl", "mix:ppl=0.5,margin=0.5"]
+    bad = check({**mixed, "objectives": "ppl,mix:ppl=0.5,nope=1"}, setup(), runs_dir)
+    assert list(bad) == ["Setup fields"] and "unknown term 'nope'" in bad["Setup fields"]
