@@ -126,7 +126,9 @@ def _child(forkserver, fault: str, config: PruneConfig, runs_dir) -> int:
 
 
 def _counts(result: dict) -> tuple:
-    return result["removed"], round(result["value"], 6), result["evaluations"], result["cached_from_memo"]
+    """What a resumed run must share with the uninterrupted one (a multi-objective run: its front too)."""
+    front = [(m["removed"], round(m["value"], 6)) for m in result.get("front", [])]
+    return result["removed"], round(result["value"], 6), result["evaluations"], result["cached_from_memo"], front
 
 
 def test_a_kill_between_the_runs_event_and_the_shared_memo_leaves_the_counts_of_an_uninterrupted_run(
@@ -211,6 +213,18 @@ CYCLE_CONFIGS = {
         batch_size=1,
         options={"trials": 10, "initial": 4, "pool": 40},
     ),
+    "nsga2": PruneConfig(
+        model="tiny:llama:6",
+        objective="mix:ppl=1,margin=1",
+        searcher="nsga2",
+        k=2,
+        seed=3,
+        calib="demo",
+        calib_samples=2,
+        calib_seq_len=64,
+        batch_size=1,
+        options={"population": 6, "generations": 3},
+    ),
 }
 CYCLES_PER_SEARCHER = 10
 TIMED_CHILD = """
@@ -222,10 +236,10 @@ start(config, runs_dir)
 
 
 def test_sigkill_at_random_times_then_resume_gives_the_uninterrupted_run(forkserver, tmp_path, tally):
-    """40 cycles (10 per searcher: greedy, beam, ga, bo): a search in a forked child is killed with
+    """50 cycles (10 per searcher: greedy, beam, ga, bo, nsga2): a search in a forked child is killed with
     SIGKILL at a random time within its uninterrupted duration, then resumed (or started again when
-    the kill came before the run existed). Removed set, value, evaluation count and cached_from_memo
-    must equal the uninterrupted run's."""
+    the kill came before the run existed). Removed set, value, evaluation count, cached_from_memo and
+    (nsga2) the Pareto front must equal the uninterrupted run's."""
     import time
 
     rng = random.Random(SEED)
