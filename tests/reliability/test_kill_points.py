@@ -71,6 +71,9 @@ def forkserver():
     ctx.set_forkserver_preload(
         ["depthprune.pipeline.prune", "depthprune.core.tiny", "transformers.models.llama.modeling_llama"]
     )
+    warm = ctx.Process(target=int)  # starts the server (its preload takes seconds) before any child is timed
+    warm.start()
+    warm.join()
     return ctx
 
 
