@@ -247,17 +247,20 @@ def test_sigkill_at_random_times_then_resume_gives_the_uninterrupted_run(forkser
 
     rng = random.Random(SEED)
     for name, config in CYCLE_CONFIGS.items():
-        t = time.perf_counter()
-        child = forkserver.Process(
-            target=exec, args=(TIMED_CHILD, {"config": config, "runs_dir": tmp_path / name / "ref"})
-        )
-        child.start()
-        child.join(300)
-        duration = time.perf_counter() - t
+        durations = []
+        for attempt in ("ref", "timed"):  # the second run is the one timed: the first warms every cache
+            t = time.perf_counter()
+            child = forkserver.Process(
+                target=exec, args=(TIMED_CHILD, {"config": config, "runs_dir": tmp_path / name / attempt})
+            )
+            child.start()
+            child.join(300)
+            durations.append(time.perf_counter() - t)
+        duration = durations[-1]
         (reference_run,) = list_runs(tmp_path / name / "ref")
         reference = reference_run.result()
         killed = 0
-        for cycle in range(2 * CYCLES_PER_SEARCHER):  # a child that finished before its kill time is not a cycle
+        for cycle in range(3 * CYCLES_PER_SEARCHER):  # a child that finished before its kill time is not a cycle
             if killed == CYCLES_PER_SEARCHER:
                 break
             runs_dir = tmp_path / name / str(cycle)
